@@ -1,0 +1,351 @@
+"""DDT, the Decoupled Diffusion Transformer, as a condition encoder and a velocity decoder.
+
+One module, one readable file. The parameter tree and every number follow the official
+implementation (MCG-NJU/DDT, `decoupled_improved_dit.py`) so that its checkpoints load
+key for key; see `shared/reference/ddt-reference.md`. Three things differ in *form*, not
+in value, so that the graphs export to ONNX and parse in TensorRT:
+
+- patchify/unpatchify are reshape/permute (the official `F.unfold`/`F.fold` export to
+  `Col2Im`, which TensorRT cannot parse);
+- 2-D RoPE is applied with real cos/sin tables (the official code uses complex tensors);
+- RMSNorm and RoPE always compute in fp32, so a `.half()` model keeps fp32 islands there.
+
+Shapes: B batch, C latent channels, H x W latent size, p patch, N = HW/p^2 tokens,
+D hidden size, G heads, d = D/G head size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DDTConfig:
+    """Architecture of one DDT, plus the latent size its graphs are built for."""
+
+    in_channels: int = 4
+    patch_size: int = 2
+    hidden_size: int = 1152
+    num_groups: int = 16  # attention heads
+    num_blocks: int = 28  # encoder + decoder blocks
+    num_encoder_blocks: int = 22
+    num_classes: int = 1000  # the null (unconditional) class is index num_classes
+    latent_size: int = 32  # H = W of the latent; resolution / 8 for the SD VAE
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.latent_size % self.patch_size:
+            problems.append(f"latent size {self.latent_size} is not a multiple of patch size {self.patch_size}")
+        if self.hidden_size % self.num_groups or (self.hidden_size // self.num_groups) % 4:
+            problems.append(
+                f"hidden size {self.hidden_size} / {self.num_groups} heads must give a head size divisible by 4 (2-D RoPE)"
+            )
+        if not 0 < self.num_encoder_blocks < self.num_blocks:
+            problems.append(
+                f"num_encoder_blocks {self.num_encoder_blocks} must be in [1, num_blocks - 1] (num_blocks {self.num_blocks})"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def num_decoder_blocks(self) -> int:
+        return self.num_blocks - self.num_encoder_blocks
+
+    @property
+    def num_tokens(self) -> int:
+        return (self.latent_size // self.patch_size) ** 2
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_groups
+
+    @property
+    def mlp_hidden(self) -> int:
+        return int(2 * (4 * self.hidden_size) / 3)  # SwiGLU keeps the 4x MLP's parameter count
+
+    @property
+    def null_class(self) -> int:
+        return self.num_classes
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return (self.in_channels, self.latent_size, self.latent_size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# Architectures of the paper (Table 1 / the official configs); resolution picks latent_size.
+ARCHITECTURES: dict[str, DDTConfig] = {
+    "xl": DDTConfig(hidden_size=1152, num_groups=16, num_blocks=28, num_encoder_blocks=22),
+    "l": DDTConfig(hidden_size=1024, num_groups=16, num_blocks=24, num_encoder_blocks=20),
+    "b": DDTConfig(hidden_size=768, num_groups=12, num_blocks=12, num_encoder_blocks=8),
+}
+RESOLUTIONS = (256, 512)
+
+
+def preset(name: str, res: int = 256) -> DDTConfig:
+    """A named architecture at an image resolution (latent = res / 8, the SD VAE's factor)."""
+    if name not in ARCHITECTURES:
+        raise KeyError(f"unknown preset {name!r}; choose one of {', '.join(ARCHITECTURES)}")
+    if res % 16:
+        raise ValueError(f"resolution {res} is not a multiple of 16 (latent / patch must be whole)")
+    return replace(ARCHITECTURES[name], latent_size=res // 8)
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, N, C p p), tokens row-major, features (c, row, col) as F.unfold."""
+    B, C, H, W = x.shape
+    x = x.reshape(B, C, H // p, p, W // p, p)  # B C h p w p
+    x = x.permute(0, 2, 4, 1, 3, 5)  # B h w C p p
+    return x.reshape(B, (H // p) * (W // p), C * p * p)  # B N Cpp
+
+
+def unpatchify(x: torch.Tensor, p: int, C: int, H: int, W: int) -> torch.Tensor:
+    """(B, N, C p p) -> (B, C, H, W), the inverse of `patchify` (F.fold's layout)."""
+    B = x.shape[0]
+    x = x.reshape(B, H // p, W // p, C, p, p)  # B h w C p p
+    x = x.permute(0, 3, 1, 4, 2, 5)  # B C h p w p
+    return x.reshape(B, C, H, W)
+
+
+def rope_tables(head_dim: int, grid: int, theta: float = 10000.0, scale: float = 16.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin, each (N, d/2), of the official 2-D RoPE on a grid x grid token map.
+
+    Positions span [0, scale] whatever the grid; rotation pair j uses the x position for even j
+    and the y position for odd j, both at frequency freqs[j // 2]. Computed in fp32 with the
+    same operations as the official complex table, so the angles are bit-identical.
+    """
+    pos = torch.linspace(0, scale, grid)
+    y_pos, x_pos = torch.meshgrid(pos, pos, indexing="ij")
+    y_pos, x_pos = y_pos.reshape(-1), x_pos.reshape(-1)  # N
+    freqs = 1.0 / (theta ** (torch.arange(0, head_dim, 4)[: head_dim // 4].float() / head_dim))  # d/4
+    x_ang = torch.outer(x_pos, freqs).float()  # N d/4
+    y_ang = torch.outer(y_pos, freqs).float()  # N d/4
+    angles = torch.stack([x_ang, y_ang], dim=-1).reshape(x_pos.numel(), -1)  # N d/2: x0 y0 x1 y1 ...
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent feature pairs of (B, N, G, d) by the per-token angles, in fp32."""
+    B, N, G, d = x.shape
+    xf = x.float().reshape(B, N, G, d // 2, 2)  # B N G d/2 2
+    a, b = xf[..., 0], xf[..., 1]  # B N G d/2 each
+    c, s = cos[None, :, None, :], sin[None, :, None, :]  # 1 N 1 d/2
+    out = torch.stack([a * c - b * s, a * s + b * c], dim=-1)  # B N G d/2 2
+    return out.reshape(B, N, G, d).to(x.dtype)
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm with the reduction in fp32 whatever the model's dtype (a TensorRT fp32 island)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * xf.to(x.dtype)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+class Embed(nn.Module):
+    """Linear patch embedding (the official `Embed`; its norm is an identity)."""
+
+    def __init__(self, in_dim: int, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(in_dim, dim, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+class TimestepEmbedder(nn.Module):
+    def __init__(self, dim: int, freq_dim: int = 256, max_period: float = 10.0):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.freq_dim = freq_dim
+        self.max_period = max_period  # 10, not DiT's 10000: t lives in [0, 1]
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        half = self.freq_dim // 2
+        freqs = torch.exp(-math.log(self.max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+        args = t.float()[:, None] * freqs[None]  # B half
+        feats = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # B 256
+        return self.mlp(feats.to(self.mlp[0].weight.dtype))  # B D
+
+
+class LabelEmbedder(nn.Module):
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__()
+        self.embedding_table = nn.Embedding(num_classes + 1, dim)  # + the null class
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.embedding_table(y)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.q_norm = RMSNorm(dim // heads)
+        self.k_norm = RMSNorm(dim // heads)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        B, N, D = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.heads, D // self.heads)  # B N 3 G d
+        q, k, v = qkv.unbind(2)  # B N G d each
+        q = apply_rope(self.q_norm(q), cos, sin).transpose(1, 2)  # B G N d
+        k = apply_rope(self.k_norm(k), cos, sin).transpose(1, 2)  # B G N d
+        o = F.scaled_dot_product_attention(q, k, v.transpose(1, 2))  # B G N d
+        return self.proj(o.transpose(1, 2).reshape(B, N, D))  # B N D
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.w1 = nn.Linear(dim, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, dim, bias=False)
+        self.w3 = nn.Linear(dim, hidden, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class Block(nn.Module):
+    """adaLN block shared by encoder (condition (B, 1, D)) and decoder (condition (B, N, D))."""
+
+    def __init__(self, cfg: DDTConfig):
+        super().__init__()
+        D = cfg.hidden_size
+        self.norm1 = RMSNorm(D)
+        self.attn = Attention(D, cfg.num_groups)
+        self.norm2 = RMSNorm(D)
+        self.mlp = SwiGLU(D, cfg.mlp_hidden)
+        self.adaLN_modulation = nn.Sequential(nn.Linear(D, 6 * D))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        mod = self.adaLN_modulation(c)  # B 1|N 6D
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=-1)
+        x = x + gate_msa * self.attn(modulate(self.norm1(x), shift_msa, scale_msa), cos, sin)  # B N D
+        x = x + gate_mlp * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))  # B N D
+        return x
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, dim: int, out_dim: int):
+        super().__init__()
+        self.norm_final = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(dim, out_dim)
+        self.adaLN_modulation = nn.Sequential(nn.Linear(dim, 2 * dim))
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.adaLN_modulation(s).chunk(2, dim=-1)  # B N D each
+        # LayerNorm in fp32 like RMSNorm: its variance overflows fp16 on large activations.
+        xn = self.norm_final(x.float()).to(x.dtype)
+        return self.linear(modulate(xn, shift, scale))  # B N Cpp
+
+
+# ----------------------------------------------------------------------------- model
+
+
+class DDT(nn.Module):
+    """The whole DDT. `encode` and `decode` are the two graphs; `forward` is the official call."""
+
+    def __init__(self, cfg: DDTConfig):
+        super().__init__()
+        self.cfg = cfg
+        C, p, D = cfg.in_channels, cfg.patch_size, cfg.hidden_size
+        self.x_embedder = Embed(C * p * p, D)
+        self.s_embedder = Embed(C * p * p, D)
+        self.t_embedder = TimestepEmbedder(D)
+        self.y_embedder = LabelEmbedder(cfg.num_classes, D)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_blocks))
+        self.final_layer = FinalLayer(D, C * p * p)
+        cos, sin = rope_tables(cfg.head_dim, cfg.latent_size // p)
+        # Not in the state dict: derived from the config, as in the official fetch_pos.
+        self.register_buffer("rope_cos", cos, persistent=False)  # N d/2
+        self.register_buffer("rope_sin", sin, persistent=False)  # N d/2
+
+    def encode(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Condition encoder: latent (B,C,H,W), time (B,), label (B,) -> self-condition s (B,N,D)."""
+        cos, sin = self.rope_cos, self.rope_sin
+        tokens = patchify(x, self.cfg.patch_size).to(self.x_embedder.proj.weight.dtype)  # B N Cpp
+        t_emb = self.t_embedder(t)[:, None]  # B 1 D
+        c = F.silu(t_emb + self.y_embedder(y)[:, None])  # B 1 D
+        s = self.s_embedder(tokens)  # B N D
+        for block in self.blocks[: self.cfg.num_encoder_blocks]:
+            s = block(s, c, cos, sin)  # B N D
+        return F.silu(t_emb + s)  # B N D: carries the timestep it was computed at
+
+    def decode(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """Velocity decoder: latent (B,C,H,W), self-condition (B,N,D) -> velocity (B,C,H,W)."""
+        C, H, W = x.shape[1:]
+        cos, sin = self.rope_cos, self.rope_sin
+        h = self.x_embedder(patchify(x, self.cfg.patch_size).to(self.x_embedder.proj.weight.dtype))  # B N D
+        s = s.to(h.dtype)
+        for block in self.blocks[self.cfg.num_encoder_blocks :]:
+            h = block(h, s, cos, sin)  # B N D, conditioned per token
+        v = self.final_layer(h, s)  # B N Cpp
+        return unpatchify(v, self.cfg.patch_size, C, H, W).to(x.dtype)  # B C H W
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, s: torch.Tensor | None = None):
+        """The official signature: returns (v, s), computing s only when none is given."""
+        if s is None:
+            s = self.encode(x, t, y)
+        return self.decode(x, s), s
+
+
+class EncoderGraph(nn.Module):
+    """What `encoder.onnx` computes: (x, t, y) -> s, fp32 latents in whatever the model's dtype."""
+
+    def __init__(self, model: DDT):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(x, t, y)
+
+
+class DecoderGraph(nn.Module):
+    """What `decoder.onnx` computes: (x, s) -> v."""
+
+    def __init__(self, model: DDT):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(x, s)
+
+
+def init_random(model: DDT, seed: int = 0) -> DDT:
+    """Deterministic random weights for benchmarking and tests.
+
+    Unlike DiT's training init, nothing is zero: zero adaLN gates would make every block an
+    identity and parity tests vacuous.
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight") or ".norm" in name:
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
+            elif p.ndim == 1:
+                p.copy_(0.02 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[-1]))
+    return model
