@@ -1,0 +1,58 @@
+"""Backends: each turns a build (or a model) into `Runner`s for the one sampling loop.
+
+A backend does the slow part once (load weights, create sessions, build engines); its
+`runner(batch)` allocates the buffers for one CFG batch size; the runner's `encode()` and
+`decode()` are the fast calls. One small module per backend, imported only when chosen.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Protocol
+
+from ..errors import DDTError
+from ..manifest import Manifest
+from ..sampler import Runner
+
+NAMES = ("torch", "onnxruntime", "tensorrt")
+
+
+class Backend(Protocol):
+    name: str
+
+    def runner(self, batch: int) -> Runner: ...
+
+
+def tensorrt_available() -> bool:
+    return importlib.util.find_spec("tensorrt") is not None
+
+
+def resolve_name(name: str, manifest: Manifest | None) -> str:
+    """`auto`: TensorRT engines where built and usable, else onnxruntime for a build, else torch."""
+    if name != "auto":
+        if name not in NAMES:
+            raise DDTError(f"unknown backend {name!r}; choose auto, {', '.join(NAMES)}")
+        return name
+    if manifest is None:
+        return "torch"
+    if "engines" in manifest.data and tensorrt_available():
+        return "tensorrt"
+    return "onnxruntime"
+
+
+def open_backend(name: str, manifest: Manifest | None = None, model=None) -> Backend:
+    """The named backend for a build folder (or, for torch, an in-memory model)."""
+    name = resolve_name(name, manifest)
+    if name == "torch":
+        from .torch_backend import TorchBackend
+
+        return TorchBackend(model) if model is not None else TorchBackend.from_build(manifest)
+    if manifest is None:
+        raise DDTError(f"the {name} backend runs a build folder; run `ddt-export build` first or use --backend torch")
+    if name == "onnxruntime":
+        from .onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(manifest)
+    from .tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend(manifest)

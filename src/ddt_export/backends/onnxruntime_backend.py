@@ -1,0 +1,85 @@
+"""onnxruntime: the default backend, CPU anywhere and CUDA where onnxruntime-gpu is installed.
+
+Buffers are numpy arrays bound once through IOBinding (zero-copy on the CPU); the state s
+is one buffer bound as the encoder's output and the decoder's input, so sharing it costs
+nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DDTError
+from ..manifest import Manifest
+from .roles import Roles
+
+DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64}
+
+
+def session(path, providers: list[str], threads: int | None = None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), opts, providers=providers)
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise DDTError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:200]}); rebuild the folder") from None
+
+
+def default_providers() -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+class OnnxRuntimeRunner:
+    def __init__(self, backend: "OnnxRuntimeBackend", batch: int):
+        m, r = backend.manifest, backend.roles
+        enc, dec = m.graph("encoder"), m.graph("decoder")
+        specs = {**{("enc", t.name): t for t in enc.inputs + enc.outputs}, **{("dec", t.name): t for t in dec.inputs + dec.outputs}}
+        if any(t.dtype not in DTYPES for t in specs.values()):
+            raise DDTError(f"{m.root}: onnxruntime on numpy cannot bind {m.precision} tensors; use an fp32 or fp16 build")
+
+        def alloc(graph: str, name: str) -> np.ndarray:
+            t = specs[(graph, name)]
+            return np.zeros(t.concrete(batch), DTYPES[t.dtype])
+
+        self.x, self.t, self.y = alloc("enc", r.enc_x), alloc("enc", r.enc_t), alloc("enc", r.enc_y)
+        self.s, self.v = alloc("enc", r.enc_s), alloc("dec", r.dec_v)
+        self._enc, self._dec = backend.encoder, backend.decoder
+        self._enc_io, self._dec_io = self._enc.io_binding(), self._dec.io_binding()
+        for io, name, a in ((self._enc_io, r.enc_x, self.x), (self._enc_io, r.enc_t, self.t), (self._enc_io, r.enc_y, self.y),
+                            (self._dec_io, r.dec_x, self.x), (self._dec_io, r.dec_s, self.s)):
+            io.bind_input(name, "cpu", 0, a.dtype, list(a.shape), a.ctypes.data)
+        self._enc_io.bind_output(r.enc_s, "cpu", 0, self.s.dtype, list(self.s.shape), self.s.ctypes.data)
+        self._dec_io.bind_output(r.dec_v, "cpu", 0, self.v.dtype, list(self.v.shape), self.v.ctypes.data)
+
+    def encode(self) -> None:
+        self._enc.run_with_iobinding(self._enc_io)
+
+    def decode(self) -> None:
+        self._dec.run_with_iobinding(self._dec_io)
+
+    def array(self, a: np.ndarray) -> np.ndarray:
+        return a
+
+    def host(self, a) -> np.ndarray:
+        return np.asarray(a, dtype=np.float32)
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, manifest: Manifest, providers: list[str] | None = None, threads: int | None = None):
+        self.manifest, self.roles = manifest, Roles.of(manifest)
+        self.providers = providers or default_providers()
+        self.encoder = session(manifest.path(manifest.graph("encoder").file), self.providers, threads)
+        self.decoder = session(manifest.path(manifest.graph("decoder").file), self.providers, threads)
+
+    def runner(self, batch: int) -> OnnxRuntimeRunner:
+        return OnnxRuntimeRunner(self, batch)

@@ -1,0 +1,144 @@
+"""`ddt-export build`: model -> build folder (two ONNX graphs, weights, manifest).
+
+Everything is written into a hidden temporary folder beside the destination and moved
+into place only when every graph has been exported and checked, so an interrupted or
+failed build leaves nothing that looks usable.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from . import __version__
+from .errors import DDTError
+from .export import DEFAULT_OPSET, TOLERANCE, check_graph, example_inputs, export_graph, graph_modules
+from .manifest import FORMAT, NAME, Manifest, file_entry, write_json_atomic
+from .model import DDT
+from .official import ModelSource
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+WEIGHTS = "model.safetensors"
+
+
+def cast_for_export(model: DDT, precision: str) -> DDT:
+    """The model in the graph's precision; norms, RoPE and t-features stay fp32 by construction."""
+    if precision == "fp32":
+        return model
+    return copy.deepcopy(model).to({"fp16": torch.float16, "bf16": torch.bfloat16}[precision])
+
+
+def tool_versions() -> dict:
+    import onnx
+    import onnxruntime
+
+    return {
+        "ddt_export": __version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "python": platform.python_version(),
+    }
+
+
+@contextmanager
+def staging(out: Path) -> Iterator[Path]:
+    """A temp folder next to `out`, renamed onto it on success, removed on any failure."""
+    if out.exists() and not (out / NAME).is_file() and any(out.iterdir()):
+        raise DDTError(f"{out} exists and is not a ddt-export build; choose another --out or empty it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        yield tmp
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build(
+    source: ModelSource,
+    model: DDT,
+    out: Path,
+    *,
+    precision: str = "fp32",
+    opset: int = DEFAULT_OPSET,
+    weights_from: str = "random",
+    extra_graphs: Callable[[Path], dict] | None = None,
+    progress: Callable[[str], None] = lambda msg: None,
+) -> Manifest:
+    """Export, check and write a build; returns its manifest. `extra_graphs(tmp)` may add graphs (the VAE)."""
+    if precision not in PRECISIONS:
+        raise DDTError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # torchvision-op notices are noise here
+    model = model.eval()
+    graph_model = cast_for_export(model, precision)
+    started = time.perf_counter()
+    with staging(Path(out)) as tmp:
+        graphs = {}
+        for spec, module in graph_modules(graph_model, precision):
+            progress(f"exporting {spec.name}")
+            export_graph(module, spec, example_inputs(spec, graph_model, batch=2), tmp / spec.file, opset)
+            progress(f"checking {spec.name} against PyTorch")
+            # fp32 PyTorch is the reference for every precision: that is the error users get
+            ref_module = dict((s.name, m) for s, m in graph_modules(model, "fp32"))[spec.name]
+            inputs = example_inputs(spec, graph_model, batch=3, seed=1)
+            check = check_graph(ref_module, spec, tmp / spec.file, inputs, TOLERANCE[precision])
+            if check.max_rel_error > check.tolerance:
+                raise DDTError(
+                    f"{spec.name} graph differs from PyTorch by {check.max_rel_error:.2e} (relative), beyond {check.tolerance:.0e}; "
+                    "report this with `ddt-export build --debug` output"
+                )
+            graphs[spec.name] = {**spec.to_dict(), "check": check.to_dict()}
+        if extra_graphs is not None:
+            graphs.update(extra_graphs(tmp))
+        progress("saving weights")
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
+        data = {
+            "format": FORMAT,
+            "name": source.name,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "model": {
+                "architecture": source.arch.to_dict(),
+                "latent_shape": list(source.arch.latent_shape),
+                "num_classes": source.arch.num_classes,
+                "null_class": source.null_class,
+                "space": source.space,
+                "weights": weights_from,
+                "parameters": sum(p.numel() for p in model.parameters()),
+            },
+            "sampler": source.sampler.to_dict(),
+            "precision": precision,
+            "opset": opset,
+            "graphs": graphs,
+            "weights_file": WEIGHTS,
+            "calibration": {},
+            "tools": tool_versions(),
+            "build_seconds": None,
+            "files": {},
+        }
+        for p in sorted(tmp.iterdir()):
+            data["files"][p.name] = file_entry(p)
+        data["build_seconds"] = round(time.perf_counter() - started, 2)
+        write_json_atomic(tmp / NAME, data)
+    from .manifest import read
+
+    return read(out, verify=False)

@@ -1,0 +1,40 @@
+"""`ddt-export inspect`: a manifest as a person reads it."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+
+from .manifest import Manifest
+
+
+def render(m: Manifest) -> Group:
+    d = m.data
+    arch = d["model"]["architecture"]
+    head = Table.grid(padding=(0, 2))
+    for k, v in (
+        ("build", f"{m.name}  ({m.root})"),
+        ("model", f"{arch['num_encoder_blocks']} encoder + {arch['num_blocks'] - arch['num_encoder_blocks']} decoder blocks, "
+                  f"hidden {arch['hidden_size']}, {arch['num_groups']} heads, patch {arch['patch_size']}, "
+                  f"{d['model']['parameters'] / 1e6:.1f}M parameters"),
+        ("latent", f"{d['model']['latent_shape']} ({d['model']['space']} space), {d['model']['num_classes']} classes, null class {d['model']['null_class']}"),
+        ("weights", d["model"]["weights"]),
+        ("sampler", ", ".join(f"{k}={v}" for k, v in d["sampler"].items())),
+        ("precision", f"{d['precision']}, opset {d['opset']}"),
+        ("tools", ", ".join(f"{k} {v}" for k, v in d["tools"].items())),
+        ("calibrated", ", ".join(f"{n} steps" for n in d.get("calibration", {})) or "none (ddt-export calibrate BUILD --steps N)"),
+    ):
+        head.add_row(f"[bold]{k}[/]", str(v))
+    graphs = Table(title="graphs", title_justify="left")
+    for col in ("graph", "inputs", "outputs", "max rel. error vs PyTorch"):
+        graphs.add_column(col)
+    fmt = lambda ts: "\n".join(f"{t['name']} {t['dtype']} {t['shape']}" for t in ts)  # noqa: E731
+    for name, g in d["graphs"].items():
+        err = g.get("check", {}).get("max_rel_error")
+        graphs.add_row(name, fmt(g["inputs"]), fmt(g["outputs"]), "-" if err is None else f"{err:.1e}")
+    files = Table(title="files", title_justify="left")
+    for col in ("file", "bytes", "sha256"):
+        files.add_column(col)
+    for f, e in d["files"].items():
+        files.add_row(f, f"{e['bytes']:,}", e["sha256"][:16] + "…")
+    return Group(head, graphs, files)

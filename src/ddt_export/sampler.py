@@ -1,0 +1,128 @@
+"""The Euler flow-matching sampler with classifier-free guidance and encoder sharing.
+
+One plain function, as in k-diffusion: the schedule (which steps run the encoder) comes in
+from outside, and the model comes in as a `Runner` whose buffers the backend owns. The loop
+never asks which backend it drives: it writes the inputs into the runner's buffers, calls
+`encode()` at recompute steps and `decode()` at every step, and does the guidance and Euler
+update with in-place array operators that numpy arrays and torch tensors (CPU or CUDA) share.
+
+Semantics follow the official sampler (sharing_sampling.py): t runs from 0 (noise) to 1
+(data); the CFG batch is [uncond; cond]; guidance applies iff lo < t < hi (strict), else the
+same formula with w = 1; s is reused between recompute steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from .errors import DDTError
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """The official EulerSampler's knobs (its `diffusion_sampler.init_args`)."""
+
+    num_steps: int = 250
+    guidance: float = 1.0
+    interval_min: float = 0.0
+    interval_max: float = 1.0
+    timeshift: float = 1.0
+    last_step: float | None = None  # None: 1 / num_steps, as the official sampler
+
+    def with_overrides(self, **kw: Any) -> "SamplerSettings":
+        out = replace(self, **{k: v for k, v in kw.items() if v is not None})
+        out.validate()
+        return out
+
+    def validate(self) -> None:
+        if self.num_steps < 1:
+            raise DDTError(f"steps must be >= 1 (got {self.num_steps})")
+        if self.last_step is not None and not 0 < self.last_step < 1:
+            raise DDTError(f"last step must be in (0, 1) (got {self.last_step})")
+        if self.timeshift <= 0:
+            raise DDTError(f"timeshift must be > 0 (got {self.timeshift})")
+        if self.interval_min > self.interval_max:
+            raise DDTError(f"guidance interval {self.interval_min},{self.interval_max} is reversed; give LO,HI with LO <= HI")
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _linspace_f32(start: float, end: float, steps: int) -> np.ndarray:
+    """torch.linspace(start, end, steps) in float32, bit for bit (its two-sided formula)."""
+    if steps == 1:
+        return np.array([start], np.float32)
+    step = np.float32((np.float32(end) - np.float32(start)) / np.float32(steps - 1))
+    i = np.arange(steps, dtype=np.float32)
+    half = steps // 2
+    lo = np.float32(start) + step * i
+    hi = np.float32(end) - step * (np.float32(steps - 1) - i)
+    return np.where(np.arange(steps) < half, lo, hi).astype(np.float32)
+
+
+def timesteps(num_steps: int, last_step: float | None = None, timeshift: float = 1.0) -> np.ndarray:
+    """The N + 1 time points (float32) of the official grid: linspace to 1 - last_step, then 1."""
+    last = 1.0 / num_steps if last_step is None or num_steps == 1 else last_step
+    t = np.append(_linspace_f32(0.0, 1.0 - last, num_steps), np.float32(1.0))  # N+1
+    shift = np.float32(timeshift)
+    return (t / (t + (np.float32(1.0) - t) * shift)).astype(np.float32)
+
+
+class Runner(Protocol):
+    """A backend bound to one CFG batch size, with buffers allocated once.
+
+    x (2B,C,H,W), t (2B,), y (2B,) feed the encoder; x and s feed the decoder; v is its
+    output. `encode()` fills s from x, t, y; `decode()` fills v from x, s. `array(a)` moves a
+    host array to the runner's device (identity for CPU backends).
+    """
+
+    x: Any
+    t: Any
+    y: Any
+    v: Any
+
+    def encode(self) -> None: ...
+    def decode(self) -> None: ...
+    def array(self, a: np.ndarray) -> Any: ...
+
+
+def sample(
+    runner: Runner,
+    noise: np.ndarray,
+    labels: Sequence[int],
+    null_class: int,
+    settings: SamplerSettings,
+    recompute: Sequence[int],
+    callback: Callable[[int], None] | None = None,
+) -> Any:
+    """Integrate noise (B,C,H,W) at t=0 to latents at t=1; returns x in the runner's array type."""
+    B = noise.shape[0]
+    grid = timesteps(settings.num_steps, settings.last_step, settings.timeshift)  # N+1
+    refresh = set(recompute)
+    x = runner.array(np.array(noise, dtype=np.float32, copy=True))  # B C H W, updated in place
+    guided = runner.array(np.empty_like(noise, dtype=np.float32))  # B C H W scratch
+    runner.y[:] = runner.array(np.array([null_class] * B + list(labels), dtype=np.int64))  # [uncond; cond]
+    vu, vc = runner.v[:B], runner.v[B:]  # views into the decoder's output buffer
+    # The official loop compares a float32 t with the bounds, so the bounds round to float32 too.
+    lo, hi = np.float32(settings.interval_min), np.float32(settings.interval_max)
+    for i in range(settings.num_steps):
+        dt = float(grid[i + 1] - grid[i])  # float32 difference, as the official dt
+        runner.x[:B] = x
+        runner.x[B:] = x
+        if i in refresh:
+            runner.t[:] = grid[i]
+            runner.encode()  # s for this step; reused until the next recompute step
+        runner.decode()
+        w = settings.guidance if lo < grid[i] < hi else 1.0
+        guided[...] = vc  # v = vu + w (vc - vu), then x += v dt, without temporaries
+        guided -= vu
+        guided *= w
+        guided += vu
+        guided *= dt
+        x += guided
+        if callback is not None:
+            callback(i)
+    return x

@@ -1,0 +1,139 @@
+"""Which sampling steps run the encoder: explicit lists, uniform sharing, and the statistical DP.
+
+Official semantics: a schedule is the sorted list of recompute steps Φ, always starting at
+0; budget K = |Φ|; sharing ratio r = 1 - K/N. The paper's ratios come from refresh rates
+R = 2, 3, 4, 5, 6, 8 (0.50 ... 0.87): uniform recomputes when i % R == 0, and the DP gets
+K = int(N / R), as in the paper's Table 4.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .errors import DDTError
+
+METHODS = ("dp", "uniform")
+
+
+def check_recompute(steps: Sequence[int], num_steps: int) -> list[int]:
+    """An explicit recompute list, validated: starts at 0, strictly increasing, below N."""
+    steps = [int(s) for s in steps]
+    if not steps or steps[0] != 0:
+        raise DDTError(f"recompute list must start at step 0 (got {steps[:5]}); the first step has no state to reuse")
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise DDTError(f"recompute list must be strictly increasing (got {steps})")
+    if steps[-1] >= num_steps:
+        raise DDTError(f"recompute step {steps[-1]} is out of range for {num_steps} steps (valid: 0..{num_steps - 1})")
+    return steps
+
+
+def check_ratio(ratio: float) -> float:
+    if not 0.0 <= ratio < 1.0:
+        raise DDTError(f"sharing ratio must be in [0, 1) (got {ratio}); 0 runs the encoder at every step")
+    return float(ratio)
+
+
+def refresh_rate(ratio: float) -> int:
+    """R for a sharing ratio: the encoder runs every R steps (0.75 -> 4, 0.83 -> 6, 0.87 -> 8)."""
+    return max(1, round(1.0 / (1.0 - check_ratio(ratio))))
+
+
+def uniform(num_steps: int, ratio: float) -> list[int]:
+    """The official uniform sharing: recompute when i % R == 0."""
+    R = refresh_rate(ratio)
+    return list(range(0, num_steps, R))
+
+
+def evenly_spaced(num_steps: int, budget: int) -> list[int]:
+    """Uniform sharing at an exact budget K: steps floor(k N / K); equals i % R == 0 when K = N / R."""
+    if not 1 <= budget <= num_steps:
+        raise DDTError(f"budget must be between 1 and the number of steps {num_steps} (got {budget})")
+    return [k * num_steps // budget for k in range(budget)]
+
+
+def budget(num_steps: int, ratio: float) -> int:
+    """The DP's K at a sharing ratio: int(N / R), at least 1."""
+    return max(1, num_steps // refresh_rate(ratio))
+
+
+def similarity(states: np.ndarray) -> np.ndarray:
+    """(N, B, L, D) states of a full run -> (N, N) cosine similarity averaged over B*L tokens."""
+    N, B, L, D = states.shape
+    X = np.asarray(states, dtype=np.float32).reshape(N, B * L, D)
+    X = X / np.linalg.norm(X, axis=-1, keepdims=True)  # unit token vectors
+    X = X.reshape(N, B * L * D)
+    # sum over tokens of <a_tok, b_tok> is one dot product of the flattened unit vectors
+    return (X.astype(np.float64) @ X.T.astype(np.float64) / (B * L)).astype(np.float32)
+
+
+def check_similarity(sim: np.ndarray) -> np.ndarray:
+    sim = np.asarray(sim)
+    if sim.ndim != 2 or sim.shape[0] != sim.shape[1] or sim.shape[0] < 1:
+        raise DDTError(f"similarity must be a square N x N matrix (got shape {sim.shape})")
+    if not np.issubdtype(sim.dtype, np.floating) or not np.isfinite(sim).all():
+        raise DDTError("similarity must hold finite floating-point values")
+    return sim
+
+
+def dp(sim: np.ndarray, num_recompute: int) -> list[int]:
+    """The statistical DP: K recompute steps minimising the summed dissimilarity of reused states.
+
+    E[i][j] = sum over m = j..i of (1 - sim[m][j]) is the cost of steps j..i reusing the state
+    computed at j. C[1][i] = E[i-1][0]; C[k][i] = min over j in [k-1, i-1] of C[k-1][j] +
+    E[i-1][j], ties to the smallest j (the official loop's strict `<`); backtrack from C[K][N].
+    Vectorised over (i, j) per k; values and tie-breaks equal the official Python loops.
+    """
+    sim = check_similarity(sim)
+    N, K = sim.shape[0], int(num_recompute)
+    if not 1 <= K <= N:
+        raise DDTError(f"budget must be between 1 and the number of steps {N} (got {K})")
+    err = np.tril(1 - sim).astype(np.float64)  # 1 - sim in the matrix's own dtype, as the official
+    E = np.cumsum(err, axis=0)  # E[i][j] = sum_{m<=i} err[m][j] = sum_{m=j..i} for j <= i
+    C = np.full((K + 1, N + 1), np.inf)
+    P = np.full((K + 1, N + 1), -1, dtype=np.int64)
+    C[1, 1:] = E[:, 0]  # C[1][i] = E[i-1][0]
+    P[1, 1:] = 0
+    j = np.arange(N + 1)
+    for k in range(2, K + 1):
+        i = np.arange(k, N + 1)[:, None]  # the i of C[k][i]
+        # cand[i, j] = C[k-1][j] + E[i-1][j] for k-1 <= j <= i-1, inf elsewhere
+        Ei = np.pad(E[i[:, 0] - 1], ((0, 0), (0, 1)), constant_values=np.inf)  # rows E[i-1], j up to N
+        cand = np.where((j >= k - 1) & (j <= i - 1), C[k - 1][None, :] + Ei, np.inf)
+        P[k, k:] = np.argmin(cand, axis=1)  # first minimum, as the official strict `<`
+        C[k, k:] = cand[np.arange(len(i)), P[k, k:]]
+    steps = [N]
+    for k in range(K, 0, -1):
+        steps.append(int(P[k, steps[-1]]))
+    return steps[::-1][:-1]  # K steps starting at 0 (the trailing N is the sentinel)
+
+
+def resolve(
+    num_steps: int,
+    *,
+    recompute: Sequence[int] | None = None,
+    ratio: float | None = None,
+    method: str = "dp",
+    sim: np.ndarray | None = None,
+) -> list[int]:
+    """The recompute steps for a run: an explicit list, or a sharing ratio by uniform or DP.
+
+    With neither, every step recomputes (no sharing). A DP schedule needs the calibrated
+    similarity matrix for exactly this step count.
+    """
+    if recompute is not None and ratio is not None:
+        raise DDTError("give either a recompute list or a sharing ratio, not both")
+    if recompute is not None:
+        return check_recompute(recompute, num_steps)
+    if ratio is None or check_ratio(ratio) == 0.0:
+        return list(range(num_steps))
+    if method not in METHODS:
+        raise DDTError(f"unknown schedule {method!r}; choose dp or uniform")
+    if method == "uniform":
+        return uniform(num_steps, ratio)
+    if sim is None:
+        raise DDTError(f"DP schedule needs a similarity matrix for {num_steps} steps; run `ddt-export calibrate BUILD --steps {num_steps}` first")
+    if sim.shape[0] != num_steps:
+        raise DDTError(f"similarity matrix is for {sim.shape[0]} steps, not {num_steps}; calibrate for {num_steps} steps")
+    return dp(sim, budget(num_steps, ratio))
