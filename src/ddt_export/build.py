@@ -16,7 +16,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -80,10 +80,16 @@ def build(
     precision: str = "fp32",
     opset: int = DEFAULT_OPSET,
     weights_from: str = "random",
-    extra_graphs: Callable[[Path], dict] | None = None,
+    extras: Sequence[Callable[[Path, dict, DDT], None]] = (),
     progress: Callable[[str], None] = lambda msg: None,
 ) -> Manifest:
-    """Export, check and write a build; returns its manifest. `extra_graphs(tmp)` may add graphs (the VAE)."""
+    """Export, check and write a build; returns its manifest.
+
+    Each of `extras` (the VAE graph, TensorRT engines, LibTorch modules) is called as
+    `extra(tmp_dir, manifest_data, model)` after the two graphs are exported and checked: it
+    writes its files into tmp_dir and records them in manifest_data. Every file in the
+    folder is hashed afterwards, so extras never touch `files`.
+    """
     if precision not in PRECISIONS:
         raise DDTError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # torchvision-op notices are noise here
@@ -106,8 +112,6 @@ def build(
                     "report this with `ddt-export build --debug` output"
                 )
             graphs[spec.name] = {**spec.to_dict(), "check": check.to_dict()}
-        if extra_graphs is not None:
-            graphs.update(extra_graphs(tmp))
         progress("saving weights")
         from safetensors.torch import save_file
 
@@ -135,8 +139,10 @@ def build(
             "build_seconds": None,
             "files": {},
         }
-        for p in sorted(tmp.iterdir()):
-            data["files"][p.name] = file_entry(p)
+        for extra in extras:
+            extra(tmp, data, model)
+        for p in sorted(q for q in tmp.rglob("*") if q.is_file()):
+            data["files"][p.relative_to(tmp).as_posix()] = file_entry(p)
         data["build_seconds"] = round(time.perf_counter() - started, 2)
         write_json_atomic(tmp / NAME, data)
     from .manifest import read

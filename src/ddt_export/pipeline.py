@@ -102,6 +102,21 @@ class Pipeline:
             return self._similarity[num_steps]
         return self.manifest.similarity(num_steps) if self.manifest is not None else None
 
+    def validate(self, labels, *, seed=None, noise=None, recompute=None, sharing_ratio=None, schedule="dp", **overrides):
+        """Every input of a run checked before any work: (labels, noise, settings)."""
+        labels = self.check_labels(labels)
+        settings = self.defaults.with_overrides(**overrides)
+        if noise is None:
+            noise = seeded_noise(len(labels), self.arch.latent_shape, 0 if seed is None else seed)
+        noise = self.check_noise(noise, len(labels))
+        if sharing_ratio is not None:
+            schedules.check_ratio(sharing_ratio)
+        if schedule not in schedules.METHODS:
+            raise DDTError(f"unknown schedule {schedule!r}; choose dp or uniform")
+        if recompute is not None:
+            schedules.resolve(settings.num_steps, recompute=recompute, ratio=sharing_ratio)
+        return labels, noise, settings
+
     def schedule(self, num_steps: int, *, recompute=None, sharing_ratio=None, method: str = "dp") -> list[int]:
         """Recompute steps; a DP schedule without stored calibration calibrates first (and stores it)."""
         if sharing_ratio is not None:
@@ -136,11 +151,8 @@ class Pipeline:
         **overrides,
     ) -> Result:
         """Sample latents; `overrides` are SamplerSettings fields (num_steps, guidance, ...)."""
-        labels = self.check_labels(labels)
-        settings = self.defaults.with_overrides(**overrides)
-        if noise is None:
-            noise = seeded_noise(len(labels), self.arch.latent_shape, 0 if seed is None else seed)
-        noise = self.check_noise(noise, len(labels))
+        labels, noise, settings = self.validate(labels, seed=seed, noise=noise, recompute=recompute,
+                                                sharing_ratio=sharing_ratio, schedule=schedule, **overrides)
         steps = self.schedule(settings.num_steps, recompute=recompute, sharing_ratio=sharing_ratio, method=schedule)
         runner = self.backend.runner(2 * len(labels))
         x = sample(runner, noise, labels, self.null_class, settings, steps, progress)

@@ -14,7 +14,7 @@ from ..errors import DDTError
 from ..manifest import Manifest
 from ..sampler import Runner
 
-NAMES = ("torch", "onnxruntime", "tensorrt")
+NAMES = ("torch", "onnxruntime", "openvino", "tensorrt")
 
 
 class Backend(Protocol):
@@ -53,6 +53,10 @@ def open_backend(name: str, manifest: Manifest | None = None, model=None) -> Bac
         from .onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(manifest)
+    if name == "openvino":
+        from .openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend(manifest)
     from .tensorrt_backend import TensorRTBackend
 
     return TensorRTBackend(manifest)

@@ -57,6 +57,10 @@ def build(
     precision: str = typer.Option("fp32", help="Graph precision: fp32, fp16 or bf16."),
     opset: int = typer.Option(18, help="ONNX opset, 17 to 20."),
     vae: Optional[Path] = typer.Option(None, help="Local diffusers AutoencoderKL folder; exports its decoder too."),
+    backend: str = typer.Option("onnx", help="onnx (graphs only), tensorrt (also FP16/BF16/FP32 engines; needs a GPU), or auto."),
+    max_batch: int = typer.Option(4, help="Largest user batch the TensorRT engines accept (the CFG batch is twice it)."),
+    opt_level: int = typer.Option(3, help="TensorRT builder optimisation level, 0 to 5."),
+    libtorch: bool = typer.Option(False, "--libtorch", help="Also export encoder and decoder for the C++ LibTorch runtime."),
     out: Optional[Path] = typer.Option(None, help="Build folder [default: engines/<name>]."),
 ):
     """Export encoder and decoder to ONNX, check them against PyTorch, write a manifest.
@@ -70,14 +74,28 @@ def build(
         preset_name=preset, res=res, config=config, ckpt=ckpt, random_weights=random_weights, ema=not raw_weights, trust=trust_checkpoint
     )
     out = out or Path("engines") / src.name
-    extra = None
+    extras = []
     if vae is not None:
-        from ..vae import export_vae_decoder
+        from ..vae import vae_extra
 
-        extra = lambda tmp: export_vae_decoder(vae, tmp, src.arch, opset)  # noqa: E731
+        extras.append(vae_extra(vae, opset))
+    if backend not in ("onnx", "tensorrt", "auto"):
+        raise DDTError(f"unknown build backend {backend!r}; choose onnx, tensorrt or auto")
+    if backend != "onnx":
+        from ..tensorrt.engines import engines_extra
+
+        extra = engines_extra(precision=precision, max_batch=max_batch, opt_level=opt_level, required=backend == "tensorrt")
+        if extra is not None:
+            extras.append(extra)
+        else:
+            console.print("TensorRT or a GPU is not available here: building the ONNX graphs only, engines skipped")
+    if libtorch:
+        from ..libtorch import libtorch_extra
+
+        extras.append(libtorch_extra())
     with console.status("building") as status:
         manifest = run_build(src, model, out, precision=precision, opset=opset, weights_from=weights_from,
-                             extra_graphs=extra, progress=lambda msg: status.update(msg))
+                             extras=extras, progress=lambda msg: status.update(msg))
     for name in ("encoder", "decoder"):
         check = manifest.data["graphs"][name]["check"]
         console.print(f"{name}: max error vs PyTorch {check['max_abs_error']:.2e} (relative {check['max_rel_error']:.2e})")
@@ -134,7 +152,8 @@ def generate(
     if out is not None or save_npz is not None:
         pipe.check_images()
     overrides = dict(num_steps=steps, guidance=cfg, interval_min=lo, interval_max=hi, timeshift=timeshift, last_step=last_step)
-    settings = pipe.defaults.with_overrides(**overrides)
+    _, _, settings = pipe.validate(label_list, seed=seed, noise=noise_arr, recompute=recompute_list,
+                                   sharing_ratio=sharing_ratio, schedule=schedule, **overrides)
     if pipe.needs_calibration(settings.num_steps, recompute=recompute_list, sharing_ratio=sharing_ratio, method=schedule):
         console.print(f"no calibration for {settings.num_steps} steps yet: running it once (8 samples) and keeping it")
         bar, advance = progress_bar(settings.num_steps, "calibrating")
@@ -214,6 +233,11 @@ def inspect(build_dir: Path = typer.Argument(..., help="A build folder.")):
     from ..manifest import read
 
     Console().print(render(read(build_dir)))
+
+
+from .sample import sample as _sample  # noqa: E402  (sampling at scale on Ray; Ray itself is imported only when it runs)
+
+app.command("sample")(_sample)
 
 
 def main() -> None:

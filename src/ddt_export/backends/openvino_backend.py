@@ -1,0 +1,108 @@
+"""OpenVINO on the CPU: the build's ONNX graphs compiled for bf16 where the CPU has bf16 hardware.
+
+OpenVINO reads the fp32 ONNX graphs as they are and, with its inference-precision hint,
+runs matmuls in bf16 (AVX512-BF16 or AMX) with fp32 inputs and outputs, the way PyTorch's
+bf16 autocast does; on other CPUs it runs fp32. Each runner compiles the graphs for its
+static CFG batch (OpenVINO plans memory and kernels per shape) and binds numpy buffers
+as the requests' tensors, so the loop's writes are the graphs' inputs and `s` is one buffer
+shared by the encoder's output and the decoder's input, as in the onnxruntime backend.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DDTError
+from ..manifest import Manifest
+from .roles import Roles
+
+DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64}
+PRECISIONS = {"bf16": "bf16", "fp32": "f32"}  # ours -> OpenVINO's INFERENCE_PRECISION_HINT
+
+
+def bf16_supported(core) -> bool:
+    return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+class OpenVinoRunner:
+    def __init__(self, backend: "OpenVinoBackend", batch: int):
+        import openvino as ov
+
+        m, r = backend.manifest, backend.roles
+        enc, dec = m.graph("encoder"), m.graph("decoder")
+        specs = {**{("enc", t.name): t for t in enc.inputs + enc.outputs}, **{("dec", t.name): t for t in dec.inputs + dec.outputs}}
+        if any(t.dtype not in DTYPES for t in specs.values()):
+            raise DDTError(f"{m.root}: OpenVINO on numpy cannot bind {m.precision} tensors; use an fp32 build (OpenVINO computes it in bf16 itself)")
+
+        def alloc(graph: str, name: str) -> np.ndarray:
+            t = specs[(graph, name)]
+            return np.zeros(t.concrete(batch), DTYPES[t.dtype])
+
+        self.x, self.t, self.y = alloc("enc", r.enc_x), alloc("enc", r.enc_t), alloc("enc", r.enc_y)
+        self.s, self.v = alloc("enc", r.enc_s), alloc("dec", r.dec_v)
+        enc_model, dec_model = backend.compiled(batch)
+        self._enc, self._dec = enc_model.create_infer_request(), dec_model.create_infer_request()
+        # shared_memory: the request reads and writes these numpy arrays in place, no copies per call
+        for req, name, a in ((self._enc, r.enc_x, self.x), (self._enc, r.enc_t, self.t), (self._enc, r.enc_y, self.y),
+                             (self._enc, r.enc_s, self.s), (self._dec, r.dec_x, self.x), (self._dec, r.dec_s, self.s),
+                             (self._dec, r.dec_v, self.v)):
+            req.set_tensor(name, ov.Tensor(a, shared_memory=True))
+
+    def encode(self) -> None:
+        # start_async + wait, not infer(): infer() returns copies of the outputs on every call
+        self._enc.start_async()
+        self._enc.wait()
+
+    def decode(self) -> None:
+        self._dec.start_async()
+        self._dec.wait()
+
+    def array(self, a: np.ndarray) -> np.ndarray:
+        return a
+
+    def host(self, a) -> np.ndarray:
+        return np.asarray(a, dtype=np.float32)
+
+
+class OpenVinoBackend:
+    name = "openvino"
+
+    def __init__(self, manifest: Manifest, precision: str | None = None, threads: int | None = None):
+        try:
+            import openvino as ov
+        except ImportError:
+            raise DDTError("the openvino backend needs the openvino package: pip install openvino") from None
+        self.manifest, self.roles = manifest, Roles.of(manifest)
+        self.core = ov.Core()
+        if precision is None:
+            precision = "bf16" if bf16_supported(self.core) else "fp32"
+        if precision not in PRECISIONS:
+            raise DDTError(f"unknown OpenVINO precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+        self.precision = precision
+        self.config = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            self.config["INFERENCE_NUM_THREADS"] = int(threads)
+        self._models = {name: self._read(name) for name in ("encoder", "decoder")}
+        self._compiled: dict[int, tuple] = {}
+
+    def _read(self, name: str):
+        path = self.manifest.path(self.manifest.graph(name).file)
+        try:
+            return self.core.read_model(str(path))  # external data (<file>.data) is found beside it
+        except Exception as e:  # OpenVINO raises RuntimeError subclasses of its own
+            raise DDTError(f"{path}: OpenVINO cannot read it ({str(e).splitlines()[0][:200]}); rebuild the folder") from None
+
+    def compiled(self, batch: int) -> tuple:
+        """(encoder, decoder) compiled for a static CFG batch, once per batch size."""
+        if batch not in self._compiled:
+            out = []
+            for name in ("encoder", "decoder"):
+                model = self._models[name].clone()
+                spec = self.manifest.graph(name)
+                model.reshape({t.name: list(t.concrete(batch)) for t in spec.inputs})
+                out.append(self.core.compile_model(model, "CPU", self.config))
+            self._compiled[batch] = tuple(out)
+        return self._compiled[batch]
+
+    def runner(self, batch: int) -> OpenVinoRunner:
+        return OpenVinoRunner(self, batch)

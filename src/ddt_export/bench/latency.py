@@ -1,0 +1,299 @@
+"""`ddt-bench latency`: the sampling loop users run, timed per sharing ratio, against the ideals.
+
+What is timed is `sampler.sample` on a runner from the backend registry, exactly as
+`Pipeline.generate` runs it; the runner (buffers, bindings, compiled graphs) is made once,
+outside the timed region. Runs are interleaved round-robin (every ratio and reference once
+per repeat) so that load from other processes spreads over all rows alike.
+
+Around the timed runs, in the same process:
+- per-call latency of each graph at the run's CFG batch, which gives the ideal speed-up
+  the measured per-call times allow: T(K) = N D + K E for K encoder calls in N steps;
+- the FLOP ideal from the architecture's multiply-adds (flops.py);
+- the per-step cost of the loop itself, timed with a runner whose graphs do nothing;
+- the matmul ceiling (ceiling.py), so each graph's FLOP/s reads as a fraction of the machine;
+- PyTorch eager references (fp32 and bf16 autocast) on the same weights, settings and noise.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .. import schedules
+from ..backends import resolve_name
+from ..errors import DDTError
+from ..sampler import SamplerSettings, sample
+from . import ceiling, flops, machine
+
+DEFAULT_RATIOS = (0.0, 0.5, 0.66, 0.75, 0.8, 0.83, 0.87)  # refresh rates 1, 2, 3, 4, 5, 6, 8 (the paper's table)
+REFERENCES = (("torch-fp32", None), ("torch-bf16-autocast", "bfloat16"))  # (name, autocast dtype)
+
+
+@dataclass(frozen=True)
+class Options:
+    backend: str = "onnxruntime"
+    ratios: tuple[float, ...] = DEFAULT_RATIOS
+    steps: int = 50
+    batch: int = 1
+    schedule: str = "uniform"
+    repeat: int = 3
+    reference: bool = True
+    seed: int = 0
+
+    def validate(self) -> "Options":
+        """Every check that needs no build, so bad input fails before minutes of loading."""
+        resolve_name(self.backend, None) if self.backend != "auto" else None
+        if not self.ratios:
+            raise DDTError("give at least one sharing ratio, e.g. --ratios 0,0.5,0.75")
+        for r in self.ratios:
+            schedules.check_ratio(r)
+        if self.steps < 1:
+            raise DDTError(f"--steps must be >= 1 (got {self.steps})")
+        if self.batch < 1:
+            raise DDTError(f"--batch must be >= 1 (got {self.batch})")
+        if self.repeat < 1:
+            raise DDTError(f"--repeat must be >= 1 (got {self.repeat})")
+        if self.schedule not in schedules.METHODS:
+            raise DDTError(f"unknown schedule {self.schedule!r}; choose {' or '.join(schedules.METHODS)}")
+        return self
+
+    @property
+    def measured_ratios(self) -> list[float]:
+        """The requested ratios, in order, with 0 (the baseline every speed-up divides) first if missing."""
+        out = [] if 0.0 in self.ratios else [0.0]
+        for r in self.ratios:
+            if float(r) not in out:
+                out.append(float(r))
+        return out
+
+
+def parse_ratios(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise DDTError(f"--ratios must be comma-separated numbers in [0, 1), e.g. 0,0.5,0.75 (got {text!r})") from None
+
+
+def stats(values_s: Sequence[float]) -> dict:
+    """Milliseconds: median, min, max and every run (seconds in)."""
+    ms = [v * 1e3 for v in values_s]
+    return {"median": statistics.median(ms), "min": min(ms), "max": max(ms), "runs": [round(v, 3) for v in ms]}
+
+
+class NoopRunner:
+    """A runner with the real runner's buffers and graphs that do nothing: what the loop alone costs."""
+
+    def __init__(self, like):
+        self.x, self.t, self.y, self.v = (np.zeros_like(np.asarray(a)) for a in (like.x, like.t, like.y, like.v))
+
+    def encode(self) -> None:
+        pass
+
+    def decode(self) -> None:
+        pass
+
+    def array(self, a: np.ndarray) -> np.ndarray:
+        return a
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def call_times(runner, noise: np.ndarray, labels: Sequence[int], null_class: int, repeat: int) -> tuple[list[float], list[float]]:
+    """Seconds per encode() and decode() at the runner's batch, on realistic inputs, alternating."""
+    B = noise.shape[0]
+    runner.x[:B] = runner.array(noise)
+    runner.x[B:] = runner.array(noise)
+    runner.t[:] = 0.5
+    runner.y[:] = runner.array(np.array([null_class] * B + list(labels), dtype=np.int64))
+    enc, dec = [], []
+    for _ in range(repeat):
+        enc.append(_timed(runner.encode)[0])
+        dec.append(_timed(runner.decode)[0])
+    return enc, dec
+
+
+def loop_overhead(runner, noise, labels, null_class, settings: SamplerSettings, repeat: int = 5) -> float:
+    """Seconds per step of `sample` itself (guidance, Euler update, buffer writes) with no-op graphs."""
+    noop = NoopRunner(runner)
+    every = list(range(settings.num_steps))  # the most Python per step: t is written at every step
+    runs = [_timed(lambda: sample(noop, noise, labels, null_class, settings, every))[0] for _ in range(repeat + 1)]
+    return statistics.median(runs[1:]) / settings.num_steps
+
+
+def make_references(manifest) -> list[tuple[str, object]]:
+    """(name, runner factory) for PyTorch eager on the build's own weights."""
+    import torch
+
+    from ..backends.torch_backend import TorchBackend
+
+    base = TorchBackend.from_build(manifest)
+    out = []
+    for name, dtype in REFERENCES:
+        out.append((name, TorchBackend(base.model, autocast=getattr(torch, dtype) if dtype else None)))
+    return out
+
+
+def rel_error(got: np.ndarray, want: np.ndarray) -> float:
+    """max |got - want| / max |want|, the build check's measure."""
+    return float(np.abs(got - want).max() / max(float(np.abs(want).max()), 1e-12))
+
+
+def run(build_dir: str | Path, opts: Options, progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Measure everything; returns the JSON-ready result (see module doc)."""
+    import torch
+
+    from ..pipeline import Pipeline, seeded_noise
+
+    opts.validate()
+    say = progress or (lambda msg, done, total: None)
+    load_start = machine.load_average()
+    pipe = Pipeline.load(build_dir, opts.backend)
+    arch, N, B = pipe.arch, opts.steps, opts.batch
+    settings = pipe.defaults.with_overrides(num_steps=N)
+    ratios = opts.measured_ratios
+    say("scheduling", 0, 1)
+    plans = [(r, pipe.schedule(N, sharing_ratio=r, method=opts.schedule)) for r in ratios]
+    noise = seeded_noise(B, arch.latent_shape, opts.seed)
+    labels = [(7 * i + 1) % arch.num_classes for i in range(B)]
+    null = pipe.null_class
+
+    runner = pipe.backend.runner(2 * B)  # once: every timed run reuses its buffers and bindings
+    references = make_references(pipe.manifest) if opts.reference else []
+    ref_runners = [(name, backend.runner(2 * B)) for name, backend in references]
+    threads = torch.get_num_threads()
+
+    say("warming up", 0, 1)
+    warm = settings.with_overrides(num_steps=2)
+    for _, r in [(None, runner)] + ref_runners:
+        sample(r, noise, labels, null, warm, [0, 1])
+    ceil_start = ceiling.measure(threads)
+
+    say("timing graph calls", 0, 1)
+    enc_s, dec_s = call_times(runner, noise, labels, null, max(opts.repeat, 5))
+    overhead_s = loop_overhead(runner, noise, labels, null, settings)
+
+    # round-robin: each repeat times every ratio, then every reference, so load hits all alike
+    times = {r: [] for r in ratios}
+    ref_times = {name: [] for name, _ in ref_runners}
+    ref_calls = {name: call_times(r, noise, labels, null, max(opts.repeat, 3)) for name, r in ref_runners}
+    latents, ref_latents = None, {}
+    total, done = opts.repeat * (len(plans) + len(ref_runners)), 0
+    every = list(range(N))
+    for rep in range(opts.repeat):
+        for ratio, steps in plans:
+            say(f"{pipe.backend.name} ratio {ratio:g} (run {rep + 1}/{opts.repeat})", done, total)
+            elapsed, x = _timed(lambda: sample(runner, noise, labels, null, settings, steps))
+            times[ratio].append(elapsed)
+            if ratio == 0.0 and latents is None:
+                latents = np.array(runner.host(x), np.float32)
+            done += 1
+        for name, r in ref_runners:
+            say(f"{name} ratio 0 (run {rep + 1}/{opts.repeat})", done, total)
+            elapsed, x = _timed(lambda: sample(r, noise, labels, null, settings, every))
+            ref_times[name].append(elapsed)
+            ref_latents.setdefault(name, np.array(r.host(x), np.float32))
+            done += 1
+    ceil_end = ceiling.measure(threads)
+    say("done", total, total)
+
+    return assemble(
+        pipe=pipe, opts=opts, settings=settings, plans=plans, times=times, enc_s=enc_s, dec_s=dec_s, overhead_s=overhead_s,
+        ref_times=ref_times, ref_calls=ref_calls, latents=latents, ref_latents=ref_latents,
+        ceil=[ceil_start, ceil_end], threads=threads, load=[load_start, machine.load_average()], build_dir=build_dir,
+    )
+
+
+def compute_precision(pipe) -> str:
+    """The precision the backend's matmuls run in, which picks the ceiling a graph is judged by."""
+    return getattr(pipe.backend, "precision", None) or ("bf16" if pipe.manifest.precision == "bf16" else "fp32")
+
+
+def assemble(*, pipe, opts, settings, plans, times, enc_s, dec_s, overhead_s, ref_times, ref_calls, latents, ref_latents,
+             ceil, threads, load, build_dir) -> dict:
+    """Turn raw seconds into the result: ideals, efficiencies, FLOP/s, references (pure arithmetic)."""
+    arch, N, B = pipe.arch, settings.num_steps, opts.batch
+    E_mac, D_mac = flops.encoder_macs(arch), flops.decoder_macs(arch)
+    enc, dec = stats(enc_s), stats(dec_s)
+    E_ms, D_ms = enc["median"], dec["median"]
+    base = statistics.median(times[0.0])
+    ref_fp32 = statistics.median(ref_times["torch-fp32"]) if "torch-fp32" in ref_times else None
+    rows = []
+    for ratio, steps in plans:
+        K = len(steps)
+        lat = statistics.median(times[ratio])
+        ideal = flops.ideal_speedup(E_ms, D_ms, K, N)
+        flop_ideal = flops.ideal_speedup(E_mac.total, D_mac.total, K, N)
+        rows.append({
+            "ratio": ratio,
+            "effective_ratio": round(1 - K / N, 4),
+            "schedule": opts.schedule if ratio > 0 else "none",
+            "encoder_calls": K,
+            "recompute": list(steps),
+            "latency_ms": stats(times[ratio]),
+            "predicted_ms": N * D_ms + K * E_ms,  # from the per-call times alone
+            "speedup": base / lat,
+            "ideal_speedup": ideal,
+            "efficiency": base / lat / ideal,
+            "flop_ideal_speedup": flop_ideal,
+            "flop_efficiency": base / lat / flop_ideal,
+            "vs_torch_fp32": ref_fp32 / lat if ref_fp32 else None,
+        })
+    reference = []
+    for name, runs in ref_times.items():
+        e, d = ref_calls[name]
+        reference.append({
+            "name": name,
+            "ratio": 0.0,
+            "encoder_calls": N,
+            "latency_ms": stats(runs),
+            "encoder_ms": stats(e)["median"],
+            "decoder_ms": stats(d)["median"],
+            "error_vs_torch_fp32": rel_error(ref_latents[name], ref_latents["torch-fp32"]) if "torch-fp32" in ref_latents else None,
+            "runtime_speedup": statistics.median(runs) / base,  # how much faster the backend is, same loop, no sharing
+        })
+    best = {k: max(c[k] for c in ceil) for k in ("fp32", "bf16")}
+    prec = compute_precision(pipe)
+    cfg_batch = 2 * B
+
+    def graph(macs: flops.GraphMacs, ms: float) -> dict:
+        gflops = 2 * macs.total * cfg_batch / (ms / 1e3) / 1e9
+        return {"ms": ms, "gmacs_per_call": macs.total * cfg_batch / 1e9, "gflops": gflops,
+                "fraction_of_ceiling": gflops / best[prec], "fraction_of_fp32_ceiling": gflops / best["fp32"]}
+
+    return {
+        "benchmark": "latency",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "build": str(build_dir),
+        "model": pipe.manifest.name,
+        "build_precision": pipe.manifest.precision,
+        "backend": pipe.backend.name,
+        "compute_precision": prec,
+        "steps": N,
+        "batch": B,
+        "cfg_batch": cfg_batch,
+        "schedule": opts.schedule,
+        "repeat": opts.repeat,
+        "threads": threads,
+        "sampler": settings.to_dict(),
+        "encoder_ms": E_ms,
+        "decoder_ms": D_ms,
+        "calls_ms": {"encoder": enc, "decoder": dec},
+        "macs_per_sample": {"encoder": E_mac.to_dict(), "decoder": D_mac.to_dict()},
+        "graphs": {"encoder": graph(E_mac, E_ms), "decoder": graph(D_mac, D_ms)},
+        "ceiling_gflops": {"fp32": best["fp32"], "bf16": best["bf16"], "ceiling_precision": prec, "measurements": ceil},
+        "overhead": {"per_step_ms": overhead_s * 1e3, "fraction_of_decoder": overhead_s * 1e3 / D_ms},
+        "latents_error_vs_torch_fp32": rel_error(latents, ref_latents["torch-fp32"]) if "torch-fp32" in ref_latents else None,
+        "rows": rows,
+        "reference": reference,
+        "machine": machine.describe(),
+        "load_average": {"start": load[0], "end": load[1]},
+    }

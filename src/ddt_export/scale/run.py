@@ -1,0 +1,326 @@
+"""The driver of `ddt-export sample`: validate, calibrate, run shards on Ray workers, merge.
+
+    summary = sample_many("engines/digits", num_samples=50_000, per_class=5_000, sharing_ratio=0.75)
+
+Order matters: every check on the user's input (build, classes, ratio, counts, --address,
+--out) happens before anything is computed; a DP schedule is calibrated once here, in the
+driver, and handed to the workers as an explicit list of recompute steps, so workers only
+read the build. Finished shards are on disk the moment they are reported, so an interrupted
+run loses at most the shards in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
+
+from .. import __version__, schedules
+from ..backends import resolve_name
+from ..errors import DDTError
+from ..manifest import Manifest, read, sha256
+from ..pipeline import Pipeline
+from . import cluster
+from .merge import merge
+from .shards import Job, Shard, fingerprint
+from .store import Store
+
+IN_FLIGHT = 2  # shards queued per worker, so a worker never waits while the driver saves its last one
+READY_TIMEOUT = 900.0  # seconds for the workers to open the build (an XL build is verified by sha256)
+
+
+@dataclass
+class Summary:
+    num_samples: int
+    shards: int
+    resumed: int  # shards found finished on disk
+    workers: int
+    sampling_seconds: float  # first shard sent to last shard saved (this run)
+    startup_seconds: float  # Ray start/join and workers opening the build
+    merge_seconds: float
+    samples_file: Path
+    manifest_file: Path
+    record: dict = field(repr=False)
+    already_complete: bool = False
+
+    @property
+    def sampled(self) -> int:
+        """Samples computed in this run (not resumed)."""
+        return self.record["last_run"]["samples_computed"]
+
+    @property
+    def rate(self) -> float:
+        return self.sampled / self.sampling_seconds if self.sampling_seconds > 0 else float("nan")
+
+
+class RateColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.1f} samples/s" if task.speed else "-- samples/s")
+
+
+# ---------------------------------------------------------------------- checks (no work yet)
+
+
+def parse_classes(classes: str | Sequence[int] | None, pipe: Pipeline) -> tuple[int, ...]:
+    if classes is None or (isinstance(classes, str) and classes.strip() == "all"):
+        return tuple(range(pipe.arch.num_classes))
+    if isinstance(classes, str):
+        try:
+            classes = [int(v) for v in classes.split(",") if v.strip()]
+        except ValueError:
+            raise DDTError(f"--classes takes `all` or comma-separated class ids, e.g. 0,1,7 (got {classes!r})") from None
+    if not classes:
+        raise DDTError("--classes is empty; give `all` or class ids, e.g. 0,1,7")
+    return tuple(pipe.check_labels(classes))
+
+
+def plan(
+    build_dir: str | Path,
+    *,
+    num_samples: int,
+    classes: str | Sequence[int] | None = None,
+    per_class: int = 1,
+    seed: int = 0,
+    batch: int = 32,
+    sharing_ratio: float | None = None,
+    schedule: str = "dp",
+    steps: int | None = None,
+    cfg: float | None = None,
+    backend: str = "auto",
+) -> tuple[Job, Manifest]:
+    """The job from the user's input, all checked; `recompute` is left empty when a DP schedule
+    still needs its calibration (see `resolve_schedule`)."""
+    if num_samples < 1:
+        raise DDTError(f"--num-samples must be at least 1 (got {num_samples})")
+    if batch < 1:
+        raise DDTError(f"--batch must be at least 1 (got {batch})")
+    if per_class < 1:
+        raise DDTError(f"--per-class must be at least 1 (got {per_class})")
+    if seed < 0:
+        raise DDTError(f"--seed must be >= 0 (got {seed}); it seeds numpy's SeedSequence")
+    if sharing_ratio is not None:
+        schedules.check_ratio(sharing_ratio)
+    if schedule not in schedules.METHODS:
+        raise DDTError(f"unknown schedule {schedule!r}; choose dp or uniform")
+    manifest = read(build_dir)
+    backend = resolve_name(backend, manifest)
+    # A pipeline without a backend: only its checks (labels, images) are used here.
+    pipe = Pipeline(None, arch=manifest.arch, null_class=manifest.null_class, sampler=manifest.sampler, space=manifest.space, manifest=manifest)
+    pipe.check_images()
+    settings = manifest.sampler.with_overrides(num_steps=steps, guidance=cfg)
+    sharing = sharing_ratio is not None and sharing_ratio > 0
+    job = Job(
+        build=str(Path(build_dir).resolve()),
+        build_name=manifest.name,
+        fingerprint=fingerprint(manifest),
+        backend=backend,
+        num_samples=int(num_samples),
+        classes=parse_classes(classes, pipe),
+        per_class=int(per_class),
+        seed=int(seed),
+        batch=int(batch),
+        sampler=settings.to_dict(),
+        schedule=schedule if sharing else "all",
+        sharing_ratio=float(sharing_ratio) if sharing else None,
+        recompute=(),
+        latent_shape=tuple(manifest.arch.latent_shape),
+    )
+    if not needs_calibration(job, manifest):
+        job = replace(job, recompute=tuple(recompute_steps(job, manifest)))
+    return job, manifest
+
+
+def needs_calibration(job: Job, manifest: Manifest) -> bool:
+    return job.schedule == "dp" and manifest.similarity(job.sampler["num_steps"]) is None
+
+
+def recompute_steps(job: Job, manifest: Manifest) -> list[int]:
+    n = job.sampler["num_steps"]
+    if job.schedule == "all":
+        return list(range(n))
+    sim = manifest.similarity(n) if job.schedule == "dp" else None
+    return schedules.resolve(n, ratio=job.sharing_ratio, method=job.schedule, sim=sim)
+
+
+def resolve_schedule(job: Job, manifest: Manifest, console: Console, show: bool) -> tuple[Job, Manifest]:
+    """Calibrate once here for a DP schedule without a stored calibration, then fix the steps."""
+    if not needs_calibration(job, manifest):
+        return job, manifest
+    n = job.sampler["num_steps"]
+    console.print(f"no calibration for {n} steps yet: running it once in the driver (8 samples) and keeping it with the build")
+    pipe = Pipeline.load(job.build, job.backend)
+    with Progress(TextColumn("calibrating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True, disable=not show) as bar:
+        task = bar.add_task("calibrating", total=n)
+        pipe.calibrate_and_store(n, progress=lambda i: bar.update(task, completed=i + 1))
+    manifest = read(job.build)
+    return replace(job, recompute=tuple(recompute_steps(job, manifest))), manifest
+
+
+# ---------------------------------------------------------------------- the run
+
+
+def default_out(job: Job) -> Path:
+    ratio = f"-{job.schedule}{job.sharing_ratio:g}" if job.sharing_ratio else ""
+    return Path("samples") / f"{job.build_name}-n{job.num_samples}{ratio}-seed{job.seed}"
+
+
+def sample_many(
+    build_dir: str | Path,
+    *,
+    num_samples: int,
+    classes: str | Sequence[int] | None = None,
+    per_class: int = 1,
+    seed: int = 0,
+    batch: int = 32,
+    sharing_ratio: float | None = None,
+    schedule: str = "dp",
+    steps: int | None = None,
+    cfg: float | None = None,
+    backend: str = "auto",
+    out: str | Path | None = None,
+    workers: int | None = None,
+    address: str | None = None,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float | None = None,
+    keep_shards: bool = False,
+    console: Console | None = None,
+    show_progress: bool = True,
+    on_shard: Callable[[Shard], None] | None = None,
+) -> Summary:
+    """Sample `num_samples` images over Ray workers into OUT/samples.npz (see the module doc).
+
+    `on_shard(shard)` is called after each shard is saved (the tests interrupt a run from it).
+    """
+    console = console or Console(stderr=True)
+    if workers is not None and workers < 1:
+        raise DDTError(f"--workers must be at least 1 (got {workers})")
+    if cpus_per_worker <= 0:
+        raise DDTError(f"--cpus-per-worker must be > 0 (got {cpus_per_worker})")
+    if gpus_per_worker is not None and gpus_per_worker < 0:
+        raise DDTError(f"--gpus-per-worker must be >= 0 (got {gpus_per_worker})")
+    job, manifest = plan(build_dir, num_samples=num_samples, classes=classes, per_class=per_class, seed=seed, batch=batch,
+                         sharing_ratio=sharing_ratio, schedule=schedule, steps=steps, cfg=cfg, backend=backend)
+    store = Store(out if out is not None else default_out(job))
+    store.check(job, ignore=("recompute",))  # the steps may still depend on a calibration
+    cluster.check_address(address)
+    cluster.import_ray()
+    job, manifest = resolve_schedule(job, manifest, console, show_progress)
+    store.check(job)
+    manifest_sha = sha256(manifest.root / "manifest.json")
+    if store.complete(job):
+        record = json.loads(store.manifest.read_text())
+        return Summary(job.num_samples, len(job.shards()), len(job.shards()), 0, 0.0, 0.0, 0.0, store.samples, store.manifest, record, True)
+
+    store.begin(job)
+    shards = job.shards()
+    done = store.finished(job)
+    todo = [s for s in shards if s.index not in done]
+    gpus = gpus_per_worker if gpus_per_worker is not None else (1.0 if job.backend == "tensorrt" else 0.0)
+    n_workers, sampling_seconds, startup_seconds = 0, 0.0, 0.0
+    if todo:
+        n_workers, startup_seconds, sampling_seconds = _run_shards(
+            job, store, todo, sum(s.size for s in shards if s.index in done), address=address, workers=workers,
+            cpus=cpus_per_worker, gpus=gpus, console=console, show=show_progress, on_shard=on_shard,
+        )
+    computed = sum(s.size for s in todo)
+    t0 = time.perf_counter()
+    with console.status(f"merging {len(shards)} shards into {store.samples}"):
+        run = {
+            "workers": n_workers,
+            "cpus_per_worker": cpus_per_worker,
+            "gpus_per_worker": gpus,
+            "address": address or "local",
+            "samples_computed": computed,
+            "shards_resumed": len(done),
+            "sampling_seconds": round(sampling_seconds, 3),
+            "samples_per_second": round(computed / sampling_seconds, 3) if sampling_seconds > 0 else None,
+        }
+        record = merge(job, store, manifest_sha256=manifest_sha, run=run)
+    merge_seconds = time.perf_counter() - t0
+    if not keep_shards:
+        store.remove_shards(job)
+    return Summary(job.num_samples, len(shards), len(done), n_workers, sampling_seconds, startup_seconds, merge_seconds,
+                   store.samples, store.manifest, record)
+
+
+def _run_shards(job: Job, store: Store, todo: list[Shard], already: int, *, address, workers, cpus, gpus, console, show, on_shard):
+    """Start the workers, keep IN_FLIGHT shards queued on each, save shards as they finish."""
+    ray = cluster.import_ray()
+    from .workers import ShardWorker
+
+    t_start = time.perf_counter()
+    with console.status("starting Ray" if address is None else f"joining the Ray cluster at {address}"):
+        started = cluster.connect(address)
+    actors: list = []
+    inflight: dict = {}
+    try:
+        n = cluster.worker_count(workers, cpus, gpus, len(todo))
+        opts = {"num_cpus": cpus, "max_restarts": 2, "max_task_retries": 2}  # Ray restarts a worker lost with its node
+        if gpus:
+            opts["num_gpus"] = gpus
+        Worker = ray.remote(ShardWorker)
+        threads = max(1, int(cpus))
+        with console.status(f"starting {n} worker{'s' * (n > 1)} ({cpus:g} CPU{f', {gpus:g} GPU' if gpus else ''} each)"):
+            actors = [Worker.options(**opts).remote(job, threads, __version__) for _ in range(n)]
+            try:
+                problems = [p for p in ray.get([a.ready.remote() for a in actors], timeout=READY_TIMEOUT) if p]
+            except ray.exceptions.GetTimeoutError:
+                raise DDTError(f"the workers did not start within {READY_TIMEOUT:.0f} s; see `ray status` for missing resources") from None
+        if problems:
+            raise DDTError(problems[0])
+        startup = time.perf_counter() - t_start
+
+        queue = deque(todo)
+
+        def submit(actor) -> None:
+            if queue:
+                shard = queue.popleft()
+                inflight[actor.run.remote(shard)] = (actor, shard)
+
+        columns = (TextColumn(f"sampling ({n} worker{'s' * (n > 1)})"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+        t0 = time.perf_counter()
+        with Progress(*columns, console=console, disable=not show) as bar:
+            task = bar.add_task("sampling", total=job.num_samples, completed=already)
+            for _ in range(IN_FLIGHT):
+                for actor in actors:
+                    submit(actor)
+            while inflight:
+                ready, _ = ray.wait(list(inflight), num_returns=1)
+                actor, shard = inflight.pop(ready[0])
+                _, images, labels = _get(ray, ready[0])
+                store.write_shard(job, shard, images, labels)
+                bar.advance(task, shard.size)
+                if on_shard is not None:
+                    on_shard(shard)
+                submit(actor)
+        return n, startup, time.perf_counter() - t0
+    except KeyboardInterrupt:
+        console.print(f"interrupted: finished shards are saved in {store.out}; run the same command to resume")
+        raise
+    finally:
+        for actor in actors:  # also ends the shards in flight
+
+            ray.kill(actor)
+        if started:
+            ray.shutdown()
+
+
+def _get(ray, ref):
+    """ray.get, with a worker's DDTError re-raised as itself (one line for the CLI)."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as e:
+        if isinstance(e.cause, DDTError):
+            raise DDTError(str(e.cause)) from None
+        raise
+    except ray.exceptions.RayActorError as e:
+        raise DDTError(f"a worker was lost and could not be restarted ({str(e).splitlines()[0][:160]}); "
+                       "finished shards are saved: run the same command to resume") from None

@@ -1,0 +1,62 @@
+"""Shared fixtures: a small DDT in the official layout (YAML + Lightning checkpoint) and a build of it.
+
+The oracle in tests/reference/official_ddt.py is an independent transcription of the
+official implementation (complex RoPE, F.unfold/F.fold); parity tests compare against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.reference.official_ddt import OfficialDDT, random_official_weights, write_official_checkpoint, write_official_yaml
+
+ARCH = dict(in_channels=4, patch_size=2, hidden_size=64, num_groups=4, num_blocks=5, num_encoder_blocks=3, num_classes=10)
+LATENT = [4, 8, 8]
+SAMPLER = dict(num_steps=12, guidance=3.0, interval_min=0.3, interval_max=0.9, timeshift=1.5, last_step=0.05)
+
+torch.set_num_threads(2)
+
+
+@dataclass
+class Official:
+    config: Path
+    ckpt: Path
+    ema: OfficialDDT  # the oracle with the checkpoint's ema_denoiser weights
+    raw: OfficialDDT  # ... and its denoiser weights
+
+
+@pytest.fixture(scope="session")
+def official(tmp_path_factory) -> Official:
+    root = tmp_path_factory.mktemp("official")
+    ema = random_official_weights(OfficialDDT(**ARCH), seed=0).eval()
+    raw = random_official_weights(OfficialDDT(**ARCH), seed=1).eval()
+    ckpt = write_official_checkpoint(root / "last.ckpt", ema.state_dict(), raw.state_dict())
+    config = write_official_yaml(root / "config.yaml", **ARCH, latent_shape=LATENT, **SAMPLER)
+    return Official(Path(config), Path(ckpt), ema, raw)
+
+
+@pytest.fixture(scope="session")
+def built(official, tmp_path_factory) -> Path:
+    """An fp32 build of the official-format model, made once per session (the CLI path)."""
+    from typer.testing import CliRunner
+
+    from ddt_export.cli.main import app
+
+    out = tmp_path_factory.mktemp("builds") / "tiny"
+    result = CliRunner().invoke(app, ["build", "--config", str(official.config), "--ckpt", str(official.ckpt), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def seeded(shape, seed: int) -> np.ndarray:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).numpy()
+
+
+def rel_l2(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
