@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -60,3 +62,25 @@ def seeded(shape, seed: int) -> np.ndarray:
 def rel_l2(a, b) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+class Result:
+    def __init__(self, code, out, err):
+        self.code, self.out, self.err = code, out, err
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run `ddt-export ARGS` in-process through the real entry point (one-line errors, exit codes)."""
+
+    from ddt_export.cli import errors
+    from ddt_export.cli.main import app
+
+    def run(*args) -> Result:
+        monkeypatch.setattr(sys, "argv", ["ddt-export", *map(str, args)])
+        with pytest.raises(SystemExit) as e:
+            errors.run(app)
+        out, err = capsys.readouterr()
+        return Result(e.value.code, out, err)
+
+    return run
