@@ -64,14 +64,17 @@ class Pipeline:
 
     # ------------------------------------------------------------------ checks
 
-    def check_labels(self, labels: Sequence[int], allow_null: bool = False) -> list[int]:
+    def check_labels(self, labels: Sequence[int]) -> list[int]:
+        """Class labels in [0, K); the null class itself is allowed and samples unconditionally."""
         labels = [int(y) for y in labels]
         if not labels:
             raise DDTError("give at least one label, e.g. --labels 1,7")
-        hi = self.arch.num_classes if allow_null else self.arch.num_classes - 1
-        bad = [y for y in labels if not 0 <= y <= hi]
+        bad = [y for y in labels if not (0 <= y < self.arch.num_classes or y == self.null_class)]
         if bad:
-            raise DDTError(f"label {bad[0]} is outside [0, {hi}] for this {self.arch.num_classes}-class model")
+            raise DDTError(
+                f"label {bad[0]} is outside [0, {self.arch.num_classes - 1}] for this {self.arch.num_classes}-class model "
+                f"(or {self.null_class}, the null class, for unconditional samples)"
+            )
         return labels
 
     def check_noise(self, noise: np.ndarray, batch: int) -> np.ndarray:

@@ -59,6 +59,11 @@ def test_dp_sharing_calibrates_once_and_is_stored(cli, built, tmp_path):
     assert json.loads(r.out.strip().splitlines()[-1]) == {"recompute": official_dp(sim, 6)}
 
 
+def test_null_class_samples_unconditionally(cli, built, tmp_path):
+    r = cli("generate", built, "--labels", "10", "--steps", 2, "--save-latents", tmp_path / "u.npy")
+    assert r.code == 0, r.err and np.isfinite(np.load(tmp_path / "u.npy")).all()
+
+
 def test_inspect(cli, built):
     r = cli("inspect", built)
     assert r.code == 0 and "encoder" in r.out and "decoder" in r.out and "null class 10" in r.out
@@ -90,7 +95,7 @@ def test_bad_generate_inputs(cli, built, official, tmp_path):
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
     cases = [
         (["--labels", "11"], ["label 11", "[0, 9]"]),
-        (["--labels", "10"], ["label 10"]),  # the null class is not a generation label
+        (["--labels", "-1"], ["label -1"]),
         (["--labels", "1,x"], ["comma-separated integers"]),
         (["--labels", "1,2", "--noise", tmp_path / "n3.npy"], ["batch 3", "2 labels"]),
         (["--labels", "1,2", "--noise", tmp_path / "shape.npy"], ["expected (2, 4, 8, 8)"]),
