@@ -1,0 +1,133 @@
+// LibTorch backend: the TorchScript encoder and decoder `ddt-export build --libtorch` writes
+// (manifest["libtorch"]), on the CPU. The runner's x, t, y, v are CPU tensors allocated once;
+// the loop writes and reads them through their data pointers, and s stays a tensor between the
+// encoder and the decoder.
+
+#include <ATen/Parallel.h>
+#include <torch/script.h>
+#include <torch/version.h>
+
+#include "backend.h"
+
+namespace ddt::detail {
+
+namespace {
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+std::string shape_text(at::IntArrayRef shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + ")";
+}
+
+struct Modules {
+  torch::jit::Module encoder, decoder;
+};
+
+class LibTorchRunner final : public Runner {
+ public:
+  LibTorchRunner(std::shared_ptr<Modules> modules, const Manifest& m, int64_t batch)
+      : modules_(std::move(modules)), s_shape_(m.roles().enc_s.concrete(batch)) {
+    const Roles r = m.roles();
+    x_ = at::zeros(r.enc_x.concrete(batch), at::kFloat);
+    t_ = at::zeros(r.enc_t.concrete(batch), at::kFloat);
+    y_ = at::zeros(r.enc_y.concrete(batch), at::kLong);
+    v_ = at::zeros(r.dec_v.concrete(batch), at::kFloat);
+  }
+
+  float* x() override { return x_.data_ptr<float>(); }
+  float* t() override { return t_.data_ptr<float>(); }
+  int64_t* y() override { return y_.data_ptr<int64_t>(); }
+  const float* v() override { return v_.data_ptr<float>(); }
+
+  void encode() override {
+    c10::InferenceMode guard;
+    s_ = modules_->encoder.forward({x_, t_, y_}).toTensor();
+    if (!checked_s_) {
+      check("encoder", s_, s_shape_);
+      checked_s_ = true;
+    }
+  }
+
+  void decode() override {
+    if (!s_.defined()) throw Error("decode() before encode(): the first step must be a recompute step");
+    c10::InferenceMode guard;
+    const at::Tensor v = modules_->decoder.forward({x_, s_}).toTensor();
+    if (!checked_v_) {
+      check("decoder", v, v_.sizes().vec());
+      checked_v_ = true;
+    }
+    v_.copy_(v);
+  }
+
+ private:
+  static void check(const char* graph, const at::Tensor& out, const std::vector<int64_t>& want) {
+    if (out.sizes().vec() != want) {
+      throw Error(std::string("the LibTorch ") + graph + " returned shape " + shape_text(out.sizes()) + ", the manifest says " +
+                  shape_text(want) + "; rebuild with `ddt-export build --libtorch`");
+    }
+  }
+
+  std::shared_ptr<Modules> modules_;
+  std::vector<int64_t> s_shape_;
+  at::Tensor x_, t_, y_, v_, s_;
+  bool checked_s_ = false, checked_v_ = false;
+};
+
+class LibTorchBackend final : public Backend {
+ public:
+  explicit LibTorchBackend(const Manifest& m) : manifest_(m) {
+    const std::string hint = "rebuild with `ddt-export build --libtorch` to add the LibTorch modules";
+    const nlohmann::json& sec = m.section("libtorch", hint);
+    const std::string format = require(sec, "format", "manifest libtorch").get<std::string>();
+    if (format != "torchscript") {
+      throw Error(m.root.string() + " has LibTorch modules in format '" + format + "', this runtime reads torchscript; " + hint);
+    }
+    modules_ = std::make_shared<Modules>();
+    modules_->encoder = load(sec, "encoder", m.encoder);
+    modules_->decoder = load(sec, "decoder", m.decoder);
+  }
+
+  std::unique_ptr<Runner> runner(int64_t batch) override {
+    return std::make_unique<LibTorchRunner>(modules_, manifest_, batch);
+  }
+
+ private:
+  torch::jit::Module load(const nlohmann::json& sec, const std::string& name, const GraphSpec& graph) {
+    const nlohmann::json& entry = require(sec, name, "manifest libtorch");
+    const std::string where = "manifest libtorch." + name;
+    // The modules take their inputs by position; the names must be the graph's, in its order.
+    std::vector<std::string> want;
+    for (const TensorSpec& t : graph.inputs) want.push_back(t.name);
+    if (require(entry, "inputs", where).get<std::vector<std::string>>() != want) {
+      throw Error(manifest_.root.string() + ": the LibTorch " + name + "'s inputs differ from the " + name +
+                  " graph's; rebuild with `ddt-export build --libtorch`");
+    }
+    const std::string file = require(entry, "file", where).get<std::string>();
+    try {
+      torch::jit::Module module = torch::jit::load(manifest_.path(file).string(), at::kCPU);
+      module.eval();
+      return module;
+    } catch (const c10::Error& e) {
+      const std::string made_by = sec.contains("torch") ? sec.at("torch").get<std::string>() : "?";
+      throw Error("cannot load " + manifest_.path(file).string() + " (written by torch " + made_by + ", this is LibTorch " +
+                  TORCH_VERSION + "): " + first_line(e.what_without_backtrace()) +
+                  "; rebuild with `ddt-export build --libtorch` using this LibTorch's torch");
+    }
+  }
+
+  const Manifest& manifest_;
+  std::shared_ptr<Modules> modules_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> open_libtorch(const Manifest& manifest) { return std::make_unique<LibTorchBackend>(manifest); }
+
+}  // namespace ddt::detail
+
+void ddt::set_cpu_threads(int threads) {
+  if (threads < 1) throw Error("threads must be >= 1 (got " + std::to_string(threads) + ")");
+  at::set_num_threads(threads);
+}

@@ -1,0 +1,198 @@
+#include "manifest.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace ddt::detail {
+
+namespace {
+
+const char* kName = "manifest.json";
+
+std::string rebuild(const fs::path& root) {
+  return "rebuild it with `ddt-export build --out " + root.string() + "`";
+}
+
+TensorSpec parse_tensor(const json& t, const std::string& where) {
+  TensorSpec spec;
+  spec.name = require(t, "name", where).get<std::string>();
+  spec.dtype = require(t, "dtype", where).get<std::string>();
+  for (const json& dim : require(t, "shape", where)) {
+    if (dim.is_string()) {
+      if (dim.get<std::string>() != "batch") {
+        throw Error(where + " has symbolic axis '" + dim.get<std::string>() + "'; only 'batch' is dynamic");
+      }
+      spec.shape.push_back(kBatch);
+    } else {
+      spec.shape.push_back(dim.get<int64_t>());
+    }
+  }
+  return spec;
+}
+
+GraphSpec parse_graph(const json& graphs, const std::string& name, const fs::path& root) {
+  if (!graphs.contains(name)) {
+    throw Error(root.string() + " has no " + name + " graph; " + rebuild(root));
+  }
+  const json& g = graphs.at(name);
+  GraphSpec spec{name, {}, {}};
+  const std::string where = "manifest graphs." + name;
+  for (const json& t : require(g, "inputs", where)) spec.inputs.push_back(parse_tensor(t, where + ".inputs"));
+  for (const json& t : require(g, "outputs", where)) spec.outputs.push_back(parse_tensor(t, where + ".outputs"));
+  return spec;
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::ostringstream s;
+  s << "(";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    s << (i ? ", " : "") << (shape[i] == kBatch ? std::string("batch") : std::to_string(shape[i]));
+  }
+  s << ")";
+  return s.str();
+}
+
+// The loop writes x, t, y and reads v on the host in these dtypes; s stays inside the backend.
+void check_roles(const Manifest& m) {
+  if (m.encoder.inputs.size() != 3 || m.encoder.outputs.size() != 1 || m.decoder.inputs.size() != 2 ||
+      m.decoder.outputs.size() != 1) {
+    throw Error(m.root.string() + ": encoder must map (x, t, y) -> s and decoder (x, s) -> v; " + rebuild(m.root));
+  }
+  const Roles r = m.roles();
+  const std::pair<const TensorSpec*, const char*> want[] = {
+      {&r.enc_x, "float32"}, {&r.enc_t, "float32"}, {&r.enc_y, "int64"}, {&r.dec_x, "float32"}, {&r.dec_v, "float32"}};
+  for (const auto& [spec, dtype] : want) {
+    if (spec->dtype != dtype) {
+      throw Error(m.root.string() + ": tensor " + spec->name + " is " + spec->dtype + ", the runtime feeds " + dtype +
+                  "; " + rebuild(m.root));
+    }
+  }
+  const auto latent = [](const TensorSpec& t) { return std::vector<int64_t>(t.shape.begin() + 1, t.shape.end()); };
+  for (const TensorSpec* t : {&r.enc_x, &r.dec_x, &r.dec_v}) {
+    if (t->shape.size() != 4 || t->shape[0] != kBatch || latent(*t) != m.latent_shape) {
+      throw Error(m.root.string() + ": tensor " + t->name + " has shape " + shape_text(t->shape) +
+                  ", expected (batch, C, H, W) with the latent shape " + shape_text(m.latent_shape) + "; " +
+                  rebuild(m.root));
+    }
+  }
+  if (r.enc_s.shape != r.dec_s.shape || r.enc_s.dtype != r.dec_s.dtype) {
+    throw Error(m.root.string() + ": the encoder's output " + r.enc_s.name + " " + shape_text(r.enc_s.shape) +
+                " does not match the decoder's input " + r.dec_s.name + " " + shape_text(r.dec_s.shape) + "; " +
+                rebuild(m.root));
+  }
+}
+
+}  // namespace
+
+const json& require(const json& obj, const std::string& key, const std::string& where) {
+  if (!obj.is_object() || !obj.contains(key)) {
+    throw Error(where + " lacks '" + key + "': the folder was written by another ddt-export version; rebuild it");
+  }
+  return obj.at(key);
+}
+
+std::vector<int64_t> TensorSpec::concrete(int64_t batch) const {
+  std::vector<int64_t> out(shape);
+  for (int64_t& d : out) {
+    if (d == kBatch) d = batch;
+  }
+  return out;
+}
+
+int64_t TensorSpec::numel(int64_t batch) const {
+  int64_t n = 1;
+  for (int64_t d : concrete(batch)) n *= d;
+  return n;
+}
+
+Roles Manifest::roles() const {
+  return {encoder.inputs[0], encoder.inputs[1], encoder.inputs[2], encoder.outputs[0],
+          decoder.inputs[0], decoder.inputs[1], decoder.outputs[0]};
+}
+
+std::optional<Array> Manifest::similarity(int num_steps) const {
+  if (!data.contains("calibration") || !data.at("calibration").contains(std::to_string(num_steps))) {
+    return std::nullopt;
+  }
+  const json& entry = data.at("calibration").at(std::to_string(num_steps));
+  Array sim = read_npy(path(require(entry, "file", "manifest calibration").get<std::string>()).string());
+  if (sim.shape.size() != 2 || sim.shape[0] != num_steps || sim.shape[1] != num_steps) {
+    throw Error(root.string() + ": the calibration for " + std::to_string(num_steps) + " steps is not " +
+                std::to_string(num_steps) + " x " + std::to_string(num_steps) + "; run `ddt-export calibrate " +
+                root.string() + " --steps " + std::to_string(num_steps) + "` again");
+  }
+  return sim;
+}
+
+const json& Manifest::section(const std::string& key, const std::string& rebuild_hint) const {
+  if (!data.contains(key)) {
+    throw Error(root.string() + " has no " + key + " section; " + rebuild_hint);
+  }
+  return data.at(key);
+}
+
+Manifest read_manifest(const fs::path& root, bool verify) {
+  const fs::path file = root / kName;
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) {
+    const std::string hint = !fs::exists(root, ec) ? "run `ddt-export build` to make one"
+                                                   : "it is not a ddt-export build; run `ddt-export build --out` for it";
+    throw Error(root.string() + " has no " + kName + ": " + hint);
+  }
+  Manifest m;
+  m.root = root;
+  {
+    std::ifstream in(file, std::ios::binary);
+    try {
+      m.data = json::parse(in);
+    } catch (const json::exception& e) {
+      throw Error(file.string() + " is not valid JSON (" + e.what() + "); rebuild the folder");
+    }
+  }
+  const json& d = m.data;
+  if (!d.is_object() || !d.contains("format") || d.at("format") != kManifestFormat) {
+    const std::string found = d.is_object() && d.contains("format") ? d.at("format").dump() : "None";
+    throw Error(root.string() + " was built by an incompatible ddt-export (manifest format " + found +
+                ", this version reads " + std::to_string(kManifestFormat) + "); rebuild it with `ddt-export build`");
+  }
+  try {
+    if (verify) {
+      for (const auto& [name, entry] : require(d, "files", "manifest").items()) {
+        const fs::path p = root / name;
+        if (!fs::is_regular_file(p, ec)) {
+          throw Error(root.string() + ": " + name + " is missing; the build is incomplete, rebuild it");
+        }
+        // Sizes, not sha256: hashing a multi-GB engine on every start costs seconds; the Python
+        // runtime (`ddt-export inspect`) verifies the hashes.
+        if (fs::file_size(p, ec) != require(entry, "bytes", "manifest files." + name).get<uint64_t>()) {
+          throw Error(root.string() + ": " + name + " does not match its size in the manifest (modified or truncated); rebuild it");
+        }
+      }
+    }
+    m.name = require(d, "name", "manifest").get<std::string>();
+    const json& model = require(d, "model", "manifest");
+    m.num_classes = require(model, "num_classes", "manifest model").get<int64_t>();
+    m.null_class = require(model, "null_class", "manifest model").get<int64_t>();
+    m.latent_shape = require(model, "latent_shape", "manifest model").get<std::vector<int64_t>>();
+    const json& s = require(d, "sampler", "manifest");
+    m.sampler.num_steps = require(s, "num_steps", "manifest sampler").get<int>();
+    m.sampler.guidance = require(s, "guidance", "manifest sampler").get<double>();
+    m.sampler.interval_min = require(s, "interval_min", "manifest sampler").get<double>();
+    m.sampler.interval_max = require(s, "interval_max", "manifest sampler").get<double>();
+    m.sampler.timeshift = require(s, "timeshift", "manifest sampler").get<double>();
+    const json& last = require(s, "last_step", "manifest sampler");
+    if (!last.is_null()) m.sampler.last_step = last.get<double>();
+    const json& graphs = require(d, "graphs", "manifest");
+    m.encoder = parse_graph(graphs, "encoder", root);
+    m.decoder = parse_graph(graphs, "decoder", root);
+  } catch (const json::exception& e) {
+    throw Error(file.string() + " has a value of the wrong type (" + e.what() + "); rebuild the folder");
+  }
+  check_roles(m);
+  return m;
+}
+
+}  // namespace ddt::detail

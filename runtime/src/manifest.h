@@ -1,0 +1,70 @@
+// manifest.json, read as data: the only contract between `ddt-export build` and this runtime.
+// Mirrors ddt_export/manifest.py: the same checks, the same one-line messages.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ddt/runtime.h"
+
+namespace ddt::detail {
+
+constexpr int kManifestFormat = 1;
+constexpr int64_t kBatch = -1;  // the symbolic "batch" axis of a tensor shape
+
+struct TensorSpec {
+  std::string name;
+  std::string dtype;           // numpy dtype name: float32, float16, bfloat16, int64
+  std::vector<int64_t> shape;  // kBatch for the dynamic axis
+
+  std::vector<int64_t> concrete(int64_t batch) const;
+  int64_t numel(int64_t batch) const;
+};
+
+struct GraphSpec {
+  std::string name;
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+};
+
+/// Tensor roles by position (ddt_export/backends/roles.py): encoder (x, t, y) -> s, decoder (x, s) -> v.
+struct Roles {
+  const TensorSpec& enc_x;
+  const TensorSpec& enc_t;
+  const TensorSpec& enc_y;
+  const TensorSpec& enc_s;
+  const TensorSpec& dec_x;
+  const TensorSpec& dec_s;
+  const TensorSpec& dec_v;
+};
+
+struct Manifest {
+  std::filesystem::path root;
+  nlohmann::json data;
+  std::string name;
+  int64_t num_classes = 0;
+  int64_t null_class = 0;
+  std::vector<int64_t> latent_shape;  // (C, H, W), as the graphs' x
+  SamplerSettings sampler;
+  GraphSpec encoder, decoder;
+
+  Roles roles() const;
+  std::filesystem::path path(const std::string& file) const { return root / file; }
+  /// The calibrated N x N similarity for `num_steps`, if `ddt-export calibrate` stored one.
+  std::optional<Array> similarity(int num_steps) const;
+  /// A top-level section a backend needs, or an Error telling how to rebuild with it.
+  const nlohmann::json& section(const std::string& key, const std::string& rebuild_hint) const;
+};
+
+/// Opens a build folder. `verify`: every file the manifest lists exists with its recorded size.
+Manifest read_manifest(const std::filesystem::path& root, bool verify = true);
+
+/// A required manifest value, or an Error naming the key (the manifest is from another version).
+const nlohmann::json& require(const nlohmann::json& obj, const std::string& key, const std::string& where);
+
+}  // namespace ddt::detail

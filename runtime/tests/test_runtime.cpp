@@ -1,0 +1,432 @@
+// Unit tests of the C++ runtime's own pieces (registered with CTest): the time grid, seeded
+// noise, schedules (DP against brute force and the official tie-breaks), .npy round trips,
+// manifest errors, and the loop's protocol against a fake backend. Golden values come from
+// the Python package and torch (tests/runtime/test_cpp_runtime.py checks the whole chain).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "ddt/runtime.h"
+#include "manifest.h"
+#include "sampler.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+int g_failed = 0, g_passed = 0;
+
+#define CHECK(cond)                                                                    \
+  do {                                                                                 \
+    if (!(cond)) {                                                                     \
+      std::cerr << __FILE__ << ":" << __LINE__ << ": CHECK failed: " #cond << "\n";    \
+      throw std::runtime_error("check failed");                                        \
+    }                                                                                  \
+  } while (0)
+
+/// `fn` must throw ddt::Error whose one-line message contains `needle`.
+void expect_error(const std::function<void()>& fn, const std::string& needle) {
+  try {
+    fn();
+  } catch (const ddt::Error& e) {
+    const std::string msg = e.what();
+    if (msg.find(needle) == std::string::npos || msg.find('\n') != std::string::npos) {
+      std::cerr << "unexpected message: " << msg << " (wanted '" << needle << "')\n";
+      throw std::runtime_error("wrong message");
+    }
+    return;
+  }
+  std::cerr << "no ddt::Error thrown (wanted '" << needle << "')\n";
+  throw std::runtime_error("no error");
+}
+
+void run(const char* name, const std::function<void()>& test) {
+  try {
+    test();
+    ++g_passed;
+    std::cout << "PASS " << name << "\n";
+  } catch (const std::exception& e) {
+    ++g_failed;
+    std::cout << "FAIL " << name << ": " << e.what() << "\n";
+  }
+}
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("ddt_runtime_tests_" + std::to_string(::getpid())) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+void write_text(const fs::path& p, const std::string& text) {
+  std::ofstream(p, std::ios::binary) << text;
+}
+
+// ---------------------------------------------------------------- time grid and noise
+
+void test_timesteps_match_python() {
+  // ddt_export.sampler.timesteps(12, 0.05, 1.5), bit for bit (== the official torch grid)
+  const std::vector<float> want = {0x0.0p+0f,        0x1.e5a424p-5f, 0x1.f479d4p-4f, 0x1.832f1ep-3f, 0x1.0a8544p-2f,
+                                   0x1.585a9ep-2f,   0x1.ab9ab8p-2f, 0x1.026dcap-1f, 0x1.3264cap-1f, 0x1.6615fcp-1f,
+                                   0x1.9df51ep-1f,   0x1.da895ep-1f, 0x1.0p+0f};
+  CHECK(ddt::timesteps(12, 0.05, 1.5) == want);
+  // the 256 config: 250 steps, last step 0.04, no shift; indices around torch's vector/scalar seams
+  const std::vector<float> t = ddt::timesteps(250, 0.04, 1.0);
+  CHECK(t.size() == 251);
+  const std::pair<int, float> golden[] = {{0, 0x0.0p+0f},         {1, 0x1.f9567cp-9f},   {7, 0x1.ba2bacp-6f},
+                                          {8, 0x1.f9567cp-6f},    {9, 0x1.1c40a6p-5f},   {15, 0x1.d9c114p-5f},
+                                          {16, 0x1.f9567cp-5f},   {17, 0x1.0c75f2p-4f},  {100, 0x1.8acb9p-2f},
+                                          {124, 0x1.e98bc8p-2f},  {125, 0x1.ed7e74p-2f}, {126, 0x1.f1712p-2f},
+                                          {200, 0x1.8acb9p-1f},   {248, 0x1.e98bc8p-1f}, {249, 0x1.eb851ep-1f},
+                                          {250, 0x1.0p+0f}};
+  for (const auto& [i, v] : golden) CHECK(t[i] == v);
+  // last_step defaults to 1 / N; one step is [0, 1]
+  CHECK(ddt::timesteps(4) == std::vector<float>({0.0f, 0.25f, 0.5f, 0.75f, 1.0f}));
+  CHECK(ddt::timesteps(1, 0.3, 2.0) == std::vector<float>({0.0f, 1.0f}));
+}
+
+void test_seeded_noise_matches_torch() {
+  // torch.randn((2, 4, 8, 8), generator=torch.Generator("cpu").manual_seed(0))
+  const ddt::Array n = ddt::seeded_noise(2, {4, 8, 8}, 0);
+  CHECK((n.shape == std::vector<int64_t>{2, 4, 8, 8}) && n.data.size() == 512);
+  const std::pair<int, float> golden[] = {{0, -0x1.20370ap+0f},   {1, -0x1.270114p+0f}, {15, -0x1.fa6cf8p-3f},
+                                          {16, -0x1.5a4784p+0f},  {17, -0x1.b2288cp+0f}, {100, -0x1.4e815ap+1f},
+                                          {511, -0x1.a94a9ep+0f}};
+  for (const auto& [i, v] : golden) CHECK(n.data[i] == v);
+  double sum = 0;
+  for (float v : n.data) sum += v;
+  CHECK(sum == 0x1.ffb2537d14p+4);
+  // fewer than 16 values take torch's scalar path: torch.randn((1, 4, 2, 2), seed 7)
+  const ddt::Array m = ddt::seeded_noise(1, {4, 2, 2}, 7);
+  CHECK(m.data[0] == -0x1.a3e8acp-1f && m.data[3] == -0x1.636e7p+0f && m.data[15] == 0x1.17151p+0f);
+}
+
+// ---------------------------------------------------------------- schedules
+
+double cost_of(const ddt::Array& sim, const std::vector<int>& steps) {
+  const int N = static_cast<int>(sim.shape[0]);
+  double total = 0;
+  for (size_t s = 0; s < steps.size(); ++s) {
+    const int j = steps[s], end = s + 1 < steps.size() ? steps[s + 1] : N;
+    for (int m = j; m < end; ++m) total += static_cast<double>(1.0f - sim.data[m * N + j]);
+  }
+  return total;
+}
+
+void test_dp_matches_brute_force() {
+  std::mt19937 rng(1234);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  for (int N = 1; N <= 9; ++N) {
+    ddt::Array sim{{N, N}, std::vector<float>(N * N)};
+    for (float& v : sim.data) v = u(rng);
+    for (int K = 1; K <= N; ++K) {
+      double best = std::numeric_limits<double>::infinity();
+      for (unsigned mask = 0; mask < (1u << N); ++mask) {  // every K-subset that contains step 0
+        if (!(mask & 1u) || __builtin_popcount(mask) != K) continue;
+        std::vector<int> steps;
+        for (int i = 0; i < N; ++i)
+          if (mask & (1u << i)) steps.push_back(i);
+        best = std::min(best, cost_of(sim, steps));
+      }
+      const std::vector<int> got = ddt::dp_schedule(sim, K);
+      CHECK(static_cast<int>(got.size()) == K && got[0] == 0 && std::is_sorted(got.begin(), got.end()));
+      CHECK(std::fabs(cost_of(sim, got) - best) <= 1e-9 * std::max(1.0, best));
+    }
+  }
+}
+
+void test_dp_ties_as_official() {
+  // official_dp on matrices with exact ties: the first minimum wins
+  const int N = 6;
+  ddt::Array a{{N, N}, {}};
+  for (int i = 0; i < N; ++i)
+    for (int j = 0; j < N; ++j) a.data.push_back(1.0f - 0.25f * std::abs(i - j));
+  CHECK(ddt::dp_schedule(a, 2) == std::vector<int>({0, 3}));
+  CHECK(ddt::dp_schedule(a, 3) == std::vector<int>({0, 2, 4}));
+  CHECK(ddt::dp_schedule(a, 4) == std::vector<int>({0, 1, 2, 4}));
+  ddt::Array b{{8, 8}, {}};
+  for (int i = 0; i < 8; ++i)
+    for (int j = 0; j < 8; ++j) b.data.push_back(1.0f - 0.125f * (((i - j) % 3 + 3) % 3));  // Python's (i - j) % 3
+  CHECK(ddt::dp_schedule(b, 3) == std::vector<int>({0, 1, 3}));
+  CHECK(ddt::dp_schedule(b, 6) == std::vector<int>({0, 1, 2, 3, 4, 6}));
+  ddt::Array ones{{6, 6}, std::vector<float>(36, 1.0f)};
+  CHECK(ddt::dp_schedule(ones, 3) == std::vector<int>({0, 1, 2}));
+}
+
+void test_uniform_and_budgets() {
+  CHECK(ddt::refresh_rate(0.0) == 1 && ddt::refresh_rate(0.5) == 2 && ddt::refresh_rate(0.75) == 4);
+  CHECK(ddt::refresh_rate(0.6) == 2);              // round(2.5) == 2: Python rounds half to even
+  CHECK(ddt::refresh_rate(1.0 - 1.0 / 3.5) == 4);  // round(3.5) == 4
+  CHECK(ddt::refresh_rate(0.87) == 8 && ddt::refresh_rate(0.83) == 6);
+  CHECK(ddt::uniform_schedule(10, 0.75) == std::vector<int>({0, 4, 8}));
+  CHECK(ddt::dp_budget(250, 0.75) == 62 && ddt::dp_budget(3, 0.87) == 1);
+  ddt::Schedule none;
+  CHECK(ddt::resolve_schedule(3, none, nullptr) == std::vector<int>({0, 1, 2}));
+  ddt::Schedule zero;
+  zero.sharing_ratio = 0.0;
+  CHECK(ddt::resolve_schedule(3, zero, nullptr) == std::vector<int>({0, 1, 2}));
+  ddt::Schedule uni;
+  uni.sharing_ratio = 0.5;
+  uni.method = "uniform";
+  CHECK(ddt::resolve_schedule(5, uni, nullptr) == std::vector<int>({0, 2, 4}));
+}
+
+void test_schedule_errors() {
+  expect_error([] { ddt::check_recompute({1, 2}, 5); }, "must start at step 0");
+  expect_error([] { ddt::check_recompute({0, 3, 3}, 5); }, "strictly increasing");
+  expect_error([] { ddt::check_recompute({0, 5}, 5); }, "recompute step 5 is out of range for 5 steps");
+  expect_error([] { ddt::check_ratio(1.0); }, "sharing ratio must be in [0, 1)");
+  expect_error([] { ddt::check_ratio(-0.1); }, "sharing ratio must be in [0, 1)");
+  ddt::Schedule both;
+  both.recompute = std::vector<int>{0};
+  both.sharing_ratio = 0.5;
+  expect_error([&] { ddt::resolve_schedule(4, both, nullptr); }, "not both");
+  ddt::Schedule dp;
+  dp.sharing_ratio = 0.5;
+  expect_error([&] { ddt::resolve_schedule(4, dp, nullptr); }, "ddt-export calibrate BUILD --steps 4");
+  ddt::Array sim{{3, 3}, std::vector<float>(9, 1.0f)};
+  expect_error([&] { ddt::resolve_schedule(4, dp, &sim); }, "similarity matrix is for 3 steps, not 4");
+  dp.method = "cosine";
+  expect_error([&] { ddt::resolve_schedule(4, dp, &sim); }, "unknown schedule 'cosine'");
+  expect_error([&] { ddt::dp_schedule(sim, 4); }, "budget must be between 1 and the number of steps 3");
+  sim.data[4] = std::nanf("");
+  expect_error([&] { ddt::dp_schedule(sim, 2); }, "finite");
+}
+
+// ---------------------------------------------------------------- npy
+
+void test_npy_round_trip() {
+  const fs::path dir = temp_dir("npy");
+  for (const std::vector<int64_t>& shape : {std::vector<int64_t>{2, 4, 8, 8}, {5}, {3, 1}, {}}) {
+    ddt::Array a{shape, {}};
+    for (int64_t i = 0; i < a.numel(); ++i) a.data.push_back(0.5f * i - 3.25f);
+    const std::string p = (dir / "a.npy").string();
+    ddt::write_npy(p, a);
+    CHECK(fs::file_size(p) % 64 == (a.data.size() * 4) % 64);  // header padded to 64 bytes, as numpy
+    const ddt::Array b = ddt::read_npy(p);
+    CHECK(b.shape == a.shape && b.data == a.data);
+  }
+  // a float64 file as numpy.save writes it (header by hand): values convert to float32
+  std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }";
+  header.append(64 - (10 + header.size() + 1) % 64, ' ');
+  header += '\n';
+  const double vals[2] = {1.5, -2.0};
+  {
+    std::ofstream out(dir / "d.npy", std::ios::binary);
+    out.write("\x93NUMPY\x01\x00", 8);
+    const char len[2] = {static_cast<char>(header.size()), 0};
+    out.write(len, 2);
+    out << header;
+    out.write(reinterpret_cast<const char*>(vals), sizeof vals);
+  }
+  CHECK(ddt::read_npy((dir / "d.npy").string()).data == std::vector<float>({1.5f, -2.0f}));
+  write_text(dir / "bad.npy", "not an array");
+  expect_error([&] { ddt::read_npy((dir / "bad.npy").string()); }, "not a .npy file");
+  expect_error([&] { ddt::read_npy((dir / "none.npy").string()); }, "no such file");
+  std::string fortran = header;
+  fortran.replace(fortran.find("False"), 5, "True ");
+  {
+    std::ofstream out(dir / "f.npy", std::ios::binary);
+    out.write("\x93NUMPY\x01\x00", 8);
+    const char len[2] = {static_cast<char>(fortran.size()), 0};
+    out.write(len, 2);
+    out << fortran;
+    out.write(reinterpret_cast<const char*>(vals), sizeof vals);
+  }
+  expect_error([&] { ddt::read_npy((dir / "f.npy").string()); }, "Fortran order");
+  std::string ints = header;
+  ints.replace(ints.find("<f8"), 3, "<i8");
+  {
+    std::ofstream out(dir / "i.npy", std::ios::binary);
+    out.write("\x93NUMPY\x01\x00", 8);
+    const char len[2] = {static_cast<char>(ints.size()), 0};
+    out.write(len, 2);
+    out << ints;
+    out.write(reinterpret_cast<const char*>(vals), sizeof vals);
+  }
+  expect_error([&] { ddt::read_npy((dir / "i.npy").string()); }, "expected float32");
+  expect_error([&] { ddt::write_npy((dir / "no" / "such" / "x.npy").string(), ddt::Array{{1}, {1.0f}}); }, "cannot write");
+}
+
+// ---------------------------------------------------------------- manifest
+
+std::string manifest_text(const std::string& extra = "") {
+  return R"({"format": 1, "name": "t", "files": {},
+  "model": {"num_classes": 10, "null_class": 10, "latent_shape": [4, 8, 8]},
+  "sampler": {"num_steps": 12, "guidance": 3.0, "interval_min": 0.3, "interval_max": 0.9, "timeshift": 1.5, "last_step": null},
+  "graphs": {
+    "encoder": {"file": "encoder.onnx",
+      "inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 4, 8, 8]},
+                 {"name": "t", "dtype": "float32", "shape": ["batch"]},
+                 {"name": "y", "dtype": "int64", "shape": ["batch"]}],
+      "outputs": [{"name": "s", "dtype": "float32", "shape": ["batch", 16, 64]}]},
+    "decoder": {"file": "decoder.onnx",
+      "inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 4, 8, 8]},
+                 {"name": "s", "dtype": "float32", "shape": ["batch", 16, 64]}],
+      "outputs": [{"name": "v", "dtype": "float32", "shape": ["batch", 4, 8, 8]}]}}
+  )" + extra + "}";
+}
+
+void test_manifest_reads_defaults_and_roles() {
+  const fs::path dir = temp_dir("manifest_ok");
+  write_text(dir / "manifest.json", manifest_text());
+  const ddt::detail::Manifest m = ddt::detail::read_manifest(dir);
+  CHECK(m.name == "t" && m.num_classes == 10 && m.null_class == 10);
+  CHECK((m.latent_shape == std::vector<int64_t>{4, 8, 8}));
+  CHECK(m.sampler.num_steps == 12 && m.sampler.guidance == 3.0 && m.sampler.interval_min == 0.3);
+  CHECK(m.sampler.interval_max == 0.9 && m.sampler.timeshift == 1.5 && !m.sampler.last_step);
+  const ddt::detail::Roles r = m.roles();
+  CHECK(r.enc_y.name == "y" && r.dec_v.name == "v" && r.enc_s.concrete(6) == std::vector<int64_t>({6, 16, 64}));
+  CHECK(!m.similarity(12));
+}
+
+void test_manifest_errors() {
+  const fs::path root = temp_dir("manifest_bad");
+  expect_error([&] { ddt::detail::read_manifest(root / "nothing"); }, "has no manifest.json: run `ddt-export build` to make one");
+  expect_error([&] { ddt::detail::read_manifest(root); }, "it is not a ddt-export build");
+  write_text(root / "manifest.json", "{not json");
+  expect_error([&] { ddt::detail::read_manifest(root); }, "is not valid JSON");
+  write_text(root / "manifest.json", R"({"format": 2})");
+  expect_error([&] { ddt::detail::read_manifest(root); }, "manifest format 2, this version reads 1");
+  std::string listed = manifest_text();
+  listed.replace(listed.find("\"files\": {}"), 11, R"("files": {"encoder.onnx": {"sha256": "0", "bytes": 3}})");
+  write_text(root / "manifest.json", listed);
+  expect_error([&] { ddt::detail::read_manifest(root); }, "encoder.onnx is missing; the build is incomplete");
+  write_text(root / "encoder.onnx", "ab");
+  expect_error([&] { ddt::detail::read_manifest(root); }, "encoder.onnx does not match its size");
+  std::string no_sampler = manifest_text();
+  no_sampler.replace(no_sampler.find("\"sampler\""), 9, "\"sampling\"");
+  write_text(root / "manifest.json", no_sampler);
+  expect_error([&] { ddt::detail::read_manifest(root); }, "manifest lacks 'sampler'");
+  std::string bad_y = manifest_text();
+  bad_y.replace(bad_y.find("\"int64\""), 7, "\"int32\"");
+  write_text(root / "manifest.json", bad_y);
+  expect_error([&] { ddt::detail::read_manifest(root); }, "tensor y is int32, the runtime feeds int64");
+  std::string bad_shape = manifest_text();
+  bad_shape.replace(bad_shape.rfind("[\"batch\", 4, 8, 8]"), 18, "[\"batch\", 4, 4, 4]");
+  write_text(root / "manifest.json", bad_shape);
+  expect_error([&] { ddt::detail::read_manifest(root); }, "tensor v has shape (batch, 4, 4, 4)");
+  write_text(root / "manifest.json", manifest_text());
+  expect_error([&] { ddt::Pipeline::open(root.string()); }, "has no libtorch section; rebuild with `ddt-export build --libtorch`");
+  expect_error([&] { ddt::Pipeline::open(root.string(), "onnx"); }, "unknown backend 'onnx'");
+}
+
+// ---------------------------------------------------------------- the loop
+
+/// A fake backend: s is (t, label) per row; v = 0.5 x + s.t - 0.01 s.label, so every step's
+/// update depends on x, t, y and on which step computed s.
+class FakeRunner : public ddt::detail::Runner {
+ public:
+  explicit FakeRunner(size_t batch, size_t per) : per_(per), x_(batch * per), t_(batch), y_(batch), v_(batch * per), s_(batch * 2) {}
+  float* x() override { return x_.data(); }
+  float* t() override { return t_.data(); }
+  int64_t* y() override { return y_.data(); }
+  const float* v() override { return v_.data(); }
+  void encode() override {
+    encoded_at.push_back(t_[0]);
+    for (size_t b = 0; b < t_.size(); ++b) {
+      s_[2 * b] = t_[b];
+      s_[2 * b + 1] = static_cast<float>(y_[b]);
+    }
+  }
+  void decode() override {
+    ++decodes;
+    const size_t half = x_.size() / 2;
+    for (size_t k = 0; k < half; ++k) halves_equal = halves_equal && x_[k] == x_[half + k];
+    for (size_t k = 0; k < x_.size(); ++k) {
+      const size_t b = k / per_;
+      v_[k] = 0.5f * x_[k] + s_[2 * b] - 0.01f * s_[2 * b + 1];
+    }
+  }
+  std::vector<float> encoded_at;
+  int decodes = 0;
+  bool halves_equal = true;
+  std::vector<int64_t> labels() const { return y_; }
+
+ private:
+  size_t per_;
+  std::vector<float> x_, t_;
+  std::vector<int64_t> y_;
+  std::vector<float> v_, s_;
+};
+
+void test_loop_protocol_and_update() {
+  const size_t B = 2, per = 3;
+  ddt::SamplerSettings st;
+  st.num_steps = 6;
+  st.guidance = 2.5;
+  st.interval_min = 0.2;
+  st.interval_max = 0.7;
+  st.timeshift = 1.3;
+  const std::vector<float> noise = {0.1f, -0.2f, 0.3f, 1.0f, 0.5f, -1.5f};
+  const std::vector<int64_t> labels = {3, 7};
+  const std::vector<int> recompute = {0, 2, 5};
+  FakeRunner fake(2 * B, per);
+  std::vector<int> called;
+  const std::vector<float> x = ddt::detail::sample(fake, noise, labels, 10, st, recompute, [&](int i) { called.push_back(i); });
+  const std::vector<float> grid = ddt::timesteps(6, std::nullopt, 1.3);
+  CHECK(fake.encoded_at == std::vector<float>({grid[0], grid[2], grid[5]}));  // encoder only at recompute steps
+  CHECK(fake.decodes == 6 && fake.halves_equal && called == std::vector<int>({0, 1, 2, 3, 4, 5}));
+  CHECK(fake.labels() == std::vector<int64_t>({10, 10, 3, 7}));  // [uncond; cond]
+  // the same integration written out independently
+  std::vector<float> want(noise);
+  float s_t = 0;
+  for (int i = 0; i < 6; ++i) {
+    if (i == 0 || i == 2 || i == 5) s_t = grid[i];
+    const float w = (grid[i] > 0.2f && grid[i] < 0.7f) ? 2.5f : 1.0f;
+    for (size_t k = 0; k < want.size(); ++k) {
+      const float vu = 0.5f * want[k] + s_t - 0.01f * 10.0f;
+      const float vc = 0.5f * want[k] + s_t - 0.01f * static_cast<float>(labels[k / per]);
+      const float v = vu + w * (vc - vu);
+      want[k] = want[k] + v * (grid[i + 1] - grid[i]);
+    }
+  }
+  for (size_t k = 0; k < want.size(); ++k) CHECK(std::fabs(x[k] - want[k]) <= 1e-6f * (1 + std::fabs(want[k])));
+}
+
+void test_settings_validation() {
+  ddt::SamplerSettings s;
+  s.num_steps = 0;
+  expect_error([&] { s.validate(); }, "steps must be >= 1 (got 0)");
+  s = {};
+  s.last_step = 1.0;
+  expect_error([&] { s.validate(); }, "last step must be in (0, 1)");
+  s = {};
+  s.timeshift = 0;
+  expect_error([&] { s.validate(); }, "timeshift must be > 0");
+  s = {};
+  s.interval_min = 0.9;
+  s.interval_max = 0.3;
+  expect_error([&] { s.validate(); }, "guidance interval 0.9,0.3 is reversed");
+}
+
+}  // namespace
+
+int main() {
+  run("timesteps_match_python", test_timesteps_match_python);
+  run("seeded_noise_matches_torch", test_seeded_noise_matches_torch);
+  run("dp_matches_brute_force", test_dp_matches_brute_force);
+  run("dp_ties_as_official", test_dp_ties_as_official);
+  run("uniform_and_budgets", test_uniform_and_budgets);
+  run("schedule_errors", test_schedule_errors);
+  run("npy_round_trip", test_npy_round_trip);
+  run("manifest_reads_defaults_and_roles", test_manifest_reads_defaults_and_roles);
+  run("manifest_errors", test_manifest_errors);
+  run("loop_protocol_and_update", test_loop_protocol_and_update);
+  run("settings_validation", test_settings_validation);
+  fs::remove_all(fs::temp_directory_path() / ("ddt_runtime_tests_" + std::to_string(::getpid())));
+  std::cout << g_passed << " passed, " << g_failed << " failed\n";
+  return g_failed == 0 ? 0 : 1;
+}
