@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # long paths stay on one line
 
 
 def sample(
@@ -25,7 +25,7 @@ def sample(
     backend: str = typer.Option("auto", help="auto, torch, onnxruntime or tensorrt (resolved here, used by every worker)."),
     out: Optional[Path] = typer.Option(None, help="Output folder [default: samples/<build>-n<N>[-<schedule><ratio>]-seed<S>]."),
     workers: Optional[int] = typer.Option(None, help="Number of workers [default: as many as the Ray cluster holds]."),
-    address: Optional[str] = typer.Option(None, help="Join this Ray cluster (HOST:PORT of `ray start --head`, or auto); default: a local Ray."),
+    address: Optional[str] = typer.Option(None, help="Join this Ray cluster (HOST:PORT of `ray start --head`) [default: $RAY_ADDRESS, else `local`: a Ray started here]."),
     cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="CPUs (and threads) per worker."),
     gpus_per_worker: Optional[float] = typer.Option(None, "--gpus-per-worker", help="GPUs per worker [default: 1 for tensorrt, else 0]."),
     keep_shards: bool = typer.Option(False, "--keep-shards", help="Keep the shard files after merging."),

@@ -7,10 +7,12 @@ workers of the requested size the cluster holds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import socket
+import sys
 
 from ..errors import DDTError
 
@@ -40,8 +42,9 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 def check_address(address: str | None, timeout: float = CONNECT_TIMEOUT) -> None:
-    """Fail at once when --address points nowhere (ray.init would retry for a minute first)."""
-    if address is None or address == "auto":  # auto: ray.init finds this machine's cluster, or fails fast
+    """Fail at once when --address is not a usable Ray head (ray.init would retry for 20 s, then
+    say only "Failed to connect")."""
+    if address in (None, "local"):
         return
     host, port = split_address(address)
     try:
@@ -53,10 +56,53 @@ def check_address(address: str | None, timeout: float = CONNECT_TIMEOUT) -> None
             f"cannot reach a Ray cluster at {host}:{port} ({reason}); start one with `ray start --head` on the head node "
             f"and pass its address, or drop --address to sample on this machine"
         ) from None
+    if not address.startswith("ray://"):
+        probe_gcs(f"{host}:{port}", timeout)
+
+
+def probe_gcs(address: str, timeout: float) -> None:
+    """Ask the head's GCS for its cluster id: tells a Ray head from another server, and a missing
+    auth token from a network problem, in milliseconds."""
+    ray = import_ray()
+    try:
+        from ray._raylet import InnerGcsClient  # not public API: skipped if a Ray version lacks it
+
+        standalone = InnerGcsClient.standalone
+    except (ImportError, AttributeError):
+        return
+    try:
+        with stderr_silenced():  # the C++ client logs each failed attempt to fd 2
+            standalone(address, None, max(1, int(timeout)))
+    except TypeError:
+        return  # another signature in this Ray version; ray.init will check instead
+    except ray.exceptions.AuthenticationError:
+        raise DDTError(
+            f"the Ray cluster at {address} requires its auth token: set RAY_AUTH_MODE=token here, with the cluster's token "
+            f"in ~/.ray/auth_token or RAY_AUTH_TOKEN (`ray get-auth-token` on the head node prints it)"
+        ) from None
+    except Exception as e:  # RpcError and friends: something answers, but not as a Ray head
+        first = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise DDTError(
+            f"{address} answers but not as a Ray cluster's head ({first}); pass the address `ray start --head` printed "
+            f"(port {RAY_PORT} unless --port was given)"
+        ) from None
+
+
+@contextlib.contextmanager
+def stderr_silenced():
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def connect(address: str | None) -> bool:
-    """Join the cluster at `address`, or start a local Ray; True when this call started it.
+    """Join the cluster at `address`, or start a local Ray (None or "local"); True when this call started it.
 
     A Ray already initialised in this process (a notebook, the tests) is used as it is.
     """
@@ -65,7 +111,7 @@ def connect(address: str | None) -> bool:
         return False
     quiet = dict(logging_level=logging.ERROR, log_to_driver=True)
     try:
-        if address is None:
+        if address in (None, "local"):
             ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, **quiet)
         else:
             ray.init(address=address, **quiet)

@@ -12,6 +12,9 @@ run loses at most the shards in flight.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -61,8 +64,15 @@ class Summary:
 
 
 class RateColumn(ProgressColumn):
+    """Samples per second and ETA over this run so far (shards finish in bursts, so rich's
+    sliding-window speed would jump)."""
+
     def render(self, task) -> Text:
-        return Text(f"{task.speed:.1f} samples/s" if task.speed else "-- samples/s")
+        rate = task.fields.get("rate")
+        if not rate:
+            return Text("-- samples/s, ETA --")
+        eta = int((task.total - task.completed) / rate)
+        return Text(f"{rate:.1f} samples/s, ETA {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}")
 
 
 # ---------------------------------------------------------------------- checks (no work yet)
@@ -111,6 +121,11 @@ def plan(
         raise DDTError(f"unknown schedule {schedule!r}; choose dp or uniform")
     manifest = read(build_dir)
     backend = resolve_name(backend, manifest)
+    engines = manifest.data.get("engines") if backend == "tensorrt" else None
+    if engines and 2 * batch > engines["cfg_batch"]["max"]:  # the engines' optimisation profile caps the CFG batch
+        most = engines["cfg_batch"]["max"] // 2
+        raise DDTError(f"--batch {batch} is more than the TensorRT engines take ({most} samples per call); "
+                       f"use --batch {most}, or rebuild the engines with --max-batch {batch}")
     # A pipeline without a backend: only its checks (labels, images) are used here.
     pipe = Pipeline(None, arch=manifest.arch, null_class=manifest.null_class, sampler=manifest.sampler, space=manifest.space, manifest=manifest)
     pipe.check_images()
@@ -199,6 +214,7 @@ def sample_many(
     `on_shard(shard)` is called after each shard is saved (the tests interrupt a run from it).
     """
     console = console or Console(stderr=True)
+    address = address or os.environ.get("RAY_ADDRESS") or None  # as ray.init: `ray job submit` sets it
     if workers is not None and workers < 1:
         raise DDTError(f"--workers must be at least 1 (got {workers})")
     if cpus_per_worker <= 0:
@@ -256,10 +272,13 @@ def _run_shards(job: Job, store: Store, todo: list[Shard], already: int, *, addr
     from .workers import ShardWorker
 
     t_start = time.perf_counter()
-    with console.status("starting Ray" if address is None else f"joining the Ray cluster at {address}"):
+    with console.status("starting Ray" if address in (None, "local") else f"joining the Ray cluster at {address}"):
         started = cluster.connect(address)
     actors: list = []
     inflight: dict = {}
+    # SIGTERM (a batch scheduler's preemption, `kill`) ends the run like Ctrl-C: workers and a
+    # local Ray stopped, finished shards kept. Only the main thread may set handlers.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
     try:
         n = cluster.worker_count(workers, cpus, gpus, len(todo))
         opts = {"num_cpus": cpus, "max_restarts": 2, "max_task_retries": 2}  # Ray restarts a worker lost with its node
@@ -284,11 +303,11 @@ def _run_shards(job: Job, store: Store, todo: list[Shard], already: int, *, addr
                 shard = queue.popleft()
                 inflight[actor.run.remote(shard)] = (actor, shard)
 
-        columns = (TextColumn(f"sampling ({n} worker{'s' * (n > 1)})"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+        columns = (TextColumn(f"sampling ({n} worker{'s' * (n > 1)})"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), RateColumn())
         t0 = time.perf_counter()
         with Progress(*columns, console=console, disable=not show) as bar:
-            task = bar.add_task("sampling", total=job.num_samples, completed=already)
+            task = bar.add_task("sampling", total=job.num_samples, completed=already, rate=None)
+            computed = 0
             for _ in range(IN_FLIGHT):
                 for actor in actors:
                     submit(actor)
@@ -297,7 +316,8 @@ def _run_shards(job: Job, store: Store, todo: list[Shard], already: int, *, addr
                 actor, shard = inflight.pop(ready[0])
                 _, images, labels = _get(ray, ready[0])
                 store.write_shard(job, shard, images, labels)
-                bar.advance(task, shard.size)
+                computed += shard.size
+                bar.update(task, advance=shard.size, rate=computed / (time.perf_counter() - t0))
                 if on_shard is not None:
                     on_shard(shard)
                 submit(actor)
@@ -306,11 +326,18 @@ def _run_shards(job: Job, store: Store, todo: list[Shard], already: int, *, addr
         console.print(f"interrupted: finished shards are saved in {store.out}; run the same command to resume")
         raise
     finally:
-        for actor in actors:  # also ends the shards in flight
-
+        for ref in inflight:  # cancelled tasks are not retried on the restarted actor
+            ray.cancel(ref)
+        for actor in actors:
             ray.kill(actor)
         if started:
             ray.shutdown()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _get(ray, ref):
