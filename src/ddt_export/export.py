@@ -79,12 +79,10 @@ def export_graph(module: torch.nn.Module, spec: GraphSpec, inputs: dict[str, tor
 
 def check_graph(module: torch.nn.Module, spec: GraphSpec, path: Path, inputs: dict[str, torch.Tensor], tolerance: float) -> GraphCheck:
     """Run the saved graph in onnxruntime and compare its output with PyTorch's."""
-    import onnxruntime as ort
+    from .precision import cpu_session
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    feeds = {t.name: inputs[t.name].float().numpy() if t.dtype == "bfloat16" else inputs[t.name].numpy() for t in spec.inputs}
+    session = cpu_session(path)  # fp16/bf16 emulated as GPU kernels store them (see precision.py); half inputs are fp32
+    feeds = {t.name: inputs[t.name].float().numpy() if t.dtype in ("bfloat16", "float16") else inputs[t.name].numpy() for t in spec.inputs}
     (got,) = session.run([spec.outputs[0].name], feeds)
     with torch.no_grad():
         want = module(*(inputs[t.name] for t in spec.inputs)).float().numpy()

@@ -8,7 +8,11 @@ in value, so that the graphs export to ONNX and parse in TensorRT:
 - patchify/unpatchify are reshape/permute (the official `F.unfold`/`F.fold` export to
   `Col2Im`, which TensorRT cannot parse);
 - 2-D RoPE is applied with real cos/sin tables (the official code uses complex tensors);
-- RMSNorm and RoPE always compute in fp32, so a `.half()` model keeps fp32 islands there.
+- RMSNorm, RoPE, the final LayerNorm and the timestep features always compute in fp32, and
+  so do the residual stream and the adaLN modulation (shift, scale, gate) applied to it: a
+  `.half()` model runs its linears and attention in half precision but keeps fp32 islands
+  where DiT-style activations grow large, so a strongly typed TensorRT network keeps them
+  (measured by `ddt-export check`; see docs/tensorrt.md). In fp32 every cast is a no-op.
 
 Shapes: B batch, C latent channels, H x W latent size, p patch, N = HW/p^2 tokens,
 D hidden size, G heads, d = D/G head size.
@@ -240,10 +244,12 @@ class Block(nn.Module):
         self.adaLN_modulation = nn.Sequential(nn.Linear(D, 6 * D))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        mod = self.adaLN_modulation(c)  # B 1|N 6D
+        # x: the fp32 residual stream; linears and attention run in the weights' dtype.
+        dt = self.adaLN_modulation[0].weight.dtype
+        mod = self.adaLN_modulation(c.to(dt)).float()  # B 1|N 6D, modulation in fp32
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mod.chunk(6, dim=-1)
-        x = x + gate_msa * self.attn(modulate(self.norm1(x), shift_msa, scale_msa), cos, sin)  # B N D
-        x = x + gate_mlp * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))  # B N D
+        x = x + gate_msa * self.attn(modulate(self.norm1(x), shift_msa, scale_msa).to(dt), cos, sin).float()  # B N D
+        x = x + gate_mlp * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp).to(dt)).float()  # B N D
         return x
 
 
@@ -255,10 +261,10 @@ class FinalLayer(nn.Module):
         self.adaLN_modulation = nn.Sequential(nn.Linear(dim, 2 * dim))
 
     def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        shift, scale = self.adaLN_modulation(s).chunk(2, dim=-1)  # B N D each
+        shift, scale = self.adaLN_modulation(s).float().chunk(2, dim=-1)  # B N D each, fp32
         # LayerNorm in fp32 like RMSNorm: its variance overflows fp16 on large activations.
-        xn = self.norm_final(x.float()).to(x.dtype)
-        return self.linear(modulate(xn, shift, scale))  # B N Cpp
+        xn = self.norm_final(x.float())
+        return self.linear(modulate(xn, shift, scale).to(self.linear.weight.dtype))  # B N Cpp
 
 
 # ----------------------------------------------------------------------------- model
@@ -288,17 +294,18 @@ class DDT(nn.Module):
         tokens = patchify(x, self.cfg.patch_size).to(self.x_embedder.proj.weight.dtype)  # B N Cpp
         t_emb = self.t_embedder(t)[:, None]  # B 1 D
         c = F.silu(t_emb + self.y_embedder(y)[:, None])  # B 1 D
-        s = self.s_embedder(tokens)  # B N D
+        s = self.s_embedder(tokens).float()  # B N D, the fp32 residual stream
         for block in self.blocks[: self.cfg.num_encoder_blocks]:
             s = block(s, c, cos, sin)  # B N D
-        return F.silu(t_emb + s)  # B N D: carries the timestep it was computed at
+        return F.silu(t_emb + s).to(tokens.dtype)  # B N D: carries the timestep it was computed at
 
     def decode(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """Velocity decoder: latent (B,C,H,W), self-condition (B,N,D) -> velocity (B,C,H,W)."""
         C, H, W = x.shape[1:]
         cos, sin = self.rope_cos, self.rope_sin
-        h = self.x_embedder(patchify(x, self.cfg.patch_size).to(self.x_embedder.proj.weight.dtype))  # B N D
-        s = s.to(h.dtype)
+        dt = self.x_embedder.proj.weight.dtype
+        h = self.x_embedder(patchify(x, self.cfg.patch_size).to(dt)).float()  # B N D, the fp32 residual stream
+        s = s.to(dt)
         for block in self.blocks[self.cfg.num_encoder_blocks :]:
             h = block(h, s, cos, sin)  # B N D, conditioned per token
         v = self.final_layer(h, s)  # B N Cpp

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,6 +24,12 @@ from .model import DDT
 from .sampler import SamplerSettings, sample
 
 CALIBRATION_SEED = 0
+
+
+def runner_scope(runner):
+    """The runner's stream as the current one, where it has one (TensorRT), else nothing."""
+    scope = getattr(runner, "scope", None)
+    return scope() if scope is not None else nullcontext()
 
 
 @dataclass
@@ -158,7 +165,8 @@ class Pipeline:
                                                 sharing_ratio=sharing_ratio, schedule=schedule, **overrides)
         steps = self.schedule(settings.num_steps, recompute=recompute, sharing_ratio=sharing_ratio, method=schedule)
         runner = self.backend.runner(2 * len(labels))
-        x = sample(runner, noise, labels, self.null_class, settings, steps, progress)
+        with runner_scope(runner):  # GPU backends: the loop's own work on the runner's stream
+            x = sample(runner, noise, labels, self.null_class, settings, steps, progress)
         return Result(np.asarray(runner.host(x), np.float32), steps, settings)
 
     def calibrate(self, num_steps: int, samples: int = 8, seed: int = CALIBRATION_SEED, progress=None, **overrides) -> np.ndarray:
@@ -180,7 +188,8 @@ class Pipeline:
             if progress is not None:
                 progress(i)
 
-        sample(runner, noise, labels, self.null_class, settings, list(range(num_steps)), keep)
+        with runner_scope(runner):
+            sample(runner, noise, labels, self.null_class, settings, list(range(num_steps)), keep)
         return schedules.similarity(np.stack(states))
 
     def images(self, latents: np.ndarray) -> np.ndarray:

@@ -107,7 +107,7 @@ def sample(
         runner.x[:B] = x
         runner.x[B:] = x
         if i in refresh:
-            runner.t[:] = grid[i]
+            runner.t[:] = float(grid[i])  # a Python float: torch tensors refuse numpy scalars; exact for float32
             runner.encode()  # s for this step; reused until the next recompute step
         runner.decode()
         w = settings.guidance if lo < grid[i] < hi else 1.0

@@ -7,7 +7,6 @@ A backend does the slow part once (load weights, create sessions, build engines)
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Protocol
 
 from ..errors import DDTError
@@ -24,7 +23,10 @@ class Backend(Protocol):
 
 
 def tensorrt_available() -> bool:
-    return importlib.util.find_spec("tensorrt") is not None
+    """TensorRT imports, polygraphy is there and torch sees a CUDA GPU."""
+    from ..tensorrt.env import missing
+
+    return missing() is None
 
 
 def resolve_name(name: str, manifest: Manifest | None) -> str:

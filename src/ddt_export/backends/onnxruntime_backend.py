@@ -24,17 +24,22 @@ def session(path, providers: list[str], threads: int | None = None):
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         opts.intra_op_num_threads = threads
+    # Idle pool threads block instead of spinning: the encoder's and the decoder's sessions each own a
+    # pool, and a spinning one steals the cores the other is computing on (and other processes' cores).
+    # On a loaded 2-core machine this took a B/2 encoder call from 2.3 s to 1.4 s; idle, it costs a
+    # thread wake-up per parallel op (~1% of a call). See benchmarks/latency.md.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), opts, providers=providers)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
         raise DDTError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:200]}); rebuild the folder") from None
 
 
-def default_providers() -> list[str]:
-    import onnxruntime as ort
+def default_providers() -> list:
+    """CPU, CUDA or TensorRT providers: $DDT_ORT_PROVIDERS (e.g. tensorrt,cuda,cpu), else CUDA where present, then CPU."""
+    from .ort_providers import providers
 
-    available = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    return providers()
 
 
 class OnnxRuntimeRunner:

@@ -70,6 +70,15 @@ def build(
     from .. import sources
     from ..build import build as run_build
 
+    if backend not in ("onnx", "tensorrt", "auto"):
+        raise DDTError(f"unknown build backend {backend!r}; choose onnx, tensorrt or auto")
+    engines = None
+    if backend != "onnx":  # before anything is read or written: a missing TensorRT fails fast
+        from ..tensorrt.engines import engines_extra
+
+        engines = engines_extra(precision=precision, max_batch=max_batch, opt_level=opt_level, required=backend == "tensorrt")
+        if engines is None:
+            console.print("TensorRT or a GPU is not available here: building the ONNX graphs only, engines skipped")
     src, model, weights_from = sources.resolve(
         preset_name=preset, res=res, config=config, ckpt=ckpt, random_weights=random_weights, ema=not raw_weights, trust=trust_checkpoint
     )
@@ -79,16 +88,8 @@ def build(
         from ..vae import vae_extra
 
         extras.append(vae_extra(vae, opset))
-    if backend not in ("onnx", "tensorrt", "auto"):
-        raise DDTError(f"unknown build backend {backend!r}; choose onnx, tensorrt or auto")
-    if backend != "onnx":
-        from ..tensorrt.engines import engines_extra
-
-        extra = engines_extra(precision=precision, max_batch=max_batch, opt_level=opt_level, required=backend == "tensorrt")
-        if extra is not None:
-            extras.append(extra)
-        else:
-            console.print("TensorRT or a GPU is not available here: building the ONNX graphs only, engines skipped")
+    if engines is not None:
+        extras.append(engines)
     if libtorch:
         from ..libtorch import libtorch_extra
 
@@ -238,6 +239,12 @@ def inspect(build_dir: Path = typer.Argument(..., help="A build folder.")):
 from .sample import sample as _sample  # noqa: E402  (sampling at scale on Ray; Ray itself is imported only when it runs)
 
 app.command("sample")(_sample)
+
+from .check import check as _check  # noqa: E402  (precision report: fp16/bf16 graphs vs fp32)
+from .check import engines as _engines  # noqa: E402  (TensorRT engines for an existing build)
+
+app.command("check")(_check)
+app.command("engines")(_engines)
 
 
 def main() -> None:

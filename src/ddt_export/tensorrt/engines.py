@@ -1,0 +1,182 @@
+"""Encoder and decoder TensorRT engines, built in-process with polygraphy's loaders.
+
+The ONNX graphs already carry their precision: an fp16 build's graphs compute in fp16 with
+explicit fp32 islands (norms, RoPE, the residual stream and its modulation; see model.py),
+so the network is parsed **strongly typed** and TensorRT keeps every dtype the graph
+declares, no precision flags and no TF32. One optimisation profile per engine covers the
+CFG batch (twice the user batch): min 2, opt 2 x --max-batch, max twice the larger of
+--max-batch and the 8-sample calibration run. One timing cache per TensorRT version and
+GPU architecture lives in the user's cache folder and is reused (and extended) by every
+build. Engines only run on the TensorRT version and compute capability they were built
+with; the manifest records both and the runtime refuses others with the command to rebuild.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..errors import DDTError
+from ..graphs import GraphSpec
+from .env import Device, require
+
+GRAPHS = ("encoder", "decoder")
+CALIBRATION_SAMPLES = 8  # Pipeline.calibrate's batch: the engines must run it too
+OPT_LEVELS = range(0, 6)
+
+
+def cfg_batch_range(max_batch: int) -> dict[str, int]:
+    """min/opt/max of the CFG batch ([uncond; cond], twice the user batch) an engine accepts."""
+    return {"min": 2, "opt": 2 * max_batch, "max": 2 * max(max_batch, CALIBRATION_SAMPLES)}
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("DDT_EXPORT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ddt-export"
+    return Path(root) / "tensorrt"
+
+
+def timing_cache_path(device: Device) -> Path:
+    """One cache per TensorRT version and GPU architecture (a cache from another is useless to the builder)."""
+    return cache_dir() / f"timing-trt{device.tensorrt}-sm{device.compute_capability.replace('.', '')}.cache"
+
+
+def profile_shapes(spec: GraphSpec, batch: dict[str, int]) -> dict[str, dict[str, list[int]]]:
+    """{input: {min, opt, max: shape}} for every input of a graph, the batch axis from `batch`."""
+    return {t.name: {k: list(t.concrete(batch[k])) for k in ("min", "opt", "max")} for t in spec.inputs}
+
+
+def engine_loader(onnx_path: str | Path, shapes: dict[str, dict[str, list[int]]], *, opt_level: int, timing_cache: str | Path):
+    """polygraphy's loader chain for one engine; calling it builds and returns the serialized plan.
+
+    Nothing runs until it is called, so the chain can be inspected where TensorRT is absent.
+    """
+    from polygraphy.backend.trt import CreateConfig, EngineBytesFromNetwork, NetworkFromOnnxPath, Profile
+
+    profile = Profile()
+    for name, s in shapes.items():
+        profile.add(name, min=tuple(s["min"]), opt=tuple(s["opt"]), max=tuple(s["max"]))
+    network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=True)  # the graph's dtypes are the precision
+    config = CreateConfig(
+        profiles=[profile],
+        tf32=False,  # fp32 islands stay fp32
+        builder_optimization_level=opt_level,
+        load_timing_cache=str(timing_cache),
+    )
+    return EngineBytesFromNetwork(network, config=config, save_timing_cache=str(timing_cache))
+
+
+def quiet_polygraphy() -> None:
+    from polygraphy.logger import G_LOGGER
+
+    G_LOGGER.module_severity = G_LOGGER.WARNING
+
+
+def build_engines(
+    folder: Path,
+    graphs: dict,
+    *,
+    precision: str,
+    max_batch: int,
+    opt_level: int,
+    progress: Callable[[str], None] = lambda msg: None,
+    out: Path | None = None,
+) -> dict:
+    """Build `<graph>.plan` from each `<graph>.onnx` in `folder` (into `out`, default `folder`); returns the manifest's `engines` section."""
+    from polygraphy.exception import PolygraphyException
+
+    quiet_polygraphy()
+    device = Device.here()
+    batch = cfg_batch_range(max_batch)
+    cache = timing_cache_path(device)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    profiles, seconds = {}, {}
+    for name in GRAPHS:
+        spec = GraphSpec.from_dict(name, graphs[name])
+        profiles[name] = profile_shapes(spec, batch)
+        progress(f"building the {name} TensorRT engine ({precision}, {device.name}); minutes for XL")
+        started = time.perf_counter()
+        try:
+            plan = engine_loader(folder / spec.file, profiles[name], opt_level=opt_level, timing_cache=cache)()
+        except PolygraphyException as e:
+            raise DDTError(f"TensorRT could not build the {name} engine: {str(e).strip().splitlines()[-1][:300]} (rerun with --debug for TensorRT's log)") from None
+        with open((out or folder) / f"{name}.plan", "wb") as f:
+            f.write(plan)
+        seconds[name] = round(time.perf_counter() - started, 1)
+    return {
+        "tensorrt": device.tensorrt,
+        "gpu": device.name,
+        "compute_capability": device.compute_capability,
+        "precision": precision,
+        "strongly_typed": True,
+        "tf32": False,
+        "builder_optimization_level": opt_level,
+        "max_batch": max_batch,
+        "cfg_batch": batch,
+        "profiles": profiles,
+        "files": {name: f"{name}.plan" for name in GRAPHS},
+        "timing_cache": str(cache),
+        "build_seconds": seconds,
+    }
+
+
+def check_options(max_batch: int, opt_level: int) -> None:
+    if max_batch < 1:
+        raise DDTError(f"--max-batch must be >= 1 (got {max_batch})")
+    if opt_level not in OPT_LEVELS:
+        raise DDTError(f"--opt-level must be 0 to 5 (got {opt_level}); 3 is TensorRT's default, 5 searches longest")
+
+
+def engines_extra(*, precision: str, max_batch: int = 4, opt_level: int = 3, required: bool = False):
+    """The build extra that adds engines, or None (auto, no TensorRT here).
+
+    With `required`, a machine without TensorRT or a GPU raises the install instructions
+    now, before the build writes anything.
+    """
+    check_options(max_batch, opt_level)
+    if required:
+        require("--backend tensorrt", ", or build with --backend onnx (or auto, which skips engines)")
+    else:
+        from .env import missing
+
+        if missing() is not None:
+            return None
+
+    def extra(tmp: Path, data: dict, model) -> None:
+        data["engines"] = build_engines(tmp, data["graphs"], precision=precision, max_batch=max_batch, opt_level=opt_level)
+
+    return extra
+
+
+def rebuild_command(root: Path, max_batch: int = 4, opt_level: int = 3) -> str:
+    return shlex.join(["ddt-export", "engines", str(root), "--max-batch", str(max_batch), "--opt-level", str(opt_level)])
+
+
+def rebuild_engines(build_dir: str | Path, *, max_batch: int | None = None, opt_level: int | None = None,
+                    progress: Callable[[str], None] = lambda msg: None):
+    """(Re)build a build folder's engines from its ONNX graphs on this machine; the manifest is updated last."""
+    from ..manifest import file_entry, read
+
+    m = read(build_dir)
+    old = m.data.get("engines", {})
+    max_batch = max_batch if max_batch is not None else old.get("max_batch", 4)
+    opt_level = opt_level if opt_level is not None else old.get("builder_optimization_level", 3)
+    check_options(max_batch, opt_level)
+    require("ddt-export engines")
+    staging = m.root / ".engines.partial"
+    staging.mkdir(exist_ok=True)
+    try:
+        engines = build_engines(m.root, m.data["graphs"], precision=m.precision, max_batch=max_batch, opt_level=opt_level,
+                                progress=progress, out=staging)
+        for name in GRAPHS:
+            os.replace(staging / f"{name}.plan", m.root / f"{name}.plan")
+            m.data["files"][f"{name}.plan"] = file_entry(m.root / f"{name}.plan")
+        m.data["engines"] = engines
+        m.save()
+    finally:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+    return m
