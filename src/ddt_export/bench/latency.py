@@ -44,10 +44,11 @@ class Options:
     repeat: int = 3
     reference: bool = True
     seed: int = 0
+    ceiling_size: int | None = None  # square matmul side for the ceiling [ceiling.SIZE]; tests shrink it
 
     def validate(self) -> "Options":
         """Every check that needs no build, so bad input fails before minutes of loading."""
-        resolve_name(self.backend, None) if self.backend != "auto" else None
+        resolve_name(self.backend, None)  # unknown names fail here, in one line
         if not self.ratios:
             raise DDTError("give at least one sharing ratio, e.g. --ratios 0,0.5,0.75")
         for r in self.ratios:
@@ -89,7 +90,9 @@ class NoopRunner:
     """A runner with the real runner's buffers and graphs that do nothing: what the loop alone costs."""
 
     def __init__(self, like):
-        self.x, self.t, self.y, self.v = (np.zeros_like(np.asarray(a)) for a in (like.x, like.t, like.y, like.v))
+        # host arrays of the real buffers' shapes (the loop's own cost, whatever device those live on)
+        self.x, self.t, self.v = (np.zeros(tuple(a.shape), np.float32) for a in (like.x, like.t, like.v))
+        self.y = np.zeros(tuple(like.y.shape), np.int64)
 
     def encode(self) -> None:
         pass
@@ -101,10 +104,39 @@ class NoopRunner:
         return a
 
 
-def _timed(fn: Callable[[], object]) -> tuple[float, object]:
+def _sync(runner) -> None:
+    """GPU runners queue work on a stream: the clock stops only when it has finished."""
+    sync = getattr(runner, "synchronize", None)
+    if sync is not None:
+        sync()
+
+
+def _timed(fn: Callable[[], object], runner=None) -> tuple[float, object]:
     t0 = time.perf_counter()
     out = fn()
+    _sync(runner)
     return time.perf_counter() - t0, out
+
+
+def _sample(runner, *args):
+    """`sample` on the runner's stream, where it has one (as Pipeline.generate runs it)."""
+    from ..pipeline import runner_scope
+
+    with runner_scope(runner):
+        return sample(runner, *args)
+
+
+def _timed_cpu(fn: Callable[[], object], runner=None) -> tuple[float, float, object]:
+    """(wall seconds, this process's CPU seconds over all its threads, result).
+
+    Other processes stretch wall time but hardly this process's CPU time (the runtimes' idle
+    threads block rather than spin), so the CPU-time speed-up tells sharing's effect apart
+    from load when the machine is shared.
+    """
+    c0, t0 = time.process_time(), time.perf_counter()
+    out = fn()
+    _sync(runner)
+    return time.perf_counter() - t0, time.process_time() - c0, out
 
 
 def call_times(runner, noise: np.ndarray, labels: Sequence[int], null_class: int, repeat: int) -> tuple[list[float], list[float]]:
@@ -116,8 +148,8 @@ def call_times(runner, noise: np.ndarray, labels: Sequence[int], null_class: int
     runner.y[:] = runner.array(np.array([null_class] * B + list(labels), dtype=np.int64))
     enc, dec = [], []
     for _ in range(repeat):
-        enc.append(_timed(runner.encode)[0])
-        dec.append(_timed(runner.decode)[0])
+        enc.append(_timed(runner.encode, runner)[0])
+        dec.append(_timed(runner.decode, runner)[0])
     return enc, dec
 
 
@@ -130,7 +162,7 @@ def loop_overhead(runner, noise, labels, null_class, settings: SamplerSettings, 
 
 
 def make_references(manifest) -> list[tuple[str, object]]:
-    """(name, runner factory) for PyTorch eager on the build's own weights."""
+    """(name, backend) for PyTorch eager on the build's own weights, one model shared by both."""
     import torch
 
     from ..backends.torch_backend import TorchBackend
@@ -140,6 +172,12 @@ def make_references(manifest) -> list[tuple[str, object]]:
     for name, dtype in REFERENCES:
         out.append((name, TorchBackend(base.model, autocast=getattr(torch, dtype) if dtype else None)))
     return out
+
+
+def settle() -> None:
+    """Let PyTorch's OpenMP workers stop spin-waiting (up to ~200 ms after a call) before timing
+    another runtime, so they do not slow the next run (a bias that would favour whatever follows)."""
+    time.sleep(0.5)
 
 
 def rel_error(got: np.ndarray, want: np.ndarray) -> float:
@@ -172,41 +210,46 @@ def run(build_dir: str | Path, opts: Options, progress: Callable[[str, int, int]
     threads = torch.get_num_threads()
 
     say("warming up", 0, 1)
-    warm = settings.with_overrides(num_steps=2)
+    # OpenVINO's first few calls are slower (seen on XL: 4.5 s, then 2.6 s), so 3 steps, not 1
+    warm = settings.with_overrides(num_steps=3)
     for _, r in [(None, runner)] + ref_runners:
-        sample(r, noise, labels, null, warm, [0, 1])
-    ceil_start = ceiling.measure(threads)
+        _sample(r, noise, labels, null, warm, [0, 1, 2])
+    ceil_start = ceiling.measure(threads, opts.ceiling_size or ceiling.SIZE)
+    settle()
 
     say("timing graph calls", 0, 1)
-    enc_s, dec_s = call_times(runner, noise, labels, null, max(opts.repeat, 5))
+    enc_s, dec_s = call_times(runner, noise, labels, null, max(opts.repeat, 7))
     overhead_s = loop_overhead(runner, noise, labels, null, settings)
 
     # round-robin: each repeat times every ratio, then every reference, so load hits all alike
-    times = {r: [] for r in ratios}
+    times, cpu = {r: [] for r in ratios}, {r: [] for r in ratios}
     ref_times = {name: [] for name, _ in ref_runners}
     ref_calls = {name: call_times(r, noise, labels, null, max(opts.repeat, 3)) for name, r in ref_runners}
+    settle()
     latents, ref_latents = None, {}
     total, done = opts.repeat * (len(plans) + len(ref_runners)), 0
     every = list(range(N))
     for rep in range(opts.repeat):
         for ratio, steps in plans:
             say(f"{pipe.backend.name} ratio {ratio:g} (run {rep + 1}/{opts.repeat})", done, total)
-            elapsed, x = _timed(lambda: sample(runner, noise, labels, null, settings, steps))
+            elapsed, cpu_s, x = _timed_cpu(lambda: _sample(runner, noise, labels, null, settings, steps), runner)
             times[ratio].append(elapsed)
+            cpu[ratio].append(cpu_s)
             if ratio == 0.0 and latents is None:
                 latents = np.array(runner.host(x), np.float32)
             done += 1
         for name, r in ref_runners:
             say(f"{name} ratio 0 (run {rep + 1}/{opts.repeat})", done, total)
-            elapsed, x = _timed(lambda: sample(r, noise, labels, null, settings, every))
+            elapsed, x = _timed(lambda: _sample(r, noise, labels, null, settings, every), r)
             ref_times[name].append(elapsed)
             ref_latents.setdefault(name, np.array(r.host(x), np.float32))
             done += 1
-    ceil_end = ceiling.measure(threads)
+            settle()
+    ceil_end = ceiling.measure(threads, opts.ceiling_size or ceiling.SIZE)
     say("done", total, total)
 
     return assemble(
-        pipe=pipe, opts=opts, settings=settings, plans=plans, times=times, enc_s=enc_s, dec_s=dec_s, overhead_s=overhead_s,
+        pipe=pipe, opts=opts, settings=settings, plans=plans, times=times, cpu=cpu, enc_s=enc_s, dec_s=dec_s, overhead_s=overhead_s,
         ref_times=ref_times, ref_calls=ref_calls, latents=latents, ref_latents=ref_latents,
         ceil=[ceil_start, ceil_end], threads=threads, load=[load_start, machine.load_average()], build_dir=build_dir,
     )
@@ -217,7 +260,7 @@ def compute_precision(pipe) -> str:
     return getattr(pipe.backend, "precision", None) or ("bf16" if pipe.manifest.precision == "bf16" else "fp32")
 
 
-def assemble(*, pipe, opts, settings, plans, times, enc_s, dec_s, overhead_s, ref_times, ref_calls, latents, ref_latents,
+def assemble(*, pipe, opts, settings, plans, times, cpu, enc_s, dec_s, overhead_s, ref_times, ref_calls, latents, ref_latents,
              ceil, threads, load, build_dir) -> dict:
     """Turn raw seconds into the result: ideals, efficiencies, FLOP/s, references (pure arithmetic)."""
     arch, N, B = pipe.arch, settings.num_steps, opts.batch
@@ -240,6 +283,8 @@ def assemble(*, pipe, opts, settings, plans, times, enc_s, dec_s, overhead_s, re
             "recompute": list(steps),
             "latency_ms": stats(times[ratio]),
             "predicted_ms": N * D_ms + K * E_ms,  # from the per-call times alone
+            "cpu_ms": statistics.median(cpu[ratio]) * 1e3,  # process CPU time, all threads
+            "cpu_speedup": statistics.median(cpu[0.0]) / statistics.median(cpu[ratio]),
             "speedup": base / lat,
             "ideal_speedup": ideal,
             "efficiency": base / lat / ideal,

@@ -1,0 +1,142 @@
+"""`ddt-bench latency` on the tiny build: the JSON's schema and arithmetic, the loop it times, bad input.
+
+No timing assertions: speed is measured in benchmarks/, never asserted in unit tests.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ddt_export.bench import ceiling, flops
+from ddt_export.bench import latency as bench
+from ddt_export.manifest import read
+from ddt_export.sampler import SamplerSettings
+
+STEPS = 8
+
+
+@pytest.fixture(scope="module")
+def result(built):
+    opts = bench.Options(backend="onnxruntime", ratios=(0.5, 0.75), steps=STEPS, batch=2, repeat=1, ceiling_size=128)
+    return bench.run(built, opts)
+
+
+def test_schema_has_what_the_issue_asks(result):
+    for key in ("backend", "steps", "batch", "encoder_ms", "decoder_ms", "rows", "reference"):
+        assert key in result
+    assert (result["backend"], result["steps"], result["batch"], result["cfg_batch"]) == ("onnxruntime", STEPS, 2, 4)
+    for row in result["rows"]:
+        for key in ("ratio", "schedule", "encoder_calls", "latency_ms", "speedup", "ideal_speedup", "efficiency"):
+            assert key in row
+        assert set(row["latency_ms"]) >= {"median", "min", "max"}
+        assert row["latency_ms"]["min"] <= row["latency_ms"]["median"] <= row["latency_ms"]["max"]
+    assert [r["name"] for r in result["reference"]] == ["torch-fp32", "torch-bf16-autocast"]
+    for ref in result["reference"]:
+        assert set(ref["latency_ms"]) >= {"median", "min", "max"}
+    for g in ("encoder", "decoder"):
+        assert result["graphs"][g]["gflops"] > 0 and result["graphs"][g]["fraction_of_ceiling"] > 0
+    assert result["ceiling_gflops"]["fp32"] > 0 and result["ceiling_gflops"]["bf16"] > 0
+    assert result["overhead"]["per_step_ms"] > 0
+    json.loads(json.dumps(result))  # plain JSON, no numpy scalars
+
+
+def test_baseline_is_measured_first_and_schedules_are_uniform(result):
+    rows = result["rows"]
+    assert [r["ratio"] for r in rows] == [0.0, 0.5, 0.75]  # 0 added: every speed-up divides by it
+    assert [r["encoder_calls"] for r in rows] == [STEPS, 4, 2]  # i % R == 0 with R = 2, 4
+    assert rows[1]["recompute"] == [0, 2, 4, 6] and rows[2]["recompute"] == [0, 4]
+    assert rows[0]["speedup"] == 1.0 and rows[0]["ideal_speedup"] == 1.0
+
+
+def test_ideal_and_efficiency_arithmetic(result, built):
+    arch = read(built).arch
+    E, D = result["encoder_ms"], result["decoder_ms"]
+    Em, Dm = flops.encoder_macs(arch).total, flops.decoder_macs(arch).total
+    base = result["rows"][0]["latency_ms"]["median"]
+    for row in result["rows"]:
+        K, med = row["encoder_calls"], row["latency_ms"]["median"]
+        assert row["speedup"] == pytest.approx(base / med)
+        assert row["ideal_speedup"] == pytest.approx((E + D) / (D + E * K / STEPS))
+        assert row["efficiency"] == pytest.approx(row["speedup"] / row["ideal_speedup"])
+        assert row["flop_ideal_speedup"] == pytest.approx((Em + Dm) / (Dm + Em * K / STEPS))
+        assert row["flop_efficiency"] == pytest.approx(row["speedup"] / row["flop_ideal_speedup"])
+        assert row["predicted_ms"] == pytest.approx(STEPS * D + K * E)
+    macs = result["graphs"]["encoder"]["gmacs_per_call"]
+    assert macs == pytest.approx(Em * result["cfg_batch"] / 1e9)
+    assert result["graphs"]["encoder"]["gflops"] == pytest.approx(2 * macs / (E / 1e3))
+
+
+def test_backend_and_references_sample_the_same_thing(result):
+    """Same noise, settings and weights: onnxruntime matches torch fp32; bf16 autocast is close, not equal."""
+    assert result["latents_error_vs_torch_fp32"] < 1e-4
+    bf16 = next(r for r in result["reference"] if r["name"] == "torch-bf16-autocast")
+    assert 0 < bf16["error_vs_torch_fp32"] < 0.2
+
+
+def test_the_timed_loop_is_the_users_loop_with_runners_made_once(built, monkeypatch):
+    """`sample` is what runs; each backend makes one runner, outside the timed runs."""
+    from ddt_export.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from ddt_export.backends.torch_backend import TorchBackend
+
+    made, sampled = [], []
+    for cls in (OnnxRuntimeBackend, TorchBackend):
+        orig = cls.runner
+        monkeypatch.setattr(cls, "runner", lambda self, b, _o=orig, _c=cls: made.append(_c.__name__) or _o(self, b))
+    real_sample = bench.sample
+    monkeypatch.setattr(bench, "sample", lambda *a, **k: sampled.append(a[4].num_steps) or real_sample(*a, **k))
+    bench.run(built, bench.Options(ratios=(0.5,), steps=4, repeat=2, ceiling_size=64))
+    assert made.count("OnnxRuntimeBackend") == 1 and made.count("TorchBackend") == 2
+    # 3 warm-ups (3 steps), 6 overhead runs with no-op graphs, 2 repeats x (2 ratios + 2 references)
+    assert sampled.count(4) == 6 + 2 * 4 and sampled.count(3) == 3
+
+
+def test_loop_overhead_is_measured_with_noop_graphs(built):
+    from ddt_export.backends import open_backend
+
+    runner = open_backend("onnxruntime", read(built)).runner(2)
+    noise = np.zeros((1, 4, 8, 8), np.float32)
+    per_step = bench.loop_overhead(runner, noise, [1], 10, SamplerSettings(num_steps=5), repeat=2)
+    assert 0 < per_step < 1.0  # seconds; a sanity bound, not a timing assertion
+
+
+def test_ceiling_reports_both_precisions():
+    c = ceiling.measure(threads=1, size=64, repeat=1)
+    assert c["fp32"] > 0 and c["bf16"] > 0 and set(c["sources_gflops"]) == {"numpy_fp32", "torch_fp32", "torch_bf16"}
+
+
+def test_cli_writes_json_and_png(built, tmp_path, bench_cli, monkeypatch):
+    monkeypatch.setattr(ceiling, "SIZE", 64)
+    out, png = tmp_path / "r" / "lat.json", tmp_path / "lat.png"
+    r = bench_cli("latency", built, "--steps", 4, "--ratios", "0,0.5", "--repeat", 1, "--no-reference", "--json", out, "--plot", png)
+    assert r.code == 0, r.err
+    data = json.loads(out.read_text())
+    assert [row["ratio"] for row in data["rows"]] == [0.0, 0.5] and data["reference"] == []
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "speedup" in r.out and "loop overhead" in r.out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--ratios", "0,1.0"], "sharing ratio must be in [0, 1)"),
+        (["--ratios", "-0.25"], "sharing ratio must be in [0, 1)"),
+        (["--ratios", "0,half"], "--ratios must be comma-separated numbers"),
+        (["--backend", "tensorflow"], "unknown backend 'tensorflow'"),
+        (["--steps", "0"], "--steps must be >= 1"),
+        (["--batch", "0"], "--batch must be >= 1"),
+        (["--schedule", "random"], "unknown schedule 'random'"),
+        (["--plot", "out.svg"], "--plot writes a PNG"),
+    ],
+)
+def test_bad_input_is_one_line(built, bench_cli, args, message):
+    r = bench_cli("latency", built, *args)
+    assert r.code == 2
+    assert r.err.startswith("error: ") and message in r.err and r.err.count("\n") == 1
+
+
+def test_missing_build_is_one_line(tmp_path, bench_cli):
+    r = bench_cli("latency", tmp_path / "nothing")
+    assert r.code == 2 and "has no manifest.json" in r.err and r.err.count("\n") == 1
