@@ -41,7 +41,7 @@ def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out-dir", type=Path, default=BUNDLED)
     ap.add_argument("--steps", type=int, default=4000, help="optimizer steps (the LR schedule's length)")
-    ap.add_argument("--minutes", type=float, default=18.0, help="wall-clock cap; stops early if reached")
+    ap.add_argument("--minutes", type=float, default=None, help="optional wall-clock cap: stop early if reached")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (~1.7x slower steps)")
@@ -142,7 +142,7 @@ def main() -> None:
     print(f"DDT {cfg}\n{n_params:,} parameters; {len(data)} images; {args.steps} steps of {args.batch_size}", flush=True)
 
     start, fm_avg, repa_avg, step = time.time(), 0.0, 0.0, 0
-    while step < args.steps and time.time() - start < 60 * args.minutes:
+    while step < args.steps and (args.minutes is None or time.time() - start < 60 * args.minutes):
         idx = torch.randint(0, len(data), (args.batch_size,), generator=g)
         x1, y = data[idx], labels[idx].clone()
         x0 = torch.randn(x1.shape, generator=g)
@@ -160,8 +160,9 @@ def main() -> None:
         with torch.no_grad():
             for pe, p in zip(ema.parameters(), model.parameters()):
                 pe.lerp_(p, 1 - decay)
-        fm_avg += (fm.item() - fm_avg) * 0.02
-        repa_avg += (repa.item() - repa_avg) * 0.02
+        a = 1.0 if step == 1 else 0.02  # running means of the two losses
+        fm_avg += (fm.item() - fm_avg) * a
+        repa_avg += (repa.item() - repa_avg) * a
         if step % 100 == 0 or step == 1:
             el = time.time() - start
             print(f"step {step:5d}  fm {fm_avg:.4f}  repa {repa_avg:.4f}  lr {sched.get_last_lr()[0]:.2e}  {el:6.0f}s", flush=True)
