@@ -11,9 +11,8 @@ import numpy as np
 
 from ..errors import DDTError
 from ..manifest import Manifest
-from .roles import Roles
+from .roles import Roles, host_buffers
 
-DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64}
 
 
 def session(path, providers: list[str], threads: int | None = None):
@@ -44,18 +43,8 @@ def default_providers() -> list:
 
 class OnnxRuntimeRunner:
     def __init__(self, backend: "OnnxRuntimeBackend", batch: int):
-        m, r = backend.manifest, backend.roles
-        enc, dec = m.graph("encoder"), m.graph("decoder")
-        specs = {**{("enc", t.name): t for t in enc.inputs + enc.outputs}, **{("dec", t.name): t for t in dec.inputs + dec.outputs}}
-        if any(t.dtype not in DTYPES for t in specs.values()):
-            raise DDTError(f"{m.root}: onnxruntime on numpy cannot bind {m.precision} tensors; use an fp32 or fp16 build")
-
-        def alloc(graph: str, name: str) -> np.ndarray:
-            t = specs[(graph, name)]
-            return np.zeros(t.concrete(batch), DTYPES[t.dtype])
-
-        self.x, self.t, self.y = alloc("enc", r.enc_x), alloc("enc", r.enc_t), alloc("enc", r.enc_y)
-        self.s, self.v = alloc("enc", r.enc_s), alloc("dec", r.dec_v)
+        r = backend.roles
+        self.x, self.t, self.y, self.s, self.v = host_buffers(backend.manifest, batch, "onnxruntime")
         self._enc, self._dec = backend.encoder, backend.decoder
         self._enc_io, self._dec_io = self._enc.io_binding(), self._dec.io_binding()
         for io, name, a in ((self._enc_io, r.enc_x, self.x), (self._enc_io, r.enc_t, self.t), (self._enc_io, r.enc_y, self.y),

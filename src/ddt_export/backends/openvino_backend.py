@@ -14,9 +14,8 @@ import numpy as np
 
 from ..errors import DDTError
 from ..manifest import Manifest
-from .roles import Roles
+from .roles import Roles, host_buffers
 
-DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64}
 PRECISIONS = {"bf16": "bf16", "fp32": "f32"}  # ours -> OpenVINO's INFERENCE_PRECISION_HINT
 
 
@@ -28,18 +27,8 @@ class OpenVinoRunner:
     def __init__(self, backend: "OpenVinoBackend", batch: int):
         import openvino as ov
 
-        m, r = backend.manifest, backend.roles
-        enc, dec = m.graph("encoder"), m.graph("decoder")
-        specs = {**{("enc", t.name): t for t in enc.inputs + enc.outputs}, **{("dec", t.name): t for t in dec.inputs + dec.outputs}}
-        if any(t.dtype not in DTYPES for t in specs.values()):
-            raise DDTError(f"{m.root}: OpenVINO on numpy cannot bind {m.precision} tensors; use an fp32 build (OpenVINO computes it in bf16 itself)")
-
-        def alloc(graph: str, name: str) -> np.ndarray:
-            t = specs[(graph, name)]
-            return np.zeros(t.concrete(batch), DTYPES[t.dtype])
-
-        self.x, self.t, self.y = alloc("enc", r.enc_x), alloc("enc", r.enc_t), alloc("enc", r.enc_y)
-        self.s, self.v = alloc("enc", r.enc_s), alloc("dec", r.dec_v)
+        r = backend.roles
+        self.x, self.t, self.y, self.s, self.v = host_buffers(backend.manifest, batch, "OpenVINO")
         enc_model, dec_model = backend.compiled(batch)
         self._enc, self._dec = enc_model.create_infer_request(), dec_model.create_infer_request()
         # shared_memory: the request reads and writes these numpy arrays in place, no copies per call
