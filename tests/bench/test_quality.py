@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-from ddt_export.bench.quality import Judge, frechet_distance, to_digit_space
+from ddt_export.bench.quality import Judge, bootstrap_frechet, frechet_distance, to_digit_space
 from ddt_export.errors import DDTError
 
 
@@ -42,3 +42,16 @@ def test_frechet_distance(judge):
 def test_refuses_other_models():
     with pytest.raises(DDTError, match="1 x 16 x 16"):
         to_digit_space(np.zeros((2, 4, 8, 8), np.float32))
+
+
+def test_bootstrap_is_paired_and_has_spread(judge):
+    """Resamples are shared across sets: identical sets differ by exactly 0, a worse set is worse on every resample."""
+    real = judge.features(judge.real)
+    rng = np.random.default_rng(1)
+    good = judge.features(np.clip(judge.real[:500] + rng.normal(0, 1, (500, 64)), 0, 16))
+    bad = judge.features(np.clip(judge.real[:500] + rng.normal(0, 4, (500, 64)), 0, 16))
+    boot = bootstrap_frechet([good, good.copy(), bad], real, resamples=20)
+    assert boot.shape == (3, 20)
+    np.testing.assert_array_equal(boot[0], boot[1])
+    assert boot[0].std() > 0
+    assert (boot[2] > boot[0]).all()
