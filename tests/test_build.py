@@ -65,6 +65,22 @@ def test_failed_build_leaves_nothing_and_keeps_the_old_build(tmp_path):
     assert not (tmp_path / "new").exists()
 
 
+def test_build_modes_follow_the_umask(tmp_path):
+    """mkdtemp and safetensors create owner-only entries; a build served by another user must be readable."""
+    import os
+    import stat
+
+    src, model = tiny_source()
+    old = os.umask(0o022)
+    try:
+        build(src, model, tmp_path / "b")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "b").stat().st_mode) == 0o755
+    for f in (tmp_path / "b").iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644, f.name
+
+
 def test_refuses_to_overwrite_a_folder_that_is_not_a_build(tmp_path):
     src, model = tiny_source()
     (tmp_path / "mine").mkdir()

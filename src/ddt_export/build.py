@@ -51,6 +51,15 @@ def tool_versions() -> dict:
     }
 
 
+def umask_modes(root: Path) -> None:
+    """Give a finished build the modes a plain mkdir/open would have (mkdtemp and safetensors make them
+    owner-only), so a build made by one user can be served by another."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [root, *root.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 @contextmanager
 def staging(out: Path) -> Iterator[Path]:
     """A temp folder next to `out`, renamed onto it on success, removed on any failure."""
@@ -60,6 +69,7 @@ def staging(out: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
         yield tmp
+        umask_modes(tmp)
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
