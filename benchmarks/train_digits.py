@@ -10,7 +10,7 @@ the hidden layer of an MLP classifier trained on the real digits. AdamW; the EMA
 Writes <out-dir>/digits.safetensors (EMA weights, keys of `DDT.state_dict()`, float32) and
 <out-dir>/digits.yaml (the official training-config layout plus a `ddt_export` section).
 
-    PYTHONPATH=src python benchmarks/train_digits.py            # ~9 min on 2 idle CPU cores
+    PYTHONPATH=src python benchmarks/train_digits.py            # ~13 min on 2 idle CPU cores
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--class-dropout", type=float, default=0.1)
-    ap.add_argument("--repa-weight", type=float, default=0.0, help="0 disables the alignment term")
+    ap.add_argument("--repa-weight", type=float, default=0.5, help="0 disables the alignment term (see repa_ablation.sh)")
     ap.add_argument("--repa-block", type=int, default=1, help="encoder block whose output is aligned")
     # sampler defaults written to the YAML
     ap.add_argument("--num-steps", type=int, default=40)
