@@ -55,6 +55,19 @@ def built(official, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def bundled_build(tmp_path_factory) -> Path:
+    """`ddt-export build` with no model options: the bundled digits DDT, built once per session."""
+    from typer.testing import CliRunner
+
+    from ddt_export.cli.main import app
+
+    out = tmp_path_factory.mktemp("bundled") / "digits"
+    result = CliRunner().invoke(app, ["build", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
 def seeded(shape, seed: int) -> np.ndarray:
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).numpy()
 

@@ -1,5 +1,7 @@
 """The quality benchmark's judge: independent of the DDT, exact on real digits, a Frechet distance that behaves."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -55,3 +57,18 @@ def test_bootstrap_is_paired_and_has_spread(judge):
     np.testing.assert_array_equal(boot[0], boot[1])
     assert boot[0].std() > 0
     assert (boot[2] > boot[0]).all()
+
+
+def test_cli_writes_json_and_png_and_reports_progress_in_a_log(bundled_build, bench_cli, tmp_path):
+    """`ddt-bench quality` end to end on the bundled build, output not a terminal (CI, a log file)."""
+    out, png = tmp_path / "q.json", tmp_path / "q.png"
+    r = bench_cli("quality", bundled_build, "--samples", 20, "--steps", 4, "--ratios", "0,0.75", "--json", out, "--plot", png)
+    assert r.code == 0, r.err
+    res = json.loads(out.read_text())
+    assert [(row["ratio"], row["schedule"], row["encoder_calls"]) for row in res["rows"]] == [
+        (0.0, "none", 4), (0.75, "uniform", 1), (0.75, "dp", 1)]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a 20-minute run must show where it is even without a spinner, one line per configuration
+    assert [line for line in r.err.splitlines() if line.startswith("ratio")] == [
+        "ratio 0.00 (no sharing)", "ratio 0.75 uniform", "ratio 0.75 dp"]
+    assert "DP - uniform [95% CI]" in r.out  # the table is not wrapped at 80 columns in a log

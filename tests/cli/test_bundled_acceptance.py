@@ -17,18 +17,6 @@ LABELS = [c for c in range(10) for _ in range(20)]  # 20 per class
 
 
 @pytest.fixture(scope="module")
-def digits_build(tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from ddt_export.cli.main import app
-
-    out = tmp_path_factory.mktemp("bundled") / "digits"
-    r = CliRunner().invoke(app, ["build", "--out", str(out)])  # no model options: the bundled model
-    assert r.exit_code == 0, r.output
-    return out
-
-
-@pytest.fixture(scope="module")
 def svm():
     d = load_digits()
     return SVC(gamma=0.001, C=10.0).fit(d.data, d.target)
@@ -43,9 +31,9 @@ def recognised(npz, svm) -> float:
 
 @pytest.mark.parametrize("sharing, floor", [((), 0.90), (("--sharing-ratio", 0.75, "--schedule", "dp"), 0.85)],
                          ids=["no-sharing", "dp-0.75"])
-def test_bundled_digits_are_recognised(cli, digits_build, svm, tmp_path, sharing, floor):
+def test_bundled_digits_are_recognised(cli, bundled_build, svm, tmp_path, sharing, floor):
     npz = tmp_path / "samples.npz"
-    r = cli("generate", digits_build, "--labels", ",".join(map(str, LABELS)), "--seed", 0, *sharing, "--save-npz", npz)
+    r = cli("generate", bundled_build, "--labels", ",".join(map(str, LABELS)), "--seed", 0, *sharing, "--save-npz", npz)
     assert r.code == 0, r.err
     if sharing:
         assert "encoder ran 10 times" in r.err  # 40 steps, a quarter of them

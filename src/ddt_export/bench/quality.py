@@ -123,7 +123,7 @@ def run(build_dir: Path, *, samples: int = 1000, steps: int | None = None, seed:
     rows, feats = [], []
     for ratio in ratios:
         for schedule in schedules if ratio > 0 else ("uniform",):
-            progress(f"ratio {ratio:.2f} {schedule}")
+            progress(f"ratio {ratio:.2f} {schedule if ratio > 0 else '(no sharing)'}")
             pipe.schedule(settings.num_steps, sharing_ratio=ratio, method=schedule)  # calibrate outside the timing
             started, parts, recompute = time.perf_counter(), [], []
             for lo in range(0, samples, chunk):

@@ -54,10 +54,7 @@ def latency(
     task = bar.add_task("loading", total=None)
     with bar:
         res = bench.run(build_dir, opts, progress=lambda msg, done, total: bar.update(task, description=msg, completed=done, total=total))
-    out = Console()
-    if not out.is_terminal:  # piped or redirected: rich would wrap the table at 80 columns
-        out = Console(width=160)
-    out.print(render(res))
+    _stdout().print(render(res))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(json_out, res)
@@ -85,13 +82,24 @@ def quality(
     from ..manifest import write_json_atomic
 
     with console.status("quality benchmark") as status:
+        def progress(msg: str) -> None:
+            status.update(msg)
+            if not console.is_terminal:  # the spinner is silent in a log; a 20-minute run should still show where it is
+                console.print(msg)
+
         res = bench.run(build_dir, samples=samples, steps=steps, seed=seed, backend=backend, ratios=parse_ratios(ratios),
-                        progress=lambda msg: status.update(msg))
-    Console().print(bench.table(res))
+                        progress=progress)
+    _stdout().print(bench.table(res))
     if json_out is not None:
         write_json_atomic(json_out, res)
     if plot is not None:
         bench.plot(res, plot)
+
+
+def _stdout() -> Console:
+    """Where result tables go; piped or redirected, rich would wrap them at 80 columns."""
+    out = Console()
+    return out if out.is_terminal else Console(width=160)
 
 
 def main() -> None:
