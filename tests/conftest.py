@@ -45,25 +45,22 @@ def official(tmp_path_factory) -> Official:
 @pytest.fixture(scope="session")
 def built(official, tmp_path_factory) -> Path:
     """An fp32 build of the official-format model, made once per session (the CLI path)."""
-    from typer.testing import CliRunner
-
-    from ddt_export.cli.main import app
-
-    out = tmp_path_factory.mktemp("builds") / "tiny"
-    result = CliRunner().invoke(app, ["build", "--config", str(official.config), "--ckpt", str(official.ckpt), "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
+    return cli_build(tmp_path_factory.mktemp("builds") / "tiny", "--config", official.config, "--ckpt", official.ckpt)
 
 
 @pytest.fixture(scope="session")
 def bundled_build(tmp_path_factory) -> Path:
     """`ddt-export build` with no model options: the bundled digits DDT, built once per session."""
+    return cli_build(tmp_path_factory.mktemp("bundled") / "digits")
+
+
+def cli_build(out: Path, *args) -> Path:
+    """`ddt-export build ARGS --out OUT` through the real CLI; the build must succeed."""
     from typer.testing import CliRunner
 
     from ddt_export.cli.main import app
 
-    out = tmp_path_factory.mktemp("bundled") / "digits"
-    result = CliRunner().invoke(app, ["build", "--out", str(out)])
+    result = CliRunner().invoke(app, ["build", *map(str, args), "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out
 
