@@ -9,7 +9,7 @@ encoder and decoder calls; the overhead of a loop is what remains:
 
 A tiny model keeps the graphs cheap so that the loop's own cost is visible next to them.
 
-    PYTHONPATH=src python benchmarks/cpp_loop_overhead.py --build DIR [--ddt-run runtime/build/ddt-run]
+    python benchmarks/cpp_loop_overhead.py --build DIR [--ddt-run runtime/build/ddt-run]
         [--labels 1,7] [--steps 250] [--repeats 5] [--json out.json] [--png out.png]
 """
 

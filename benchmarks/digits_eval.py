@@ -6,7 +6,7 @@ optional encoder sharing (the encoder runs only at the recompute steps, s is reu
 The classifier is an RBF SVM trained on the real 8x8 digits, independent of the DDT; generated
 16x16 samples are mapped back to 8x8 with the exact (least-squares) inverse of the upsampling.
 
-    PYTHONPATH=src python benchmarks/digits_eval.py [--dir src/ddt_export/bundled]
+    python benchmarks/digits_eval.py [--dir ddt_export/bundled]
 """
 
 from __future__ import annotations

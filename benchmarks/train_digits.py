@@ -10,7 +10,7 @@ the hidden layer of an MLP classifier trained on the real digits. AdamW; the EMA
 Writes <out-dir>/digits.safetensors (EMA weights, keys of `DDT.state_dict()`, float32) and
 <out-dir>/digits.yaml (the official training-config layout plus a `ddt_export` section).
 
-    PYTHONPATH=src python benchmarks/train_digits.py            # ~13 min on 2 idle CPU cores
+    python benchmarks/train_digits.py            # ~13 min on 2 idle CPU cores
 """
 
 from __future__ import annotations

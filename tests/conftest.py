@@ -58,7 +58,7 @@ def cli_build(out: Path, *args) -> Path:
     """`ddt-export build ARGS --out OUT` through the real CLI; the build must succeed."""
     from typer.testing import CliRunner
 
-    from ddt_export.cli.main import app
+    from ddt_export.cli import app
 
     result = CliRunner().invoke(app, ["build", *map(str, args), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -83,13 +83,12 @@ class Result:
 def cli(capsys, monkeypatch):
     """Run `ddt-export ARGS` in-process through the real entry point (one-line errors, exit codes)."""
 
-    from ddt_export.cli import errors
-    from ddt_export.cli.main import app
+    from ddt_export.cli import app, run as funnel
 
     def run(*args) -> Result:
         monkeypatch.setattr(sys, "argv", ["ddt-export", *map(str, args)])
         with pytest.raises(SystemExit) as e:
-            errors.run(app)
+            funnel(app)
         out, err = capsys.readouterr()
         return Result(e.value.code, out, err)
 

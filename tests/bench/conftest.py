@@ -15,12 +15,12 @@ class Result:
 @pytest.fixture
 def bench_cli(capsys, monkeypatch):
     """Run `ddt-bench ARGS` in-process through `main` (one-line errors, exit codes)."""
-    from ddt_export.cli import bench
+    from ddt_export.cli import bench_main
 
     def run(*args) -> Result:
         monkeypatch.setattr(sys, "argv", ["ddt-bench", *map(str, args)])
         with pytest.raises(SystemExit) as e:
-            bench.main()
+            bench_main()
         out, err = capsys.readouterr()
         return Result(e.value.code, out, err)
 

@@ -26,7 +26,7 @@ def write_tiny_pixel_model(root: Path) -> tuple[Path, Path]:
 def pixel_build(tmp_path_factory) -> Path:
     from typer.testing import CliRunner
 
-    from ddt_export.cli.main import app
+    from ddt_export.cli import app
     from ddt_export.sources import BUNDLED_CONFIG, BUNDLED_WEIGHTS
 
     root = tmp_path_factory.mktemp("pixel")

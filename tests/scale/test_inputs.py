@@ -75,7 +75,7 @@ def test_out_of_another_configuration_is_refused(pixel_build, tmp_path):
 
 
 def test_cli_prints_one_line_and_exits_2(pixel_build, tmp_path, monkeypatch, capsys):
-    from ddt_export.cli.main import main
+    from ddt_export.cli import main
 
     monkeypatch.setattr(sys, "argv", ["ddt-export", "sample", str(pixel_build), "--num-samples", "5", "--sharing-ratio", "1.5",
                                       "--out", str(tmp_path / "out")])

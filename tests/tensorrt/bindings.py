@@ -95,7 +95,7 @@ def _run(cmd: list[str]) -> str:
 
 def run_scenario(folder: Path, scenario: str, **args) -> dict:
     """Run tests/tensorrt/scenarios.py's `scenario` with the bindings in `folder`; its JSON result."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     r = subprocess.run([sys.executable, "-m", "tests.tensorrt.scenarios", str(folder), scenario, json.dumps(args)],
                        capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
     lines = r.stdout.strip().splitlines()

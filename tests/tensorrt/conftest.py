@@ -12,7 +12,7 @@ def built_fp16_run(official, tmp_path_factory) -> tuple[Path, str]:
     """(fp16 build folder, the build command's output). `auto` on this machine: graphs only, engines skipped."""
     from typer.testing import CliRunner
 
-    from ddt_export.cli.main import app
+    from ddt_export.cli import app
 
     out = tmp_path_factory.mktemp("builds16") / "tiny-fp16"
     result = CliRunner().invoke(app, ["build", "--config", str(official.config), "--ckpt", str(official.ckpt),

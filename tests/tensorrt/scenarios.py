@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-SOURCES = ("src/ddt_export/tensorrt/engines.py", "src/ddt_export/tensorrt/env.py", "src/ddt_export/backends/tensorrt_backend.py")
+SOURCES = ("ddt_export/tensorrt/engines.py", "ddt_export/tensorrt/env.py", "ddt_export/backends/tensorrt_backend.py")
 REPO = Path(__file__).resolve().parents[2]
 
 

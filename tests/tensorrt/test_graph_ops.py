@@ -113,7 +113,7 @@ def test_the_checker_catches_what_tensorrt_would_refuse():
 def test_bf16_graphs_use_only_what_tensorrt_parses(official, tmp_path):
     from typer.testing import CliRunner
 
-    from ddt_export.cli.main import app
+    from ddt_export.cli import app
 
     out = tmp_path / "bf16"
     r = CliRunner().invoke(app, ["build", "--config", str(official.config), "--ckpt", str(official.ckpt), "--precision", "bf16", "--out", str(out)])

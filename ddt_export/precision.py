@@ -27,6 +27,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 import onnx
+from rich.console import Group
+from rich.table import Table
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
@@ -332,6 +334,44 @@ def worst_case_inputs(m: Manifest, per_t: int = 2, seed: int = 0) -> dict[str, n
     x[1::2] *= 3.0
     y = np.where(np.arange(B) % 2 == 0, m.null_class, torch.randint(0, m.arch.num_classes, (B,), generator=g).numpy()).astype(np.int64)
     return {"x": x.astype(np.float32), "t": ts, "y": y}
+
+def _fmt(v: float) -> str:
+    return f"{v:.2e}"
+
+
+def render(report: dict) -> Group:
+    head = Table.grid(padding=(0, 2))
+    head.add_row("[bold]build[/]", f"{report['build']} ({report['precision']})")
+    head.add_row("[bold]reference[/]", report["reference"])
+    if report["emulated"]:
+        head.add_row("[bold]note[/]", report["emulated"])
+    errors = Table(title="error vs fp32 (rel = max|err| / max|fp32|)", title_justify="left")
+    for col in ("graph", "t", "max abs", "max rel", "rel L2", "finite", "max |out|"):
+        errors.add_column(col, justify="right" if col not in ("graph",) else "left")
+    for name, e in report["graphs"].items():
+        errors.add_row(name, "all", _fmt(e["max_abs_error"]), _fmt(e["max_rel_error"]), _fmt(e["rel_l2_error"]), str(e["finite"]), _fmt(e["max_abs_output"]))
+    for row in report["per_t"]:
+        for name in ("encoder", "decoder"):
+            e = row[name]
+            errors.add_row(f"  {name}", f"{row['t']:g}", _fmt(e["max_abs_error"]), _fmt(e["max_rel_error"]), _fmt(e["rel_l2_error"]), str(e["finite"]), _fmt(e["max_abs_output"]))
+    r = report["sampling_run"]
+    errors.add_row(f"sampling run ({r['steps']} steps, batch {r['batch']}, cfg {r['guidance']:g})", "0->1", _fmt(r["max_abs_error"]),
+                   _fmt(r["max_rel_error"]), _fmt(r["rel_l2_error"]), str(r["finite"] and r["nonfinite_values_seen"] == 0), _fmt(r["max_abs_output"]))
+    mags = Table(title="largest activations of the fp32 model on the same inputs (fp16 max 65504)", title_justify="left")
+    for col in ("site", "max |value|", "of fp16 max", "where"):
+        mags.add_column(col, justify="right" if col in ("max |value|", "of fp16 max") else "left")
+    for site, m in report["activation_magnitudes"].items():
+        mags.add_row(site, _fmt(m["max_abs"]), f"{m['fraction_of_fp16_max']:.1e}", m["where"])
+    isl = Table(title="nodes per site by the dtype they compute in (fp32 islands)", title_justify="left")
+    for col in ("site", "encoder", "decoder"):
+        isl.add_column(col)
+    sites = sorted(set(report["fp32_islands"]["encoder"]) | set(report["fp32_islands"]["decoder"]))
+    fmt = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "-"  # noqa: E731
+    for site in sites:
+        isl.add_row(site, fmt(report["fp32_islands"]["encoder"].get(site, {})), fmt(report["fp32_islands"]["decoder"].get(site, {})))
+    return Group(head, errors, mags, isl)
+
+
 
 
 def check(
