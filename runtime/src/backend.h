@@ -1,4 +1,5 @@
-// The one small interface every backend implements (mirrors ddt_export.sampler.Runner).
+// The one small interface every backend implements (mirrors ddt_export.sampler.Runner), and the
+// backends' entry points.
 #pragma once
 
 #include <cstdint>
@@ -26,14 +27,25 @@ class Runner {
   virtual void decode() = 0;
 };
 
-/// Does the slow part once (load modules, deserialize engines); runner(batch) allocates buffers.
+/// Does the slow part once (read graphs, load modules, deserialize engines); runner(batch)
+/// compiles for that batch where the backend needs to and allocates the buffers.
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::unique_ptr<Runner> runner(int64_t batch) = 0;
+  /// The precision it computes in: "f32" or "bf16".
+  virtual const std::string& precision() const = 0;
 };
 
-std::unique_ptr<Backend> open_libtorch(const Manifest& manifest);
-std::unique_ptr<Backend> open_tensorrt(const Manifest& manifest);  // only with DDT_WITH_TENSORRT
+struct BackendOptions {
+  std::string precision;  // openvino: "", "f32" or "bf16"
+  int threads = 0;        // 0: the backend's default
+};
+
+// Each is defined only where its backend is compiled in (DDT_WITH_OPENVINO, DDT_WITH_LIBTORCH,
+// DDT_WITH_TENSORRT); pipeline.cpp calls only those.
+std::unique_ptr<Backend> open_openvino(const Manifest& manifest, const BackendOptions& options);
+std::unique_ptr<Backend> open_libtorch(const Manifest& manifest, const BackendOptions& options);
+std::unique_ptr<Backend> open_tensorrt(const Manifest& manifest, const BackendOptions& options);
 
 }  // namespace ddt::detail

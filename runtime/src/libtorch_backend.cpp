@@ -1,5 +1,5 @@
-// LibTorch backend: the TorchScript encoder and decoder `ddt-export build --libtorch` writes
-// (manifest["libtorch"]), on the CPU. The runner's x, t, y, v are CPU tensors allocated once;
+// LibTorch backend (compiled only where CMake finds Torch): the TorchScript encoder and decoder
+// `ddt-export build --libtorch` writes (manifest["libtorch"]), in fp32 on the CPU. The runner's x, t, y, v are CPU tensors allocated once;
 // the loop writes and reads them through their data pointers, and s stays a tensor between the
 // encoder and the decoder.
 
@@ -77,7 +77,12 @@ class LibTorchRunner final : public Runner {
 
 class LibTorchBackend final : public Backend {
  public:
-  explicit LibTorchBackend(const Manifest& m) : manifest_(m) {
+  LibTorchBackend(const Manifest& m, const BackendOptions& options) : manifest_(m) {
+    if (!options.precision.empty() && options.precision != "f32" && options.precision != "fp32") {
+      throw Error("the libtorch backend runs the TorchScript modules in f32 only (asked for " + options.precision +
+                  "); use --backend openvino for bf16");
+    }
+    if (options.threads > 0) at::set_num_threads(options.threads);
     const std::string hint = "rebuild with `ddt-export build --libtorch` to add the LibTorch modules";
     const nlohmann::json& sec = m.section("libtorch", hint);
     const std::string format = require(sec, "format", "manifest libtorch").get<std::string>();
@@ -92,6 +97,8 @@ class LibTorchBackend final : public Backend {
   std::unique_ptr<Runner> runner(int64_t batch) override {
     return std::make_unique<LibTorchRunner>(modules_, manifest_, batch);
   }
+
+  const std::string& precision() const override { return precision_; }
 
  private:
   torch::jit::Module load(const nlohmann::json& sec, const std::string& name, const GraphSpec& graph) {
@@ -119,15 +126,13 @@ class LibTorchBackend final : public Backend {
 
   const Manifest& manifest_;
   std::shared_ptr<Modules> modules_;
+  std::string precision_ = "f32";
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> open_libtorch(const Manifest& manifest) { return std::make_unique<LibTorchBackend>(manifest); }
+std::unique_ptr<Backend> open_libtorch(const Manifest& manifest, const BackendOptions& options) {
+  return std::make_unique<LibTorchBackend>(manifest, options);
+}
 
 }  // namespace ddt::detail
-
-void ddt::set_cpu_threads(int threads) {
-  if (threads < 1) throw Error("threads must be >= 1 (got " + std::to_string(threads) + ")");
-  at::set_num_threads(threads);
-}

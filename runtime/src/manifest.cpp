@@ -1,7 +1,15 @@
+// Reads and checks manifest.json: format, every file's size and sha256, the tensors' roles,
+// dtypes and shapes, the sampler defaults; finds calibrations by their sampler settings.
+
 #include "manifest.h"
 
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
+
+#include "sha256.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -113,18 +121,65 @@ Roles Manifest::roles() const {
           decoder.inputs[0], decoder.inputs[1], decoder.outputs[0]};
 }
 
-std::optional<Array> Manifest::similarity(int num_steps) const {
-  if (!data.contains("calibration") || !data.at("calibration").contains(std::to_string(num_steps))) {
-    return std::nullopt;
+std::string number_text(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[40];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v) break;
   }
-  const json& entry = data.at("calibration").at(std::to_string(num_steps));
-  Array sim = read_npy(path(require(entry, "file", "manifest calibration").get<std::string>()).string());
-  if (sim.shape.size() != 2 || sim.shape[0] != num_steps || sim.shape[1] != num_steps) {
-    throw Error(root.string() + ": the calibration for " + std::to_string(num_steps) + " steps is not " +
-                std::to_string(num_steps) + " x " + std::to_string(num_steps) + "; run `ddt-export calibrate " +
-                root.string() + " --steps " + std::to_string(num_steps) + "` again");
+  std::string text = buf;
+  if (text.find_first_of(".en") == std::string::npos) text += ".0";  // 3 -> 3.0, as Python prints a float
+  return text;
+}
+
+namespace {
+
+/// An entry's "sampler" object equals the run's settings, value for value (exact doubles;
+/// a null last_step is "not given", i.e. 1 / N).
+bool same_settings(const json& s, const SamplerSettings& run) {
+  if (!s.is_object()) return false;
+  const auto num = [&](const char* key, double want) {
+    return s.contains(key) && s.at(key).is_number() && s.at(key).get<double>() == want;
+  };
+  if (!num("num_steps", run.num_steps) || !num("guidance", run.guidance) || !num("interval_min", run.interval_min) ||
+      !num("interval_max", run.interval_max) || !num("timeshift", run.timeshift)) {
+    return false;
   }
-  return sim;
+  if (!s.contains("last_step")) return false;
+  const json& last = s.at("last_step");
+  if (last.is_null()) return !run.last_step.has_value();
+  return last.is_number() && run.last_step.has_value() && last.get<double>() == *run.last_step;
+}
+
+}  // namespace
+
+std::optional<Array> Manifest::similarity(const SamplerSettings& settings) const {
+  if (!data.contains("calibration") || !data.at("calibration").is_object()) return std::nullopt;
+  for (const auto& [key, entry] : data.at("calibration").items()) {
+    if (!entry.is_object() || !entry.contains("sampler") || !same_settings(entry.at("sampler"), settings)) continue;
+    const int n = settings.num_steps;
+    const std::string file = require(entry, "file", "manifest calibration." + key).get<std::string>();
+    Array sim = read_npy(path(file).string(), int64_t{kMaxSteps} * kMaxSteps);
+    if (sim.shape.size() != 2 || sim.shape[0] != n || sim.shape[1] != n) {
+      throw Error(root.string() + ": the calibration " + file + " is not " + std::to_string(n) + " x " + std::to_string(n) +
+                  "; run `" + calibrate_command(settings) + "` again");
+    }
+    return sim;
+  }
+  return std::nullopt;
+}
+
+std::string Manifest::calibrate_command(const SamplerSettings& s) const {
+  std::string cmd = "ddt-export calibrate " + root.string() + " --steps " + std::to_string(s.num_steps);
+  if (s.guidance != sampler.guidance) cmd += " --cfg " + number_text(s.guidance);
+  if (s.interval_min != sampler.interval_min || s.interval_max != sampler.interval_max) {
+    cmd += " --interval " + number_text(s.interval_min) + "," + number_text(s.interval_max);
+  }
+  if (s.timeshift != sampler.timeshift) cmd += " --timeshift " + number_text(s.timeshift);
+  if (s.last_step != sampler.last_step && s.last_step) cmd += " --last-step " + number_text(*s.last_step);
+  return cmd;
 }
 
 const json& Manifest::section(const std::string& key, const std::string& rebuild_hint) const {
@@ -165,10 +220,12 @@ Manifest read_manifest(const fs::path& root, bool verify) {
         if (!fs::is_regular_file(p, ec)) {
           throw Error(root.string() + ": " + name + " is missing; the build is incomplete, rebuild it");
         }
-        // Sizes, not sha256: hashing a multi-GB engine on every start costs seconds; the Python
-        // runtime (`ddt-export inspect`) verifies the hashes.
-        if (fs::file_size(p, ec) != require(entry, "bytes", "manifest files." + name).get<uint64_t>()) {
-          throw Error(root.string() + ": " + name + " does not match its size in the manifest (modified or truncated); rebuild it");
+        // The size first (cheap, and a truncated file needs no hashing), then the sha256, as the
+        // Python runtime: a same-size edit must be refused too.
+        const std::string want = require(entry, "sha256", "manifest files." + name).get<std::string>();
+        if (fs::file_size(p, ec) != require(entry, "bytes", "manifest files." + name).get<uint64_t>() ||
+            sha256_file(p.string()) != want) {
+          throw Error(root.string() + ": " + name + " does not match its sha256 in the manifest (modified or truncated); rebuild it");
         }
       }
     }
@@ -185,6 +242,11 @@ Manifest read_manifest(const fs::path& root, bool verify) {
     m.sampler.timeshift = require(s, "timeshift", "manifest sampler").get<double>();
     const json& last = require(s, "last_step", "manifest sampler");
     if (!last.is_null()) m.sampler.last_step = last.get<double>();
+    try {
+      m.sampler.validate();
+    } catch (const Error& e) {
+      throw Error(file.string() + ": its sampler defaults are invalid (" + e.what() + "); rebuild the folder");
+    }
     const json& graphs = require(d, "graphs", "manifest");
     m.encoder = parse_graph(graphs, "encoder", root);
     m.decoder = parse_graph(graphs, "decoder", root);

@@ -1,5 +1,6 @@
 // manifest.json, read as data: the only contract between `ddt-export build` and this runtime.
-// Mirrors ddt_export/manifest.py: the same checks, the same one-line messages.
+// Mirrors ddt_export/manifest.py: the same checks (every file's sha256 included), the same
+// one-line messages, and the calibration lookup by sampler settings.
 #pragma once
 
 #include <cstdint>
@@ -55,16 +56,23 @@ struct Manifest {
 
   Roles roles() const;
   std::filesystem::path path(const std::string& file) const { return root / file; }
-  /// The calibrated N x N similarity for `num_steps`, if `ddt-export calibrate` stored one.
-  std::optional<Array> similarity(int num_steps) const;
+  bool has(const std::string& key) const { return data.contains(key); }
+  /// The calibrated N x N similarity measured under exactly these sampler settings (the entry's
+  /// "sampler" object equals them, value for value), if `ddt-export calibrate` stored one.
+  std::optional<Array> similarity(const SamplerSettings& settings) const;
+  /// The `ddt-export calibrate` command that stores a calibration for these settings.
+  std::string calibrate_command(const SamplerSettings& settings) const;
   /// A top-level section a backend needs, or an Error telling how to rebuild with it.
   const nlohmann::json& section(const std::string& key, const std::string& rebuild_hint) const;
 };
 
-/// Opens a build folder. `verify`: every file the manifest lists exists with its recorded size.
+/// Opens a build folder. `verify`: every file the manifest lists exists with its recorded size and sha256.
 Manifest read_manifest(const std::filesystem::path& root, bool verify = true);
 
 /// A required manifest value, or an Error naming the key (the manifest is from another version).
 const nlohmann::json& require(const nlohmann::json& obj, const std::string& key, const std::string& where);
+
+/// A double as Python's repr prints it: the shortest text that reads back as the same value.
+std::string number_text(double v);
 
 }  // namespace ddt::detail

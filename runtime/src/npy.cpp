@@ -1,4 +1,5 @@
-// .npy read and write (numpy's format 1.0-3.0 header + raw little-endian data), float32 C order.
+// .npy read and write (numpy's format 1.0-3.0 header + raw little-endian data), float32 C order;
+// reads are bounded before allocating, writes are atomic (temporary file + rename).
 // https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html
 
 #include <cstdio>
@@ -7,6 +8,8 @@
 #include <fstream>
 #include <regex>
 #include <sstream>
+
+#include <unistd.h>
 
 #include "ddt/runtime.h"
 
@@ -34,9 +37,12 @@ std::string dict_value(const std::string& header, const std::string& key, const 
 
 }  // namespace
 
-Array read_npy(const std::string& path) {
+Array read_npy(const std::string& path, int64_t max_values) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw Error("cannot read " + path + ": it is a folder, not a .npy file");
+  if (!std::filesystem::exists(path, ec)) throw Error("cannot read " + path + ": no such file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path + ": no such file");
+  if (!in) throw Error("cannot read " + path + ": permission denied or not a regular file");
   char magic[6];
   unsigned char version[2];
   in.read(magic, 6);
@@ -56,6 +62,7 @@ Array read_npy(const std::string& path) {
   } else {
     throw Error("cannot read " + path + ": .npy format " + std::to_string(version[0]) + " is not supported; save it with numpy.save");
   }
+  if (header_len > (1u << 20)) throw Error("cannot read " + path + ": its .npy header is implausibly long; save it with numpy.save");
   std::string header(header_len, '\0');
   in.read(header.data(), header_len);
   if (!in) throw Error("cannot read " + path + ": truncated .npy header");
@@ -68,11 +75,32 @@ Array read_npy(const std::string& path) {
   std::string dims = dict_value(header, "shape", path);
   dims = dims.substr(1, dims.size() - 2);  // strip ( )
   std::stringstream ss(dims);
+  int64_t n = 1;
   for (std::string item; std::getline(ss, item, ',');) {
     if (item.find_first_not_of(" ") == std::string::npos) continue;
-    out.shape.push_back(std::stoll(item));
+    size_t used = 0;
+    int64_t dim = -1;
+    try {
+      dim = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      dim = -1;
+    }
+    if (dim < 0 || item.find_first_not_of(' ', used) != std::string::npos) {
+      throw Error("cannot read " + path + ": its .npy header has a bad shape " + dict_value(header, "shape", path));
+    }
+    if (dim > 0 && n > max_values / dim) {
+      throw Error("cannot read " + path + ": it holds more than " + std::to_string(max_values) + " values");
+    }
+    n *= dim;
+    out.shape.push_back(dim);
   }
-  const int64_t n = out.numel();
+  if (n > max_values) throw Error("cannot read " + path + ": it holds more than " + std::to_string(max_values) + " values");
+  const int64_t item_size = descr == "'<f4'" ? 4 : descr == "'<f8'" ? 8 : 0;
+  const auto data_start = static_cast<uint64_t>(in.tellg());
+  const uint64_t file_size = std::filesystem::file_size(path, ec);
+  if (item_size > 0 && (ec || file_size < data_start + static_cast<uint64_t>(n) * item_size)) {
+    throw Error("cannot read " + path + ": truncated .npy data (" + std::to_string(n) + " values expected)");
+  }
   out.data.resize(n);
   if (descr == "'<f4'") {
     in.read(reinterpret_cast<char*>(out.data.data()), n * 4);
@@ -103,7 +131,9 @@ void write_npy(const std::string& path, const Array& array) {
   header += '\n';
 
   const std::filesystem::path final_path(path);
-  const std::filesystem::path tmp = final_path.parent_path() / ("." + final_path.filename().string() + ".tmp");
+  // a temporary file in the same folder, renamed over the target: readers never see half a file
+  const std::filesystem::path tmp =
+      final_path.parent_path() / ("." + final_path.filename().string() + ".tmp" + std::to_string(::getpid()));
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw Error("cannot write " + path + ": its folder does not exist or is not writable");
@@ -114,7 +144,12 @@ void write_npy(const std::string& path, const Array& array) {
     out.write(reinterpret_cast<const char*>(len), 2);
     out.write(header.data(), header.size());
     out.write(reinterpret_cast<const char*>(array.data.data()), array.data.size() * sizeof(float));
-    if (!out) throw Error("cannot write " + path + ": disk full or not writable");
+    out.close();
+    if (!out) {
+      std::error_code ignored;
+      std::filesystem::remove(tmp, ignored);
+      throw Error("cannot write " + path + ": disk full or not writable");
+    }
   }
   std::error_code ec;
   std::filesystem::rename(tmp, final_path, ec);

@@ -1,5 +1,7 @@
-// The public API: open a build folder with a backend, generate (mirrors ddt_export/pipeline.py).
+// The public API: open a build folder with a backend, check a run's inputs, generate (mirrors
+// ddt_export/pipeline.py).
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <sstream>
@@ -54,11 +56,65 @@ class TimedRunner final : public detail::Runner {
 double Result::sharing_ratio() const { return 1.0 - static_cast<double>(recompute.size()) / settings.num_steps; }
 
 std::vector<std::string> backends() {
-#ifdef DDT_WITH_TENSORRT
-  return {"libtorch", "tensorrt"};
-#else
-  return {"libtorch"};
+  std::vector<std::string> out;
+#ifdef DDT_WITH_OPENVINO
+  out.push_back("openvino");
 #endif
+#ifdef DDT_WITH_LIBTORCH
+  out.push_back("libtorch");
+#endif
+#ifdef DDT_WITH_TENSORRT
+  out.push_back("tensorrt");
+#endif
+  return out;
+}
+
+namespace {
+
+int g_default_threads = 0;  // set_cpu_threads
+
+bool compiled_in(const std::string& backend) {
+  const std::vector<std::string> all = backends();
+  return std::find(all.begin(), all.end(), backend) != all.end();
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) out += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+  return out;
+}
+
+/// "auto": the build's ONNX graphs on OpenVINO where compiled in, else its LibTorch modules.
+std::string choose_backend(const detail::Manifest& m, const std::string& asked) {
+  static const std::vector<std::string> known = {"openvino", "libtorch", "tensorrt"};
+  if (asked != "auto" && std::find(known.begin(), known.end(), asked) == known.end()) {
+    throw Error("unknown backend '" + asked + "'; choose auto, " + joined(known));
+  }
+  if (asked == "tensorrt" && !compiled_in("tensorrt")) {
+    throw Error("this ddt-runtime was compiled without TensorRT; reconfigure with -DDDT_WITH_TENSORRT=ON where the "
+                "TensorRT SDK is installed, or use --backend " + joined(backends()));
+  }
+  if (asked != "auto" && !compiled_in(asked)) {
+    const std::string how = asked == "openvino" ? "point CMake at OpenVINO (the openvino wheel's cmake folder) in CMAKE_PREFIX_PATH"
+                                                : "point CMake at LibTorch (torch.utils.cmake_prefix_path) in CMAKE_PREFIX_PATH";
+    throw Error("this ddt-runtime was compiled without the " + asked + " backend; " + how + " and rebuild, or use --backend " +
+                joined(backends()));
+  }
+  if (asked != "auto") return asked;
+  if (compiled_in("openvino")) return "openvino";
+  if (compiled_in("libtorch") && m.has("libtorch")) return "libtorch";
+  if (compiled_in("libtorch")) {
+    throw Error(m.root.string() + " has no LibTorch modules and this ddt-runtime has no OpenVINO to run its ONNX graphs; "
+                "rebuild the folder with `ddt-export build --libtorch`, or the runtime with OpenVINO");
+  }
+  throw Error("this ddt-runtime was compiled without a CPU backend; point CMake at OpenVINO and rebuild");
+}
+
+}  // namespace
+
+void set_cpu_threads(int threads) {
+  if (threads < 1 || threads > 1024) throw Error("threads must be between 1 and 1024 (got " + std::to_string(threads) + ")");
+  g_default_threads = threads;
 }
 
 struct Pipeline::Impl {
@@ -66,13 +122,19 @@ struct Pipeline::Impl {
   std::string backend_name;
   std::unique_ptr<detail::Backend> backend;
 
+  /// Class labels in [0, K); the null class itself is allowed and samples unconditionally.
   std::vector<int64_t> check_labels(const std::vector<int64_t>& labels) const {
     if (labels.empty()) throw Error("give at least one label, e.g. --labels 1,7");
+    if (static_cast<int64_t>(labels.size()) > kMaxBatch) {
+      throw Error(std::to_string(labels.size()) + " labels in one call; at most " + std::to_string(kMaxBatch) +
+                  " per call (use `ddt-export sample` for more)");
+    }
     const int64_t hi = manifest.num_classes - 1;
     for (int64_t y : labels) {
-      if (y < 0 || y > hi) {
+      if ((y < 0 || y > hi) && y != manifest.null_class) {
         throw Error("label " + std::to_string(y) + " is outside [0, " + std::to_string(hi) + "] for this " +
-                    std::to_string(manifest.num_classes) + "-class model");
+                    std::to_string(manifest.num_classes) + "-class model (or " + std::to_string(manifest.null_class) +
+                    ", the null class, for unconditional samples)");
       }
     }
     return labels;
@@ -102,49 +164,51 @@ Pipeline& Pipeline::operator=(Pipeline&&) noexcept = default;
 Pipeline::~Pipeline() = default;
 
 Pipeline Pipeline::open(const std::string& build_dir, const std::string& backend) {
+  OpenOptions options;
+  options.backend = backend;
+  return open(build_dir, options);
+}
+
+Pipeline Pipeline::open(const std::string& build_dir, const OpenOptions& options) {
+  if (options.threads < 0 || options.threads > 1024) {
+    throw Error("threads must be between 1 and 1024 (got " + std::to_string(options.threads) + ")");
+  }
+  if (!options.precision.empty() && options.precision != "f32" && options.precision != "fp32" && options.precision != "bf16") {
+    throw Error("unknown inference precision '" + options.precision + "'; choose f32 or bf16");
+  }
   auto impl = std::make_unique<Impl>();
   impl->manifest = detail::read_manifest(build_dir);
-  impl->backend_name = backend;
-  if (backend == "libtorch") {
-    impl->backend = detail::open_libtorch(impl->manifest);
-  } else if (backend == "tensorrt") {
-#ifdef DDT_WITH_TENSORRT
-    impl->backend = detail::open_tensorrt(impl->manifest);
-#else
-    throw Error("this ddt-runtime was compiled without TensorRT; reconfigure with -DDDT_WITH_TENSORRT=ON where the "
-                "TensorRT SDK is installed, or use --backend libtorch");
+  impl->backend_name = choose_backend(impl->manifest, options.backend);
+  detail::BackendOptions bo{options.precision, options.threads > 0 ? options.threads : g_default_threads};
+  try {
+#ifdef DDT_WITH_OPENVINO
+    if (impl->backend_name == "openvino") impl->backend = detail::open_openvino(impl->manifest, bo);
 #endif
-  } else {
-    throw Error("unknown backend '" + backend + "'; choose libtorch or tensorrt");
+#ifdef DDT_WITH_LIBTORCH
+    if (impl->backend_name == "libtorch") impl->backend = detail::open_libtorch(impl->manifest, bo);
+#endif
+#ifdef DDT_WITH_TENSORRT
+    if (impl->backend_name == "tensorrt") impl->backend = detail::open_tensorrt(impl->manifest, bo);
+#endif
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    throw Error("cannot open " + build_dir + " with the " + impl->backend_name + " backend: " + what.substr(0, what.find('\n')));
   }
+  if (!impl->backend) throw Error("backend " + impl->backend_name + " is not compiled in");
   return Pipeline(std::move(impl));
 }
 
 const std::string& Pipeline::name() const { return impl_->manifest.name; }
 const std::string& Pipeline::backend() const { return impl_->backend_name; }
+const std::string& Pipeline::precision() const { return impl_->backend->precision(); }
 int64_t Pipeline::num_classes() const { return impl_->manifest.num_classes; }
 int64_t Pipeline::null_class() const { return impl_->manifest.null_class; }
 std::vector<int64_t> Pipeline::latent_shape() const { return impl_->manifest.latent_shape; }
 const SamplerSettings& Pipeline::defaults() const { return impl_->manifest.sampler; }
 
-std::vector<int> Pipeline::schedule(int num_steps, const Schedule& s) const {
-  if (s.sharing_ratio) check_ratio(*s.sharing_ratio);
-  const bool wants_dp = !s.recompute && s.method == "dp" && s.sharing_ratio && *s.sharing_ratio > 0;
-  std::optional<Array> sim;
-  if (wants_dp) {
-    sim = impl_->manifest.similarity(num_steps);
-    if (!sim) {
-      const std::string dir = impl_->manifest.root.string();
-      throw Error("no calibration for " + std::to_string(num_steps) + " steps in " + dir + "; run `ddt-export calibrate " +
-                  dir + " --steps " + std::to_string(num_steps) + "` once, or use the uniform schedule");
-    }
-  }
-  return resolve_schedule(num_steps, s, sim ? &*sim : nullptr);
-}
-
-Result Pipeline::generate(const std::vector<int64_t>& labels_in, const GenerateOptions& o) const {
-  const std::vector<int64_t> labels = impl_->check_labels(labels_in);
-  const int64_t B = static_cast<int64_t>(labels.size());
+SamplerSettings Pipeline::settings(const GenerateOptions& o) const {
   SamplerSettings settings = impl_->manifest.sampler;  // the build's defaults, overridden
   if (o.num_steps) settings.num_steps = *o.num_steps;
   if (o.guidance) settings.guidance = *o.guidance;
@@ -153,10 +217,46 @@ Result Pipeline::generate(const std::vector<int64_t>& labels_in, const GenerateO
   if (o.timeshift) settings.timeshift = *o.timeshift;
   if (o.last_step) settings.last_step = *o.last_step;
   settings.validate();
+  return settings;
+}
+
+std::vector<int> Pipeline::schedule(int num_steps, const Schedule& s) const {
+  SamplerSettings settings = impl_->manifest.sampler;
+  settings.num_steps = num_steps;
+  settings.validate();
+  return schedule(settings, s);
+}
+
+std::vector<int> Pipeline::schedule(const SamplerSettings& settings, const Schedule& s) const {
+  if (s.sharing_ratio) check_ratio(*s.sharing_ratio);
+  if (s.method != "dp" && s.method != "uniform") throw Error("unknown schedule '" + s.method + "'; choose dp or uniform");
+  if (s.recompute && s.sharing_ratio) throw Error("give either a recompute list or a sharing ratio, not both");
+  const bool wants_dp = !s.recompute && s.method == "dp" && s.sharing_ratio && *s.sharing_ratio > 0;
+  std::optional<Array> sim;
+  if (wants_dp) {
+    sim = impl_->manifest.similarity(settings);
+    if (!sim) {
+      const std::string dir = impl_->manifest.root.string();
+      throw Error("no calibration for these sampler settings (" + std::to_string(settings.num_steps) + " steps, guidance " +
+                  detail::number_text(settings.guidance) + ", interval " + detail::number_text(settings.interval_min) + "," +
+                  detail::number_text(settings.interval_max) + ", timeshift " + detail::number_text(settings.timeshift) +
+                  ", last step " + (settings.last_step ? detail::number_text(*settings.last_step) : std::string("1/N")) +
+                  ") in " + dir + "; run `" + impl_->manifest.calibrate_command(settings) +
+                  "` once, or use the uniform schedule");
+    }
+  }
+  return resolve_schedule(settings.num_steps, s, sim ? &*sim : nullptr);
+}
+
+Result Pipeline::generate(const std::vector<int64_t>& labels_in, const GenerateOptions& o) const {
+  // every input checked before any work: labels, settings, noise, schedule
+  const std::vector<int64_t> labels = impl_->check_labels(labels_in);
+  const int64_t B = static_cast<int64_t>(labels.size());
+  const SamplerSettings settings = this->settings(o);
   if (o.seed && o.noise) throw Error("give either a seed or noise, not both");
+  const std::vector<int> steps = schedule(settings, o.schedule);
   const std::vector<float> noise = o.noise ? impl_->check_noise(*o.noise, B)
                                            : seeded_noise(B, impl_->manifest.latent_shape, o.seed.value_or(0)).data;
-  const std::vector<int> steps = schedule(settings.num_steps, o.schedule);
 
   Result result;
   result.recompute = steps;

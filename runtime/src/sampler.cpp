@@ -9,25 +9,33 @@
 #include "sampler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <sstream>
 
+#include "manifest.h"
+
 namespace ddt {
 
-namespace {
-std::string num(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
-}  // namespace
-
 void SamplerSettings::validate() const {
-  if (num_steps < 1) throw Error("steps must be >= 1 (got " + std::to_string(num_steps) + ")");
-  if (last_step && !(*last_step > 0 && *last_step < 1)) throw Error("last step must be in (0, 1) (got " + num(*last_step) + ")");
-  if (!(timeshift > 0)) throw Error("timeshift must be > 0 (got " + num(timeshift) + ")");
+  if (num_steps < 1 || num_steps > kMaxSteps) {
+    throw Error("steps must be between 1 and 10,000 (got " + std::to_string(num_steps) + "); the official sampler uses 250");
+  }
+  const std::pair<const char*, std::optional<double>> knobs[] = {{"guidance scale", guidance},
+                                                                 {"guidance interval low end", interval_min},
+                                                                 {"guidance interval high end", interval_max},
+                                                                 {"timeshift", timeshift},
+                                                                 {"last step", last_step}};
+  for (const auto& [what, v] : knobs) {
+    if (v && !std::isfinite(*v)) throw Error(std::string(what) + " must be a finite number (got " + detail::number_text(*v) + ")");
+  }
+  if (last_step && !(*last_step > 0 && *last_step < 1)) {
+    throw Error("last step must be in (0, 1) (got " + detail::number_text(*last_step) + ")");
+  }
+  if (!(timeshift > 0)) throw Error("timeshift must be > 0 (got " + detail::number_text(timeshift) + ")");
   if (interval_min > interval_max) {
-    throw Error("guidance interval " + num(interval_min) + "," + num(interval_max) + " is reversed; give LO,HI with LO <= HI");
+    throw Error("guidance interval " + detail::number_text(interval_min) + "," + detail::number_text(interval_max) +
+                " is reversed; give LO,HI with LO <= HI");
   }
 }
 

@@ -172,6 +172,7 @@ std::string tensorrt_version() {
 class TensorRTBackend final : public Backend {
  public:
   explicit TensorRTBackend(const Manifest& m) : manifest_(m), engines_(std::make_shared<Engines>()) {
+    precision_ = m.data.contains("engines") ? m.data.at("engines").value("precision", std::string("fp16")) : "fp16";
     if (!m.data.contains("engines")) {
       throw Error(m.root.string() + " has no TensorRT engines; build them on this GPU machine: ddt-export engines " +
                   m.root.string());
@@ -216,6 +217,8 @@ class TensorRTBackend final : public Backend {
     return std::make_unique<TensorRTRunner>(engines_, manifest_, batch);
   }
 
+  const std::string& precision() const override { return precision_; }
+
  private:
   Engine load(const std::string& file, const std::string& rebuild) {
     const std::string path = manifest_.path(file).string();
@@ -231,11 +234,14 @@ class TensorRTBackend final : public Backend {
   const Manifest& manifest_;
   std::shared_ptr<Engines> engines_;
   int64_t cfg_min_ = 0, cfg_max_ = 0;
+  std::string precision_;
   int opt_level_ = 3;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> open_tensorrt(const Manifest& manifest) { return std::make_unique<TensorRTBackend>(manifest); }
+std::unique_ptr<Backend> open_tensorrt(const Manifest& manifest, const BackendOptions&) {
+  return std::make_unique<TensorRTBackend>(manifest);
+}
 
 }  // namespace ddt::detail

@@ -1,7 +1,8 @@
 // Unit tests of the C++ runtime's own pieces (registered with CTest): the time grid, seeded
 // noise, schedules (DP against brute force and the official tie-breaks), .npy round trips,
-// manifest errors, and the loop's protocol against a fake backend. Golden values come from
-// the Python package and torch (tests/runtime/test_cpp_runtime.py checks the whole chain).
+// SHA-256 test vectors, manifest errors and calibration lookup, and the loop's protocol against
+// a fake backend. Golden values come from the Python package, torch and FIPS 180-4
+// (tests/runtime/ checks the whole chain, and the grid and noise over many more cases).
 
 #include <algorithm>
 #include <cmath>
@@ -21,6 +22,7 @@
 #include "ddt/runtime.h"
 #include "manifest.h"
 #include "sampler.h"
+#include "sha256.h"
 
 namespace fs = std::filesystem;
 
@@ -289,7 +291,7 @@ void test_manifest_reads_defaults_and_roles() {
   CHECK(m.sampler.interval_max == 0.9 && m.sampler.timeshift == 1.5 && !m.sampler.last_step);
   const ddt::detail::Roles r = m.roles();
   CHECK(r.enc_y.name == "y" && r.dec_v.name == "v" && r.enc_s.concrete(6) == std::vector<int64_t>({6, 16, 64}));
-  CHECK(!m.similarity(12));
+  CHECK(!m.similarity(m.sampler));
 }
 
 void test_manifest_errors() {
@@ -305,7 +307,13 @@ void test_manifest_errors() {
   write_text(root / "manifest.json", listed);
   expect_error([&] { ddt::detail::read_manifest(root); }, "encoder.onnx is missing; the build is incomplete");
   write_text(root / "encoder.onnx", "ab");
-  expect_error([&] { ddt::detail::read_manifest(root); }, "encoder.onnx does not match its size");
+  expect_error([&] { ddt::detail::read_manifest(root); }, "encoder.onnx does not match its sha256 in the manifest");
+  write_text(root / "encoder.onnx", "abc");  // the right size, the wrong content
+  expect_error([&] { ddt::detail::read_manifest(root); }, "encoder.onnx does not match its sha256 in the manifest");
+  listed.replace(listed.find("\"sha256\": \"0\""), 13,
+                 "\"sha256\": \"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"");
+  write_text(root / "manifest.json", listed);
+  ddt::detail::read_manifest(root);  // sha256("abc"): accepted
   std::string no_sampler = manifest_text();
   no_sampler.replace(no_sampler.find("\"sampler\""), 9, "\"sampling\"");
   write_text(root / "manifest.json", no_sampler);
@@ -319,8 +327,18 @@ void test_manifest_errors() {
   write_text(root / "manifest.json", bad_shape);
   expect_error([&] { ddt::detail::read_manifest(root); }, "tensor v has shape (batch, 4, 4, 4)");
   write_text(root / "manifest.json", manifest_text());
-  expect_error([&] { ddt::Pipeline::open(root.string()); }, "has no libtorch section; rebuild with `ddt-export build --libtorch`");
+  const std::vector<std::string> compiled = ddt::backends();
+  if (std::find(compiled.begin(), compiled.end(), "libtorch") != compiled.end()) {
+    expect_error([&] { ddt::Pipeline::open(root.string(), "libtorch"); }, "has no libtorch section; rebuild with `ddt-export build --libtorch`");
+  }
+  if (std::find(compiled.begin(), compiled.end(), "openvino") != compiled.end()) {
+    expect_error([&] { ddt::Pipeline::open(root.string(), "openvino"); }, "encoder.onnx: OpenVINO cannot read it");
+  }
   expect_error([&] { ddt::Pipeline::open(root.string(), "onnx"); }, "unknown backend 'onnx'");
+  std::string bad_default = manifest_text();
+  bad_default.replace(bad_default.find("\"timeshift\": 1.5"), 16, "\"timeshift\": -1.0");
+  write_text(root / "manifest.json", bad_default);
+  expect_error([&] { ddt::detail::read_manifest(root); }, "its sampler defaults are invalid (timeshift must be > 0");
 }
 
 // ---------------------------------------------------------------- the loop
@@ -399,7 +417,18 @@ void test_loop_protocol_and_update() {
 void test_settings_validation() {
   ddt::SamplerSettings s;
   s.num_steps = 0;
-  expect_error([&] { s.validate(); }, "steps must be >= 1 (got 0)");
+  expect_error([&] { s.validate(); }, "steps must be between 1 and 10,000 (got 0)");
+  s.num_steps = 10001;
+  expect_error([&] { s.validate(); }, "steps must be between 1 and 10,000 (got 10001)");
+  s = {};
+  s.guidance = std::nan("");
+  expect_error([&] { s.validate(); }, "guidance scale must be a finite number (got nan)");
+  s = {};
+  s.interval_max = HUGE_VAL;
+  expect_error([&] { s.validate(); }, "guidance interval high end must be a finite number (got inf)");
+  s = {};
+  s.last_step = -HUGE_VAL;
+  expect_error([&] { s.validate(); }, "last step must be a finite number (got -inf)");
   s = {};
   s.last_step = 1.0;
   expect_error([&] { s.validate(); }, "last step must be in (0, 1)");
@@ -410,6 +439,56 @@ void test_settings_validation() {
   s.interval_min = 0.9;
   s.interval_max = 0.3;
   expect_error([&] { s.validate(); }, "guidance interval 0.9,0.3 is reversed");
+}
+
+void test_sha256_vectors() {
+  const auto hex = [](const std::string& text) {
+    ddt::detail::Sha256 h;
+    h.update(text.data(), text.size());
+    return h.hexdigest();
+  };
+  CHECK(hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq") ==  // 56 bytes: padding spills a block
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  ddt::detail::Sha256 split;  // the same message fed in uneven pieces
+  const std::string msg = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  for (size_t i = 0; i < msg.size(); i += 7) split.update(msg.data() + i, std::min<size_t>(7, msg.size() - i));
+  CHECK(split.hexdigest() == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  CHECK(hex(std::string(1000000, 'a')) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  expect_error([] { ddt::detail::sha256_file("/nonexistent/file"); }, "cannot read /nonexistent/file");
+}
+
+void test_calibration_found_by_settings() {
+  const fs::path root = temp_dir("calibration");
+  ddt::Array sim{{12, 12}, std::vector<float>(144, 1.0f)};
+  ddt::write_npy((root / "a.npy").string(), sim);
+  ddt::Array sim2{{12, 12}, std::vector<float>(144, 0.5f)};
+  ddt::write_npy((root / "b.npy").string(), sim2);
+  // keys say nothing true: "12" is calibrated at guidance 2, "other" at the build's defaults
+  write_text(root / "manifest.json", manifest_text(R"(, "calibration": {
+    "12": {"file": "a.npy", "sampler": {"num_steps": 12, "guidance": 2.0, "interval_min": 0.3, "interval_max": 0.9, "timeshift": 1.5, "last_step": null}},
+    "other": {"file": "b.npy", "sampler": {"num_steps": 12, "guidance": 3, "interval_min": 0.3, "interval_max": 0.9, "timeshift": 1.5, "last_step": null}},
+    "old": {"file": "a.npy"}})"));
+  const ddt::detail::Manifest m = ddt::detail::read_manifest(root);
+  ddt::SamplerSettings run = m.sampler;  // 12 steps, guidance 3.0 (the int 3 in JSON is the same number)
+  CHECK(m.similarity(run) && m.similarity(run)->data[0] == 0.5f);
+  run.guidance = 2.0;
+  CHECK(m.similarity(run) && m.similarity(run)->data[0] == 1.0f);
+  run.guidance = 2.0000001;
+  CHECK(!m.similarity(run));
+  run = m.sampler;
+  run.last_step = 1.0 / 12;  // given explicitly is not "not given", even at the same value
+  CHECK(!m.similarity(run));
+  CHECK(m.calibrate_command(run) == "ddt-export calibrate " + root.string() + " --steps 12 --last-step 0.08333333333333333");
+  run = m.sampler;
+  run.num_steps = 10;
+  CHECK(!m.similarity(run));
+  run.guidance = 2;
+  run.interval_min = 0.1;
+  run.timeshift = 1.0;
+  CHECK(m.calibrate_command(run) ==
+        "ddt-export calibrate " + root.string() + " --steps 10 --cfg 2.0 --interval 0.1,0.9 --timeshift 1.0");
 }
 
 }  // namespace
@@ -426,6 +505,8 @@ int main() {
   run("manifest_errors", test_manifest_errors);
   run("loop_protocol_and_update", test_loop_protocol_and_update);
   run("settings_validation", test_settings_validation);
+  run("sha256_vectors", test_sha256_vectors);
+  run("calibration_found_by_settings", test_calibration_found_by_settings);
   fs::remove_all(fs::temp_directory_path() / ("ddt_runtime_tests_" + std::to_string(::getpid())));
   std::cout << g_passed << " passed, " << g_failed << " failed\n";
   return g_failed == 0 ? 0 : 1;

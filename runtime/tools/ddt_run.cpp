@@ -1,9 +1,16 @@
 // ddt-run: sample latents from a build folder with the C++ runtime (the C++ twin of
-// `ddt-export generate ... --save-latents`). Errors: one line on stderr, exit 2.
+// `ddt-export generate ... --save-latents`). Every input is checked before any work; bad input
+// gets one line on stderr, `error: <problem and the fix>`, exit status 2, and nothing written.
 
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -14,74 +21,153 @@
 
 #include "ddt/runtime.h"
 
+namespace fs = std::filesystem;
+
 namespace {
 
 const char* kUsage = R"(usage: ddt-run BUILD_DIR --labels 1,7 [options]
 
 Sample latents with the Euler loop, CFG in its interval, and the encoder only at scheduled steps.
 
-  --backend NAME        libtorch (default) or tensorrt (when compiled in)
-  --labels A,B,...      class labels, one sample each (required)
+  --backend NAME        auto (default: openvino for the build's ONNX graphs), openvino, libtorch
+                        or tensorrt, each where compiled in
+  --inference-precision f32|bf16
+                        openvino's precision [default: bf16 where the CPU has bf16 hardware]
+  --labels A,B,...      class labels, one sample each (1 to 1024; the null class samples unconditionally)
   --seed N              noise seed: torch.randn on a CPU generator, as the Python CLI [default: 0]
   --noise FILE.npy      noise of shape (B, C, H, W) instead of --seed
-  --steps N             sampling steps [default: the build's]
+  --steps N             sampling steps, 1 to 10000 [default: the build's]
   --cfg W               guidance scale
   --interval LO,HI      guidance interval (strict)
-  --timeshift S         time shift of the grid
+  --timeshift S         time shift of the grid, > 0
   --last-step L         last step of the grid, in (0, 1)
   --recompute 0,3,6     explicit encoder steps
   --sharing-ratio R     fraction of steps that reuse the encoder's state, in [0, 1)
   --schedule dp|uniform with --sharing-ratio [default: dp, needs `ddt-export calibrate`]
-  --save-latents FILE   write the final latents (.npy, float32)
-  --threads N           LibTorch CPU threads [default: all cores]
+  --save-latents FILE   write the final latents (.npy, float32), atomically
+  --threads N           CPU threads, 1 to 1024 [default: all cores]
   --json                print a JSON summary (schedule, timing) on stdout
   --help                this text
 )";
+
+constexpr int kMaxThreads = 1024;
 
 struct Usage : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-std::vector<int64_t> parse_ints(const std::string& text, const std::string& what) {
+std::string trimmed(const std::string& s) {
+  const size_t a = s.find_first_not_of(' ');
+  if (a == std::string::npos) return "";
+  return s.substr(a, s.find_last_not_of(' ') - a + 1);
+}
+
+/// A whole number in [lo, hi]: digits only (an optional leading minus), no exponent, no fraction.
+int64_t parse_int(const std::string& raw, const std::string& what, int64_t lo, int64_t hi) {
+  const std::string text = trimmed(raw);
+  const size_t start = !text.empty() && text[0] == '-' ? 1 : 0;
+  if (text.size() == start || text.find_first_not_of("0123456789", start) != std::string::npos) {
+    throw Usage(what + " must be a whole number (got '" + raw + "')");
+  }
+  errno = 0;
+  const long long v = std::strtoll(text.c_str(), nullptr, 10);
+  if (errno == ERANGE || v < lo || v > hi) {
+    throw ddt::Error(what + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) + " (got " + text + ")");
+  }
+  return v;
+}
+
+uint64_t parse_seed(const std::string& raw) {
+  const std::string text = trimmed(raw);
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) {
+    throw Usage("--seed must be a whole number >= 0 (got '" + raw + "')");
+  }
+  errno = 0;
+  const unsigned long long v = std::strtoull(text.c_str(), nullptr, 10);
+  if (errno == ERANGE) throw ddt::Error("--seed must be below 2^64 (got " + text + ")");
+  return v;
+}
+
+/// A finite decimal number.
+double parse_double(const std::string& raw, const std::string& what) {
+  const std::string text = trimmed(raw);
+  char* end = nullptr;
+  errno = 0;
+  const double v = text.empty() ? 0.0 : std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size()) throw Usage(what + " must be a number (got '" + raw + "')");
+  if (!std::isfinite(v) || errno == ERANGE) throw ddt::Error(what + " must be a finite number (got '" + raw + "')");
+  return v;
+}
+
+std::vector<int64_t> parse_ints(const std::string& text, const std::string& what, int64_t lo, int64_t hi,
+                                size_t max_items) {
   std::vector<int64_t> out;
   std::stringstream ss(text);
   for (std::string item; std::getline(ss, item, ',');) {
-    if (item.find_first_not_of(' ') == std::string::npos) continue;
-    size_t used = 0;
-    try {
-      out.push_back(std::stoll(item, &used));
-    } catch (const std::exception&) {
-      used = 0;
+    if (trimmed(item).empty()) continue;
+    if (out.size() == max_items) {
+      throw ddt::Error(what + " has more than " + std::to_string(max_items) + " entries; at most " + std::to_string(max_items));
     }
-    if (used == 0 || item.find_first_not_of(' ', used) != std::string::npos) {
-      throw ddt::Error(what + " must be comma-separated integers, e.g. 1,7 (got '" + text + "')");
+    const std::string t = trimmed(item);
+    const size_t start = t[0] == '-' ? 1 : 0;
+    if (t.size() == start || t.find_first_not_of("0123456789", start) != std::string::npos) {
+      throw Usage(what + " must be comma-separated whole numbers, e.g. 1,7 (got '" + text + "')");
     }
+    out.push_back(parse_int(t, what + " entry", lo, hi));
   }
   return out;
 }
 
-double parse_double(const std::string& text, const std::string& what) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
+/// The folder an output file goes to must exist, be a real (not virtual, not read-only) writable
+/// folder, and the path must not name a folder: checked before any work, touching nothing.
+void check_output(const std::string& flag, const std::string& path) {
+  if (path.empty()) throw ddt::Error(flag + " needs a file path, e.g. " + flag + " latents.npy");
+  const fs::path p(path);
+  std::error_code ec;
+  const fs::file_status st = fs::status(p, ec);
+  if (fs::is_directory(st) || !p.has_filename()) {
+    throw ddt::Error("cannot write " + path + ": it is a folder; give a file path such as " +
+                     (fs::path(path) / "latents.npy").string());
   }
-  if (used == 0 || used != text.size()) throw ddt::Error(what + " must be a number (got '" + text + "')");
-  return v;
+  if (fs::exists(st) && !fs::is_regular_file(st)) {
+    throw ddt::Error("cannot write " + path + ": it exists and is not a regular file; give another path");
+  }
+  const fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  const fs::file_status pst = fs::status(parent, ec);
+  if (!fs::exists(pst)) {
+    // a component of the folder path may be a file (ENOTDIR), or the folder is simply missing
+    fs::path up = parent;
+    while (up.has_parent_path() && up != up.parent_path() && !fs::exists(fs::status(up, ec))) up = up.parent_path();
+    if (fs::exists(fs::status(up, ec)) && !fs::is_directory(fs::status(up, ec))) {
+      throw ddt::Error("cannot write " + path + ": " + up.string() + " is a file, not a folder");
+    }
+    throw ddt::Error("cannot write " + path + ": folder " + parent.string() + " does not exist; create it first");
+  }
+  if (!fs::is_directory(pst)) throw ddt::Error("cannot write " + path + ": " + parent.string() + " is a file, not a folder");
+  struct statfs sfs {};
+  if (::statfs(parent.c_str(), &sfs) == 0) {
+    constexpr long kProc = 0x9fa0, kSys = 0x62656572, kCgroup = 0x27e0eb, kCgroup2 = 0x63677270, kDevpts = 0x1cd1;
+    const long type = static_cast<long>(sfs.f_type);
+    if (type == kProc || type == kSys || type == kCgroup || type == kCgroup2 || type == kDevpts) {
+      throw ddt::Error("cannot write " + path + ": " + parent.string() +
+                       " is on a virtual filesystem (/proc, /sys); write the file somewhere else");
+    }
+  }
+  struct statvfs vfs {};
+  if (::statvfs(parent.c_str(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) {
+    throw ddt::Error("cannot write " + path + ": " + parent.string() + " is on a read-only filesystem");
+  }
+  if (::access(parent.c_str(), W_OK | X_OK) != 0) {
+    throw ddt::Error("cannot write " + path + ": folder " + parent.string() + " is not writable (" + std::strerror(errno) + ")");
+  }
 }
 
-int64_t parse_int(const std::string& text, const std::string& what) {
-  size_t used = 0;
-  int64_t v = 0;
-  try {
-    v = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size()) throw ddt::Error(what + " must be an integer (got '" + text + "')");
-  return v;
+void check_input(const std::string& flag, const std::string& path) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (!fs::exists(st)) throw ddt::Error(flag + " " + path + ": no such file");
+  if (!fs::is_regular_file(st)) throw ddt::Error(flag + " " + path + ": not a regular file; give a .npy file");
+  if (::access(path.c_str(), R_OK) != 0) throw ddt::Error(flag + " " + path + ": not readable (" + std::strerror(errno) + ")");
 }
 
 std::string json_list(const std::vector<int>& v) {
@@ -92,15 +178,21 @@ std::string json_list(const std::vector<int>& v) {
 
 int run(int argc, char** argv) {
   const std::map<std::string, bool> known = {  // option -> takes a value
-      {"--backend", true},   {"--labels", true},    {"--seed", true},          {"--noise", true},
-      {"--steps", true},     {"--cfg", true},       {"--interval", true},      {"--timeshift", true},
-      {"--last-step", true}, {"--recompute", true}, {"--sharing-ratio", true}, {"--schedule", true},
-      {"--save-latents", true}, {"--threads", true}, {"--json", false},       {"--help", false}};
+      {"--backend", true},       {"--inference-precision", true}, {"--labels", true},    {"--seed", true},
+      {"--noise", true},         {"--steps", true},               {"--cfg", true},       {"--interval", true},
+      {"--timeshift", true},     {"--last-step", true},           {"--recompute", true}, {"--sharing-ratio", true},
+      {"--schedule", true},      {"--save-latents", true},        {"--threads", true},   {"--json", false},
+      {"--help", false}};
   std::map<std::string, std::string> opt;
   std::vector<std::string> positional;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg.rfind("--", 0) != 0) {
+    if (arg.rfind("--", 0) != 0 || arg == "--") {
+      if (arg == "--") {
+        for (++i; i < argc; ++i) positional.push_back(argv[i]);
+        break;
+      }
+      if (arg.size() > 1 && arg[0] == '-') throw Usage("no such option: " + arg);
       positional.push_back(arg);
       continue;
     }
@@ -115,6 +207,8 @@ int run(int argc, char** argv) {
     if (it->second && eq == std::string::npos) {
       if (i + 1 >= argc) throw Usage("option " + arg + " requires an argument");
       value = argv[++i];
+    } else if (!it->second && eq != std::string::npos) {
+      throw Usage("option " + arg + " takes no value");
     }
     opt[arg] = value;
   }
@@ -125,15 +219,17 @@ int run(int argc, char** argv) {
   if (positional.size() != 1) throw Usage(positional.empty() ? "missing argument BUILD_DIR" : "got more than one BUILD_DIR");
   if (!opt.count("--labels")) throw Usage("missing option --labels");
   if (opt.count("--seed") && opt.count("--noise")) throw ddt::Error("give either --seed or --noise, not both");
-
-  ddt::GenerateOptions o;
-  const std::vector<int64_t> labels = parse_ints(opt["--labels"], "--labels");
-  if (opt.count("--seed")) {
-    const int64_t seed = parse_int(opt["--seed"], "--seed");
-    if (seed < 0) throw ddt::Error("--seed must be >= 0 (got " + std::to_string(seed) + ")");
-    o.seed = static_cast<uint64_t>(seed);
+  if (opt.count("--recompute") && opt.count("--sharing-ratio")) {
+    throw ddt::Error("give either --recompute or --sharing-ratio, not both");
   }
-  if (opt.count("--steps")) o.num_steps = static_cast<int>(parse_int(opt["--steps"], "--steps"));
+
+  // every number and list, then every path, before the build is opened
+  ddt::GenerateOptions o;
+  const std::vector<int64_t> labels =
+      parse_ints(opt["--labels"], "--labels", INT64_MIN / 2, INT64_MAX / 2, static_cast<size_t>(ddt::kMaxBatch));
+  if (labels.empty()) throw ddt::Error("give at least one label, e.g. --labels 1,7");
+  if (opt.count("--seed")) o.seed = parse_seed(opt["--seed"]);
+  if (opt.count("--steps")) o.num_steps = static_cast<int>(parse_int(opt["--steps"], "--steps", 1, ddt::kMaxSteps));
   if (opt.count("--cfg")) o.guidance = parse_double(opt["--cfg"], "--cfg");
   if (opt.count("--interval")) {
     const std::string& text = opt["--interval"];
@@ -148,24 +244,36 @@ int run(int argc, char** argv) {
   if (opt.count("--last-step")) o.last_step = parse_double(opt["--last-step"], "--last-step");
   if (opt.count("--recompute")) {
     std::vector<int> steps;
-    for (int64_t s : parse_ints(opt["--recompute"], "--recompute")) steps.push_back(static_cast<int>(s));
+    for (int64_t s : parse_ints(opt["--recompute"], "--recompute", 0, ddt::kMaxSteps - 1, ddt::kMaxSteps)) {
+      steps.push_back(static_cast<int>(s));
+    }
+    if (steps.empty()) throw ddt::Error("--recompute needs at least step 0, e.g. --recompute 0,3,6");
     o.schedule.recompute = steps;
   }
-  if (opt.count("--sharing-ratio")) o.schedule.sharing_ratio = parse_double(opt["--sharing-ratio"], "--sharing-ratio");
-  if (opt.count("--schedule")) o.schedule.method = opt["--schedule"];
-  if (opt.count("--threads")) ddt::set_cpu_threads(static_cast<int>(parse_int(opt["--threads"], "--threads")));
-
-  if (opt.count("--save-latents")) {  // fail before sampling, not after
-    const std::filesystem::path parent = std::filesystem::path(opt["--save-latents"]).parent_path();
-    if (!parent.empty() && !std::filesystem::is_directory(parent)) {
-      throw ddt::Error("cannot write " + opt["--save-latents"] + ": folder " + parent.string() + " does not exist");
+  if (opt.count("--sharing-ratio")) o.schedule.sharing_ratio = ddt::check_ratio(parse_double(opt["--sharing-ratio"], "--sharing-ratio"));
+  if (opt.count("--schedule")) {
+    o.schedule.method = opt["--schedule"];
+    if (o.schedule.method != "dp" && o.schedule.method != "uniform") {
+      throw ddt::Error("unknown schedule '" + o.schedule.method + "'; choose dp or uniform");
     }
   }
-  const std::string backend = opt.count("--backend") ? opt["--backend"] : "libtorch";
-  ddt::Pipeline pipe = ddt::Pipeline::open(positional[0], backend);
-  if (opt.count("--noise")) o.noise = ddt::read_npy(opt["--noise"]);
+  ddt::OpenOptions open;
+  if (opt.count("--backend")) open.backend = opt["--backend"];
+  if (opt.count("--inference-precision")) {
+    open.precision = opt["--inference-precision"];
+    if (open.precision != "f32" && open.precision != "bf16" && open.precision != "fp32") {
+      throw ddt::Error("unknown --inference-precision '" + open.precision + "'; choose f32 or bf16");
+    }
+  }
+  if (opt.count("--threads")) open.threads = static_cast<int>(parse_int(opt["--threads"], "--threads", 1, kMaxThreads));
+  if (opt.count("--save-latents")) check_output("--save-latents", opt["--save-latents"]);
+  if (opt.count("--noise")) check_input("--noise", opt["--noise"]);
+
+  ddt::Pipeline pipe = ddt::Pipeline::open(positional[0], open);
+  if (opt.count("--noise")) o.noise = ddt::read_npy(opt["--noise"], ddt::kMaxBatch * (int64_t{1} << 24));
   const bool tty = isatty(fileno(stderr));
   const int total = o.num_steps.value_or(pipe.defaults().num_steps);
+  const std::string backend = pipe.backend();
   if (tty) {
     o.progress = [total, &backend](int i) {
       std::cerr << "\rsampling (" << backend << ") " << i + 1 << "/" << total << std::flush;
@@ -173,24 +281,23 @@ int run(int argc, char** argv) {
     };
   }
   const ddt::Result r = pipe.generate(labels, o);
+  if (opt.count("--save-latents")) ddt::write_npy(opt["--save-latents"], r.latents);
   std::cerr << labels.size() << " samples, " << r.settings.num_steps << " steps, encoder ran " << r.recompute.size()
-            << " times (sharing ratio " << std::fixed << std::setprecision(2) << r.sharing_ratio() << ")\n"
+            << " times (sharing ratio " << std::fixed << std::setprecision(2) << r.sharing_ratio() << "), " << backend << " "
+            << pipe.precision() << "\n"
             << std::defaultfloat;
-  if (opt.count("--save-latents")) {
-    ddt::write_npy(opt["--save-latents"], r.latents);
-    std::cerr << "latents -> " << opt["--save-latents"] << "\n";
-  } else {
-    std::cerr << "nothing saved: pass --save-latents FILE.npy\n";
-  }
+  std::cerr << (opt.count("--save-latents") ? "latents -> " + opt["--save-latents"] : "nothing saved: pass --save-latents FILE.npy")
+            << "\n";
   if (opt.count("--json")) {
     const ddt::Timing& t = r.timing;
     const double overhead = t.loop_seconds - t.encode_seconds - t.decode_seconds;
-    std::cout << std::setprecision(9) << "{\"backend\": \"" << backend << "\", \"samples\": " << labels.size()
-              << ", \"steps\": " << r.settings.num_steps << ", \"recompute\": " << json_list(r.recompute)
-              << ", \"sharing_ratio\": " << r.sharing_ratio() << ", \"loop_seconds\": " << t.loop_seconds
-              << ", \"encode_seconds\": " << t.encode_seconds << ", \"decode_seconds\": " << t.decode_seconds
-              << ", \"encode_calls\": " << t.encode_calls << ", \"decode_calls\": " << t.decode_calls
-              << ", \"overhead_seconds_per_step\": " << overhead / r.settings.num_steps << "}" << std::endl;
+    std::cout << std::setprecision(9) << "{\"backend\": \"" << backend << "\", \"precision\": \"" << pipe.precision()
+              << "\", \"samples\": " << labels.size() << ", \"steps\": " << r.settings.num_steps
+              << ", \"recompute\": " << json_list(r.recompute) << ", \"sharing_ratio\": " << r.sharing_ratio()
+              << ", \"loop_seconds\": " << t.loop_seconds << ", \"encode_seconds\": " << t.encode_seconds
+              << ", \"decode_seconds\": " << t.decode_seconds << ", \"encode_calls\": " << t.encode_calls
+              << ", \"decode_calls\": " << t.decode_calls << ", \"overhead_seconds_per_step\": " << overhead / r.settings.num_steps
+              << "}" << std::endl;
   }
   return 0;
 }
@@ -206,6 +313,9 @@ int main(int argc, char** argv) {
   } catch (const ddt::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "error: out of memory; use fewer labels or steps\n";
+    return 1;
   } catch (const std::exception& e) {  // a bug, not bad input: say so in one line
     std::string what = e.what();
     std::cerr << "internal error: " << what.substr(0, what.find('\n')) << " (please report it)\n";

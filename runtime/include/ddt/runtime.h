@@ -1,6 +1,6 @@
-// ddt-runtime: sample DDT latents from a `ddt-export build` folder in C++, without Python.
+// ddt-runtime's public API: sample DDT latents from a `ddt-export build` folder in C++, without Python.
 //
-//   ddt::Pipeline pipe = ddt::Pipeline::open("engines/tiny");   // LibTorch backend
+//   ddt::Pipeline pipe = ddt::Pipeline::open("engines/tiny");   // the build's ONNX graphs on OpenVINO
 //   ddt::GenerateOptions opts;
 //   opts.seed = 0;
 //   opts.schedule.sharing_ratio = 0.75;                          // DP over the stored calibration
@@ -12,7 +12,7 @@
 // build, labels, noise and schedule the C++ and Python runtimes give the same latents.
 //
 // Every failure is a ddt::Error whose message is one line naming the problem and the fix.
-// This header pulls in neither LibTorch nor TensorRT.
+// This header pulls in none of OpenVINO, LibTorch or TensorRT.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +24,10 @@
 #include <vector>
 
 namespace ddt {
+
+/// Bounds on a run, as the Python runtime's (ddt_export.sampler.MAX_STEPS / MAX_BATCH).
+constexpr int kMaxSteps = 10000;    // sampling steps (the official sampler runs 250)
+constexpr int64_t kMaxBatch = 1024;  // labels per generate() call (the CFG batch is twice it)
 
 /// Bad input or an unusable build folder: one line naming the problem and the fix.
 class Error : public std::runtime_error {
@@ -39,8 +43,8 @@ struct Array {
   int64_t numel() const;
 };
 
-/// Reads a .npy of float32 or float64 (converted to float32), C order.
-Array read_npy(const std::string& path);
+/// Reads a .npy of float32 or float64 (converted to float32), C order, of at most `max_values` values.
+Array read_npy(const std::string& path, int64_t max_values = int64_t{1} << 31);
 /// Writes float32 C-order .npy (format 1.0, as numpy.save), through a temporary file and a rename.
 void write_npy(const std::string& path, const Array& array);
 
@@ -53,6 +57,7 @@ struct SamplerSettings {
   double timeshift = 1.0;
   std::optional<double> last_step;  // empty: 1 / num_steps, as the official sampler
 
+  /// Steps in 1..kMaxSteps, every number finite, last step in (0, 1), timeshift > 0, LO <= HI.
   void validate() const;
 };
 
@@ -91,21 +96,39 @@ struct Result {
   double sharing_ratio() const;
 };
 
-/// A build folder opened with one backend: "libtorch" (CPU), or "tensorrt" where compiled in.
+/// How to open a build.
+struct OpenOptions {
+  /// "auto": openvino for a build with ONNX graphs (when compiled in), else libtorch for a build
+  /// with LibTorch modules; or "openvino", "libtorch", "tensorrt" (each where compiled in).
+  std::string backend = "auto";
+  /// OpenVINO's inference precision: "" (bf16 where the CPU has bf16 hardware, else f32), "f32" or "bf16".
+  std::string precision;
+  int threads = 0;  // CPU threads for openvino and libtorch; 0: the backend's default (all cores)
+};
+
+/// A build folder opened with one backend. Opening checks the manifest and every file's sha256.
 class Pipeline {
  public:
-  static Pipeline open(const std::string& build_dir, const std::string& backend = "libtorch");
+  static Pipeline open(const std::string& build_dir, const OpenOptions& options);
+  static Pipeline open(const std::string& build_dir, const std::string& backend = "auto");
 
   /// Latents for `labels` (class indices); options as above.
   Result generate(const std::vector<int64_t>& labels, const GenerateOptions& options = {}) const;
 
   const std::string& name() const;
   const std::string& backend() const;
+  /// The precision the backend computes in: "f32", or "bf16" for OpenVINO's bf16 inference.
+  const std::string& precision() const;
   int64_t num_classes() const;
   int64_t null_class() const;
   std::vector<int64_t> latent_shape() const;  // (C, H, W)
   const SamplerSettings& defaults() const;
-  /// The recompute steps a run would use (explicit, uniform, or DP over the stored calibration).
+  /// The build's defaults with `options`' overrides, validated.
+  SamplerSettings settings(const GenerateOptions& options) const;
+  /// The recompute steps a run with these settings would use (explicit, uniform, or DP over the
+  /// calibration stored for exactly these settings).
+  std::vector<int> schedule(const SamplerSettings& settings, const Schedule& schedule) const;
+  /// The same with the build's default settings at `num_steps` steps.
   std::vector<int> schedule(int num_steps, const Schedule& schedule) const;
 
   Pipeline(Pipeline&&) noexcept;
@@ -118,17 +141,20 @@ class Pipeline {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Backends this library was compiled with, e.g. {"libtorch"} or {"libtorch", "tensorrt"}.
+/// Backends this library was compiled with, e.g. {"openvino"} or {"openvino", "libtorch"}.
 std::vector<std::string> backends();
 
-/// LibTorch's intra-op CPU threads for the libtorch backend (as torch.set_num_threads).
+/// CPU threads for backends opened from now on without OpenOptions::threads (and LibTorch's
+/// intra-op threads, as torch.set_num_threads, where the libtorch backend is compiled in).
 void set_cpu_threads(int threads);
 
 // ---- the pieces the loop is made of (mirrors of ddt_export.sampler / ddt_export.schedules) ----
 
-/// The N + 1 float32 time points: torch.linspace(0, 1 - last_step, N), then 1, then shifted.
+/// The N + 1 float32 time points: torch.linspace(0, 1 - last_step, N), then 1, then shifted,
+/// bit for bit as torch's CPU kernels compute them (no LibTorch).
 std::vector<float> timesteps(int num_steps, std::optional<double> last_step = std::nullopt, double timeshift = 1.0);
-/// Noise as the official app draws it: torch.randn((B, C, H, W)) on a CPU generator seeded with `seed`.
+/// Noise as the official app draws it: torch.randn((B, C, H, W)) on a CPU generator seeded with
+/// `seed`, bit for bit (torch's mt19937 and CPU normal kernel, reimplemented; no LibTorch).
 Array seeded_noise(int64_t batch, const std::vector<int64_t>& shape, uint64_t seed);
 
 std::vector<int> check_recompute(const std::vector<int>& steps, int num_steps);
