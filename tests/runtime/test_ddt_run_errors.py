@@ -1,0 +1,177 @@
+"""Bad input to `ddt-run`, table-driven: each case must exit 2 with exactly one line on stderr,
+`error: ...` naming the problem, nothing on stdout, no crash, and the filesystem unchanged.
+
+All cases run against one sandbox folder (a copy of the session's tiny build, tampered copies,
+a file, a folder, noise files); it is snapshotted (every path, size, mode, mtime and content
+hash) before and after each case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import seeded
+from tests.runtime.test_cpp_runtime import ddt_run, run, runtime_build  # noqa: F401  (session fixtures)
+
+
+@pytest.fixture(scope="module")
+def sandbox(built, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ddt_run_errors")
+    shutil.copytree(built, root / "build")
+    # same size, different content: only the sha256 can tell
+    shutil.copytree(built, root / "tampered")
+    enc = bytearray((root / "tampered" / "encoder.onnx").read_bytes())
+    enc[len(enc) // 2] ^= 0x01
+    (root / "tampered" / "encoder.onnx").write_bytes(bytes(enc))
+    shutil.copytree(built, root / "truncated")
+    data = (root / "truncated" / "decoder.onnx").read_bytes()
+    (root / "truncated" / "decoder.onnx").write_bytes(data[:-100])
+    (root / "afile").write_text("not a folder\n")
+    (root / "adir").mkdir()
+    (root / "adir" / "kept.npy").write_bytes(b"keep me")
+    np.save(root / "noise3.npy", seeded((3, 4, 8, 8), 0))
+    np.save(root / "noise_shape.npy", seeded((2, 4, 4, 4), 0))
+    np.save(root / "noise_nan.npy", np.full((1, 4, 8, 8), np.nan, np.float32))
+    (root / "notnpy.npy").write_text("hello\n")
+    # a header claiming 10^12 values in a tiny file: refused before any allocation
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000000), }"
+    header += " " * (64 - (10 + len(header) + 1) % 64) + "\n"
+    (root / "huge.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode())
+    return root
+
+
+def snapshot(root: Path) -> dict:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st = p.lstat()
+        digest = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+        out[str(p.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns if p.is_file() else None, digest)
+    return out
+
+
+B = "build"  # the sandbox's intact build
+LABELS = ("--labels", "1")
+
+# (id, argv after ddt-run, text the one error line must contain)
+CASES = [
+    # numbers that do not parse, or are not finite, or are out of range
+    ("steps-word", [B, *LABELS, "--steps", "abc"], "--steps must be a whole number (got 'abc')"),
+    ("steps-exponent", [B, *LABELS, "--steps", "1e20"], "--steps must be a whole number (got '1e20')"),
+    ("steps-huge", [B, *LABELS, "--steps", "99999999999"], "--steps must be between 1 and 10000"),
+    ("steps-zero", [B, *LABELS, "--steps", "0"], "--steps must be between 1 and 10000 (got 0)"),
+    ("steps-negative", [B, *LABELS, "--steps", "-3"], "--steps must be between 1 and 10000 (got -3)"),
+    ("steps-fraction", [B, *LABELS, "--steps", "2.5"], "--steps must be a whole number"),
+    ("cfg-nan", [B, *LABELS, "--cfg", "nan"], "--cfg must be a finite number (got 'nan')"),
+    ("cfg-inf", [B, *LABELS, "--cfg", "inf"], "--cfg must be a finite number (got 'inf')"),
+    ("cfg-overflow", [B, *LABELS, "--cfg", "1e999"], "--cfg must be a finite number"),
+    ("cfg-word", [B, *LABELS, "--cfg", "strong"], "--cfg must be a number (got 'strong')"),
+    ("timeshift-nan", [B, *LABELS, "--timeshift", "nan"], "--timeshift must be a finite number"),
+    ("timeshift-zero", [B, *LABELS, "--timeshift", "0"], "timeshift must be > 0 (got 0.0)"),
+    ("interval-nan", [B, *LABELS, "--interval", "nan,1"], "--interval LO must be a finite number"),
+    ("interval-inf", [B, *LABELS, "--interval", "0,inf"], "--interval HI must be a finite number"),
+    ("interval-one", [B, *LABELS, "--interval", "0.5"], "--interval takes LO,HI"),
+    ("interval-reversed", [B, *LABELS, "--interval", "0.9,0.1"], "guidance interval 0.9,0.1 is reversed"),
+    ("last-step-nan", [B, *LABELS, "--last-step", "nan"], "--last-step must be a finite number"),
+    ("last-step-out", [B, *LABELS, "--last-step", "1.5"], "last step must be in (0, 1) (got 1.5)"),
+    ("ratio-nan", [B, *LABELS, "--sharing-ratio", "nan"], "--sharing-ratio must be a finite number"),
+    ("ratio-one", [B, *LABELS, "--sharing-ratio", "1"], "sharing ratio must be in [0, 1) (got 1)"),
+    ("seed-negative", [B, *LABELS, "--seed", "-1"], "--seed must be a whole number >= 0"),
+    ("seed-too-big", [B, *LABELS, "--seed", "18446744073709551616"], "--seed must be below 2^64"),
+    ("threads-zero", [B, *LABELS, "--threads", "0"], "--threads must be between 1 and 1024 (got 0)"),
+    ("threads-huge", [B, *LABELS, "--threads", "99999"], "--threads must be between 1 and 1024"),
+    # schedules
+    ("schedule-unknown", [B, *LABELS, "--sharing-ratio", "0.5", "--schedule", "cosine"], "unknown schedule 'cosine'"),
+    ("recompute-late-start", [B, *LABELS, "--recompute", "1,2"], "recompute list must start at step 0"),
+    ("recompute-unsorted", [B, *LABELS, "--recompute", "0,5,3"], "recompute list must be strictly increasing"),
+    ("recompute-huge", [B, *LABELS, "--recompute", "0,99999999999"], "--recompute entry must be between 0 and 9999"),
+    ("recompute-word", [B, *LABELS, "--recompute", "0,x"], "--recompute must be comma-separated whole numbers"),
+    ("recompute-past-end", [B, *LABELS, "--recompute", "0,12"], "recompute step 12 is out of range for 12 steps"),
+    ("recompute-and-ratio", [B, *LABELS, "--recompute", "0", "--sharing-ratio", "0.5"], "either --recompute or --sharing-ratio"),
+    ("dp-uncalibrated", [B, *LABELS, "--sharing-ratio", "0.5"], "no calibration for these sampler settings (12 steps"),
+    # labels
+    ("label-too-big", [B, "--labels", "12"], "label 12 is outside [0, 9] for this 10-class model (or 10, the null class"),
+    ("label-negative", [B, "--labels", "3,-1"], "label -1 is outside [0, 9]"),
+    ("label-word", [B, "--labels", "1,x"], "--labels must be comma-separated whole numbers"),
+    ("labels-empty", [B, "--labels", ""], "give at least one label"),
+    ("labels-too-many", [B, "--labels", ",".join(["1"] * 1025)], "--labels has more than 1024 entries"),
+    ("labels-missing", [B], "missing option --labels"),
+    # options
+    ("unknown-flag", [B, *LABELS, "--frobnicate"], "no such option: --frobnicate"),
+    ("short-flag", [B, *LABELS, "-x"], "no such option: -x"),
+    ("flag-without-value", [B, *LABELS, "--steps"], "option --steps requires an argument"),
+    ("switch-with-value", [B, *LABELS, "--json=yes"], "option --json takes no value"),
+    ("two-builds", [B, "build", *LABELS], "got more than one BUILD_DIR"),
+    ("seed-and-noise", [B, *LABELS, "--seed", "1", "--noise", "noise3.npy"], "give either --seed or --noise"),
+    ("backend-unknown", [B, *LABELS, "--backend", "onnx"], "unknown backend 'onnx'"),
+    ("backend-tensorrt", [B, *LABELS, "--backend", "tensorrt"], "compiled without TensorRT"),
+    ("precision-unknown", [B, *LABELS, "--inference-precision", "fp8"], "unknown --inference-precision 'fp8'"),
+    # builds
+    ("build-missing", ["nowhere", *LABELS], "nowhere has no manifest.json: run `ddt-export build` to make one"),
+    ("build-not-a-build", ["adir", *LABELS], "it is not a ddt-export build"),
+    ("build-tampered-same-size", ["tampered", *LABELS], "encoder.onnx does not match its sha256 in the manifest"),
+    ("build-truncated", ["truncated", *LABELS], "decoder.onnx does not match its sha256 in the manifest"),
+    # inputs and outputs
+    ("noise-missing", [B, *LABELS, "--noise", "none.npy"], "--noise none.npy: no such file"),
+    ("noise-folder", [B, *LABELS, "--noise", "adir"], "--noise adir: not a regular file"),
+    ("noise-not-npy", [B, *LABELS, "--noise", "notnpy.npy"], "not a .npy file"),
+    ("noise-huge-header", [B, *LABELS, "--noise", "huge.npy"], "huge.npy"),
+    ("noise-batch", [B, "--labels", "1,2", "--noise", "noise3.npy"], "noise has batch 3 but 2 labels were given"),
+    ("noise-shape", [B, "--labels", "1,2", "--noise", "noise_shape.npy"], "noise has shape (2, 4, 4, 4), expected (2, 4, 8, 8)"),
+    ("noise-nan", [B, *LABELS, "--noise", "noise_nan.npy"], "noise holds inf or nan"),
+    ("save-to-folder", [B, *LABELS, "--save-latents", "adir"], "cannot write adir: it is a folder"),
+    ("save-to-folder-slash", [B, *LABELS, "--save-latents", "adir/"], "it is a folder"),
+    ("save-under-file", [B, *LABELS, "--save-latents", "afile/lat.npy"], "afile is a file, not a folder"),
+    ("save-missing-folder", [B, *LABELS, "--save-latents", "no/such/lat.npy"], "folder no/such does not exist"),
+    ("save-under-proc", [B, *LABELS, "--save-latents", "/proc/lat.npy"], "/proc is on a virtual filesystem"),
+    ("save-under-sys", [B, *LABELS, "--save-latents", "/sys/kernel/lat.npy"], "is on a virtual filesystem"),
+    ("save-empty", [B, *LABELS, "--save-latents", ""], "--save-latents needs a file path"),
+]
+
+
+def test_table_is_large_enough():
+    assert len(CASES) >= 30 and len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("args,needle", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input(sandbox, ddt_run, args, needle):  # noqa: F811
+    before = snapshot(sandbox)
+    result = run([ddt_run, *args], timeout=120, cwd=sandbox)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr[-2000:]
+    assert result.stdout == ""
+    assert snapshot(sandbox) == before, "the filesystem changed"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only-mode folders")
+def test_unwritable_folder(sandbox, ddt_run, tmp_path):  # noqa: F811
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        result = run([ddt_run, sandbox / B, *LABELS, "--save-latents", locked / "lat.npy"], timeout=120)
+        lines = result.stderr.splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and "is not writable" in lines[0], result.stderr
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)
+
+
+def test_good_input_writes_only_its_output(sandbox, ddt_run, tmp_path):  # noqa: F811
+    """The null class is a label; the output is written atomically (no temporary file left), nothing else."""
+    before = snapshot(sandbox)
+    out = tmp_path / "lat.npy"
+    result = run([ddt_run, B, "--labels", "10,3", "--steps", "3", "--save-latents", out, "--threads", "1", "--json"],
+                 timeout=120, cwd=sandbox)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["samples"] == 2
+    assert np.load(out).shape == (2, 4, 8, 8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lat.npy"]
+    assert snapshot(sandbox) == before
