@@ -261,7 +261,9 @@ Result Pipeline::generate(const std::vector<int64_t>& labels_in, const GenerateO
   Result result;
   result.recompute = steps;
   result.settings = settings;
+  const auto setup = Clock::now();
   std::unique_ptr<detail::Runner> runner = impl_->backend->runner(2 * B);
+  result.timing.runner_seconds = std::chrono::duration<double>(Clock::now() - setup).count();
   TimedRunner timed(*runner, result.timing);
   const auto start = Clock::now();
   result.latents.data = detail::sample(timed, noise, labels, impl_->manifest.null_class, settings, steps, o.progress);

@@ -457,6 +457,17 @@ void test_sha256_vectors() {
   CHECK(split.hexdigest() == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
   CHECK(hex(std::string(1000000, 'a')) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
   expect_error([] { ddt::detail::sha256_file("/nonexistent/file"); }, "cannot read /nonexistent/file");
+  // the SHA-NI path (where the CPU has it) against the portable one, over lengths around block edges
+  std::mt19937 rng(7);
+  std::string data(70000, '\0');
+  for (char& c : data) c = static_cast<char>(rng());
+  for (size_t len : {0, 1, 55, 56, 63, 64, 65, 127, 128, 129, 1000, 4096, 69999, 70000}) {
+    ddt::detail::Sha256 hw(true), sw(false);
+    hw.update(data.data(), len);
+    sw.update(data.data(), len);
+    CHECK(hw.hexdigest() == sw.hexdigest());
+  }
+  std::cout << "(sha256 on " << (ddt::detail::sha256_hardware() ? "SHA-NI" : "portable code") << ") ";
 }
 
 void test_calibration_found_by_settings() {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -269,7 +270,9 @@ int run(int argc, char** argv) {
   if (opt.count("--save-latents")) check_output("--save-latents", opt["--save-latents"]);
   if (opt.count("--noise")) check_input("--noise", opt["--noise"]);
 
+  const auto open_start = std::chrono::steady_clock::now();
   ddt::Pipeline pipe = ddt::Pipeline::open(positional[0], open);
+  const double open_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - open_start).count();
   if (opt.count("--noise")) o.noise = ddt::read_npy(opt["--noise"], ddt::kMaxBatch * (int64_t{1} << 24));
   const bool tty = isatty(fileno(stderr));
   const int total = o.num_steps.value_or(pipe.defaults().num_steps);
@@ -294,6 +297,7 @@ int run(int argc, char** argv) {
     std::cout << std::setprecision(9) << "{\"backend\": \"" << backend << "\", \"precision\": \"" << pipe.precision()
               << "\", \"samples\": " << labels.size() << ", \"steps\": " << r.settings.num_steps
               << ", \"recompute\": " << json_list(r.recompute) << ", \"sharing_ratio\": " << r.sharing_ratio()
+              << ", \"open_seconds\": " << open_seconds << ", \"runner_seconds\": " << t.runner_seconds
               << ", \"loop_seconds\": " << t.loop_seconds << ", \"encode_seconds\": " << t.encode_seconds
               << ", \"decode_seconds\": " << t.decode_seconds << ", \"encode_calls\": " << t.encode_calls
               << ", \"decode_calls\": " << t.decode_calls << ", \"overhead_seconds_per_step\": " << overhead / r.settings.num_steps

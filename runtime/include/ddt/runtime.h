@@ -80,6 +80,7 @@ struct GenerateOptions {
 
 /// Where the time of one generate() went (wall clock, seconds).
 struct Timing {
+  double runner_seconds = 0;  // binding buffers for this batch, compiling the graphs on a batch's first use (OpenVINO)
   double loop_seconds = 0;    // the whole sampling loop
   double encode_seconds = 0;  // inside the encoder calls
   double decode_seconds = 0;  // inside the decoder calls
