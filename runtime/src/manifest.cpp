@@ -192,6 +192,9 @@ const json& Manifest::section(const std::string& key, const std::string& rebuild
 Manifest read_manifest(const fs::path& root, bool verify) {
   const fs::path file = root / kName;
   std::error_code ec;
+  if (fs::exists(root, ec) && !fs::is_directory(root, ec)) {
+    throw Error(root.string() + " is a file, not a build folder; give the folder `ddt-export build` made");
+  }
   if (!fs::is_regular_file(file, ec)) {
     const std::string hint = !fs::exists(root, ec) ? "run `ddt-export build` to make one"
                                                    : "it is not a ddt-export build; run `ddt-export build --out` for it";

@@ -126,8 +126,12 @@ void check_output(const std::string& flag, const std::string& path) {
   const fs::path p(path);
   std::error_code ec;
   const fs::file_status st = fs::status(p, ec);
-  if (fs::is_directory(st) || !p.has_filename()) {
+  if (fs::is_directory(st)) {
     throw ddt::Error("cannot write " + path + ": it is a folder; give a file path such as " +
+                     (fs::path(path) / "latents.npy").string());
+  }
+  if (!p.has_filename()) {
+    throw ddt::Error("cannot write " + path + ": it names a folder (it ends in /); give a file path such as " +
                      (fs::path(path) / "latents.npy").string());
   }
   if (fs::exists(st) && !fs::is_regular_file(st)) {

@@ -115,6 +115,7 @@ CASES = [
     # builds
     ("build-missing", ["nowhere", *LABELS], "nowhere has no manifest.json: run `ddt-export build` to make one"),
     ("build-not-a-build", ["adir", *LABELS], "it is not a ddt-export build"),
+    ("build-is-a-file", ["afile", *LABELS], "afile is a file, not a build folder"),
     ("build-tampered-same-size", ["tampered", *LABELS], "encoder.onnx does not match its sha256 in the manifest"),
     ("build-truncated", ["truncated", *LABELS], "decoder.onnx does not match its sha256 in the manifest"),
     # inputs and outputs
@@ -127,6 +128,7 @@ CASES = [
     ("noise-nan", [B, *LABELS, "--noise", "noise_nan.npy"], "noise holds inf or nan"),
     ("save-to-folder", [B, *LABELS, "--save-latents", "adir"], "cannot write adir: it is a folder"),
     ("save-to-folder-slash", [B, *LABELS, "--save-latents", "adir/"], "it is a folder"),
+    ("save-to-new-folder-slash", [B, *LABELS, "--save-latents", "newdir/"], "it names a folder (it ends in /)"),
     ("save-under-file", [B, *LABELS, "--save-latents", "afile/lat.npy"], "afile is a file, not a folder"),
     ("save-missing-folder", [B, *LABELS, "--save-latents", "no/such/lat.npy"], "folder no/such does not exist"),
     ("save-under-proc", [B, *LABELS, "--save-latents", "/proc/lat.npy"], "/proc is on a virtual filesystem"),
