@@ -1,8 +1,8 @@
 """Per-step overhead of the C++ sampling loop against the Python one, on the same build.
 
 Both loops drive the very same TorchScript encoder and decoder of a `--libtorch` build (the
-C++ one through `ddt-run`, the Python one through `ddt_export.sampler.sample` with a runner over
-`torch.jit.load`), on one thread, with the same labels, noise and schedule. Each side times its
+C++ one through `ddt-run --backend libtorch`, so the runtime must be built with LibTorch; the
+Python one through `ddt_export.sampler.sample` with a runner over `torch.jit.load`), on one thread, with the same labels, noise and schedule. Each side times its
 encoder and decoder calls; the overhead of a loop is what remains:
 
     overhead per step = (loop time - time inside encode() and decode()) / steps
@@ -75,8 +75,8 @@ def python_run(build: Path, labels: list[int], steps: int, seed: int) -> dict:
 
 
 def cpp_run(ddt_run: Path, build: Path, labels: list[int], steps: int, seed: int, out: Path) -> dict:
-    cmd = [str(ddt_run), str(build), "--labels", ",".join(map(str, labels)), "--seed", str(seed), "--steps", str(steps),
-           "--threads", "1", "--json", "--save-latents", str(out)]
+    cmd = [str(ddt_run), str(build), "--backend", "libtorch", "--labels", ",".join(map(str, labels)), "--seed", str(seed),
+           "--steps", str(steps), "--threads", "1", "--json", "--save-latents", str(out)]
     result = subprocess.run(cmd, capture_output=True, text=True, check=True)
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     return {**summary, "latents": np.load(out)}
