@@ -36,7 +36,8 @@ def reuse_cost(sim: np.ndarray, recompute: list[int]) -> float:
 
 
 def summarise(run: Path) -> dict:
-    sim = manifest.read(run / "build", verify=False).similarity(STEPS)
+    m = manifest.read(run / "build", verify=False)
+    sim = m.similarity(m.sampler.with_overrides(num_steps=STEPS))  # calibrated under the build's own sampler defaults
     if sim is None:
         raise SystemExit(f"error: {run}/build has no {STEPS}-step calibration; run `ddt-export calibrate {run}/build --steps {STEPS}`")
     repa = yaml.safe_load((run / "digits.yaml").read_text())["ddt_export"]["training"]["repa"]

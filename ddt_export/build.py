@@ -12,8 +12,10 @@ import logging
 import os
 import platform
 import shutil
+import socket
 import tempfile
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -22,20 +24,24 @@ import torch
 
 from . import __version__
 from .errors import DDTError
-from .export import DEFAULT_OPSET, TOLERANCE, check_graph, example_inputs, export_graph, graph_modules
-from .manifest import FORMAT, NAME, Manifest, file_entry, write_json_atomic
+from .dtypes import QUANTIZED, TOLERANCE, check_precision, torch_cast
+from .export import check_graph, example_inputs, export_graph, graph_modules
+from .graphs import DEFAULT_OPSET
+from .files import file_entry, locked
+from .manifest import FORMAT, Manifest, is_build, read
+from .manifest import write as write_manifest
 from .model import DDT
 from .official import ModelSource
 
-PRECISIONS = ("fp32", "fp16", "bf16")
 WEIGHTS = "model.safetensors"
+STAGING = ".partial"  # suffix of the temp folders builds are written into, beside the destination
+OWNER = ".owner"  # "<host> <pid>" of the process writing a staging folder
 
 
 def cast_for_export(model: DDT, precision: str) -> DDT:
     """The model in the graph's precision; norms, RoPE and t-features stay fp32 by construction."""
-    if precision == "fp32":
-        return model
-    return copy.deepcopy(model).to({"fp16": torch.float16, "bf16": torch.bfloat16}[precision])
+    dtype = torch_cast(precision)
+    return model if dtype is None else copy.deepcopy(model).to(dtype)
 
 
 def tool_versions() -> dict:
@@ -60,23 +66,59 @@ def umask_modes(root: Path) -> None:
         path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
+def check_destination(out: Path) -> None:
+    """A build may only replace a folder that is provably a ddt-export build and holds nothing else."""
+    if out.exists() and not out.is_dir():
+        raise DDTError(f"--out {out} is a file; give a folder for the build")
+    if out.is_dir() and any(out.iterdir()) and not is_build(out):
+        raise DDTError(f"--out {out} holds files that are not (only) a ddt-export build; nothing was changed. "
+                       "Choose another --out, or empty that folder yourself")
+
+
+def remove_leftovers(out: Path) -> None:
+    """Staging folders of killed builds of `out` (their process is gone); live builds' folders are left alone."""
+    for tmp in out.parent.glob(f".{out.name}.*{STAGING}"):
+        owner = tmp / OWNER
+        try:
+            host, pid = owner.read_text().split()
+            if host != socket.gethostname() or _alive(int(pid)):
+                continue
+        except (OSError, ValueError):
+            continue  # not ours to judge (no owner file): leave it
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextmanager
 def staging(out: Path) -> Iterator[Path]:
-    """A temp folder next to `out`, renamed onto it on success, removed on any failure."""
-    if out.exists() and not (out / NAME).is_file() and any(out.iterdir()):
-        raise DDTError(f"{out} exists and is not a ddt-export build; choose another --out or empty it")
+    """A temp folder next to `out`, swapped onto it on success under the folder's lock, removed on any failure."""
+    check_destination(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    remove_leftovers(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=STAGING, dir=out.parent))
+    (tmp / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")  # lets a later build clean up after a kill -9
     try:
         yield tmp
+        (tmp / OWNER).unlink()
         umask_modes(tmp)
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-        os.replace(tmp, out)
+        with locked(out):  # readers see the old build or the new one, never a half-swapped folder
+            check_destination(out)  # again: the folder may have changed while we exported
+            old = None
+            if out.exists():
+                old = out.with_name(f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+                os.replace(out, old)
+            os.replace(tmp, out)
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)  # a provable build of ours, checked under the lock
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -100,17 +142,22 @@ def build(
     writes its files into tmp_dir and records them in manifest_data. Every file in the
     folder is hashed afterwards, so extras never touch `files`.
     """
-    if precision not in PRECISIONS:
-        raise DDTError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    check_precision(precision)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # torchvision-op notices are noise here
     model = model.eval()
     graph_model = cast_for_export(model, precision)
     started = time.perf_counter()
     with staging(Path(out)) as tmp:
-        graphs = {}
-        for spec, module in graph_modules(graph_model, precision):
+        graphs, specs = {}, graph_modules(graph_model, precision)
+        for spec, module in specs:
             progress(f"exporting {spec.name}")
             export_graph(module, spec, example_inputs(spec, graph_model, batch=2), tmp / spec.file, opset)
+        quantization = None
+        if precision in QUANTIZED:  # fp32 graphs in, QDQ graphs out, in place
+            from .quantize import quantize_graphs
+
+            quantization = quantize_graphs(tmp, model, source, precision, progress=progress)
+        for spec, _ in specs:
             progress(f"checking {spec.name} against PyTorch")
             # fp32 PyTorch is the reference for every precision: that is the error users get
             ref_module = dict((s.name, m) for s, m in graph_modules(model, "fp32"))[spec.name]
@@ -145,16 +192,15 @@ def build(
             "graphs": graphs,
             "weights_file": WEIGHTS,
             "calibration": {},
+            **({"quantization": quantization} if quantization is not None else {}),
             "tools": tool_versions(),
             "build_seconds": None,
             "files": {},
         }
         for extra in extras:
             extra(tmp, data, model)
-        for p in sorted(q for q in tmp.rglob("*") if q.is_file()):
+        for p in sorted(q for q in tmp.rglob("*") if q.is_file() and q.name != OWNER):
             data["files"][p.relative_to(tmp).as_posix()] = file_entry(p)
         data["build_seconds"] = round(time.perf_counter() - started, 2)
-        write_json_atomic(tmp / NAME, data)
-    from .manifest import read
-
+        write_manifest(tmp, data)
     return read(out, verify=False)

@@ -1,35 +1,66 @@
-"""Stored calibrations: `similarity-<N>.npy` and its heatmap, recorded in the manifest."""
+"""Stored calibrations: the DP's similarity matrix per sampler setting, its heatmap, and their manifest entry.
+
+A matrix is measured on full runs under one set of sampler settings (steps, guidance,
+interval, timeshift, last step) and is valid only for runs under the same ones, so an entry
+is keyed by all of them and found by matching them (`Manifest.calibration`); the C++ runtime
+matches the entry's `sampler` object the same way. Storing is safe with any number of
+processes calibrating, reading and rebuilding the folder at once: files get unique temp names
+and land under a name no other setting uses, and the manifest is read-modified-written under
+the folder's lock, re-read there (manifest.update).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import hashlib
+import json
 
 import numpy as np
 
-from .images import atomic_write, save_npy
-from .manifest import Manifest
+from .files import atomic_write, save_npy
+from .manifest import Manifest, record_file, update
 from .sampler import SamplerSettings
 
 
-def store(manifest: Manifest, num_steps: int, sim: np.ndarray, *, samples: int, seed: int, settings: SamplerSettings) -> Path:
-    """Write the matrix (and a PNG heatmap for people), then record both in the manifest."""
-    file, png = f"similarity-{num_steps}.npy", f"similarity-{num_steps}.png"
-    save_npy(manifest.path(file), sim.astype(np.float32))
-    heatmap(manifest.path(png), sim, f"{manifest.name}: self-condition similarity, {num_steps} steps")
-    manifest.data.setdefault("calibration", {})[str(num_steps)] = {
-        "file": file,
-        "heatmap": png,
-        "samples": samples,
-        "seed": seed,
-        "sampler": {**settings.to_dict(), "num_steps": num_steps},
-    }
-    manifest.add_file(file)
-    manifest.add_file(png)
-    manifest.save()
-    return manifest.path(file)
+def key(settings: SamplerSettings) -> str:
+    """A readable, unique name for the settings a matrix was measured under (the manifest's key)."""
+    s = settings
+    last = "default" if s.last_step is None else repr(float(s.last_step))
+    return (f"steps={s.num_steps} guidance={float(s.guidance)!r} interval={float(s.interval_min)!r},{float(s.interval_max)!r} "
+            f"timeshift={float(s.timeshift)!r} last_step={last}")
 
 
-def heatmap(path: Path, sim: np.ndarray, title: str) -> None:
+def file_stem(settings: SamplerSettings) -> str:
+    digest = hashlib.sha256(json.dumps(settings.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    return f"similarity-{settings.num_steps}-{digest}"
+
+
+def store(manifest: Manifest, settings: SamplerSettings, sim: np.ndarray, *, samples: int, seed: int) -> Manifest | None:
+    """Write the matrix and a PNG heatmap, then record both in the manifest; returns the updated manifest.
+
+    None when the folder was rebuilt meanwhile (the matrix belongs to the old model): nothing is
+    recorded then, and the caller keeps its matrix in memory for its own run.
+    """
+    stem = file_stem(settings)
+    file, png = f"{stem}.npy", f"{stem}.png"
+    picture = heatmap(sim, f"{manifest.name}: self-condition similarity, {settings.num_steps} steps")  # before the lock: slow-ish
+
+    def change(data: dict) -> None:  # under the folder's lock, on the manifest as it is now
+        entries = data.setdefault("calibration", {})
+        if any(e.get("sampler") == settings.to_dict() for e in entries.values()):
+            return  # another process stored these settings first: keep theirs, the files it lists are its
+        save_npy(manifest.path(file), sim.astype(np.float32))
+        atomic_write(manifest.path(png), lambda f: f.write(picture))
+        entries[key(settings)] = {"file": file, "heatmap": png, "samples": samples, "seed": seed, "sampler": settings.to_dict()}
+        record_file(manifest.root, data, file)
+        record_file(manifest.root, data, png)
+
+    return update(manifest, change)
+
+
+def heatmap(sim: np.ndarray, title: str) -> bytes:
+    """The matrix as a PNG people can read (step reused vs step computed)."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,5 +72,7 @@ def heatmap(path: Path, sim: np.ndarray, title: str) -> None:
     ax.title.set_fontsize(8)
     fig.colorbar(im, ax=ax, label="cosine similarity")
     fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
     plt.close(fig)
+    return buf.getvalue()

@@ -1,23 +1,26 @@
-"""The command lines: `ddt-export` (build, generate, calibrate, schedule, inspect, check, engines, sample) and
-`ddt-bench` (latency, quality), with the one funnel that turns every failure into one line on stderr.
+"""The command lines: `ddt-export` (build, generate, calibrate, schedule, inspect, sample, check, engines) and `ddt-bench`.
 
-Bad input is a `DDTError` or a usage error: `error: <problem and fix>`, exit 2, no traceback. Anything
-else is a bug: `internal error: ...`, exit 1. `--debug` anywhere on the command line shows the traceback.
+Every command checks all its input and every output path before any work, and fails through
+the one funnel (errors.run): `error: <problem and fix>`, exit 2, no traceback.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
-import click
-import numpy as np
 import typer
 from rich.console import Console
 
-from .errors import DDTError
+from .dtypes import PRECISIONS
+from .errors import DDTError, run
+from .files import check_output_dir, check_output_file, load_npy, save_npy, write_json_atomic
+from .graphs import DEFAULT_OPSET, check_opset
+from .schedules import PAPER_RATIOS
+from .tensorrt.engines import MAX_BATCH, OPT_LEVEL
+
+RATIOS_TEXT = ",".join(f"{r:g}" for r in PAPER_RATIOS)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Export DDT to ONNX/TensorRT and sample with encoder sharing.")
@@ -26,85 +29,28 @@ bench_app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_
 console = Console(stderr=True, soft_wrap=True)  # long paths stay on one line
 
 
-# ----------------------------------------------------------------------------- the error funnel
-
-
-def _click_modules() -> tuple:
-    """click itself and, from typer 0.29, the copy typer vendors (`typer._click`): usage errors come from either."""
-    mods = [click]
-    try:
-        from typer import _click  # type: ignore[attr-defined]
-
-        mods.append(_click)
-    except ImportError:
-        pass
-    return tuple(mods)
-
-
-def run(application: typer.Typer) -> None:
-    argv = sys.argv[1:]
-    debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
-    mods = _click_modules()
-    usage = tuple(m.exceptions.UsageError for m in mods)
-    clicks = tuple(m.exceptions.ClickException for m in mods)
-    aborts = (click.exceptions.Abort, typer.Abort)  # typer 0.29 defines its own Abort beside the vendored click
-    try:
-        rc = application(args=argv, standalone_mode=False)
-    except DDTError as e:
-        if debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except usage as e:
-        if type(e).__name__ == "NoArgsIsHelpError":  # a bare `ddt-export`: the help is the answer, not an error
-            print(e.format_message())
-            sys.exit(0)
-        hint = f" (see `{e.ctx.command_path} --help`)" if getattr(e, "ctx", None) else ""
-        print(f"error: {e.format_message()}{hint}", file=sys.stderr)
-        sys.exit(2)
-    except (*aborts, KeyboardInterrupt):
-        print("interrupted; nothing half-written was left behind", file=sys.stderr)
-        sys.exit(130)
-    except clicks as e:
-        print(f"error: {e.format_message()}", file=sys.stderr)
-        sys.exit(e.exit_code)
-    except Exception as e:  # a bug, not bad input: say so in one line, keep the traceback for --debug
-        if debug:
-            raise
-        print(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback, and please report it)", file=sys.stderr)
-        sys.exit(1)
-    sys.exit(rc if isinstance(rc, int) else 0)
-
-
 def main() -> None:
-    run(app)
+    run(app)  # errors.run: one line on stderr, exit 2 for bad input, 1 for bugs
 
 
 def bench_main() -> None:
     run(bench_app)
 
 
-# ----------------------------------------------------------------------------- ddt-export
-
-
 def ints(text: str | None, what: str) -> list[int] | None:
-    if text is None:
-        return None
     try:
-        return [int(v) for v in text.split(",") if v.strip() != ""]
+        return None if text is None else [int(v) for v in text.split(",") if v.strip() != ""]
     except ValueError:
-        raise DDTError(f"{what} must be comma-separated integers, e.g. 1,7 (got {text!r})") from None
+        raise DDTError(f"{what} must be comma-separated whole numbers, e.g. 1,7 (got {text!r})") from None
 
 
-def parse_interval(text: str | None) -> tuple[float | None, float | None]:
-    if text is None:
-        return None, None
+def settings_overrides(steps, cfg, interval, timeshift, last_step) -> dict:
+    """SamplerSettings fields from the options (None: the build's); their values are checked by SamplerSettings."""
     try:
-        lo, hi = (float(v) for v in text.split(","))
+        lo, hi = (None, None) if interval is None else (float(v) for v in interval.split(","))
     except ValueError:
-        raise DDTError(f"--interval takes LO,HI, e.g. 0.3,1.0 (got {text!r})") from None
-    return lo, hi
+        raise DDTError(f"--interval takes LO,HI, e.g. 0.3,1.0 (got {interval!r})") from None
+    return dict(num_steps=steps, guidance=cfg, interval_min=lo, interval_max=hi, timeshift=timeshift, last_step=last_step)
 
 
 def progress_bar(total: int, label: str):
@@ -116,6 +62,13 @@ def progress_bar(total: int, label: str):
     return bar, lambda i: bar.update(task, completed=i + 1)
 
 
+STEPS = typer.Option(None, help="Sampling steps [default: the build's].")
+CFG = typer.Option(None, help="Guidance scale [default: the build's].")
+INTERVAL = typer.Option(None, help="Guidance interval LO,HI (strict) [default: the build's].")
+TIMESHIFT = typer.Option(None, help="Time shift of the grid (> 0) [default: the build's].")
+LAST_STEP = typer.Option(None, help="Size of the last step, in (0, 1) [default: the build's].")
+
+
 @app.command()
 def build(
     preset: Optional[str] = typer.Option(None, help="Architecture: xl, l or b (with --res)."),
@@ -125,12 +78,12 @@ def build(
     random_weights: bool = typer.Option(False, "--random-weights", help="Random weights, for benchmarking any size."),
     raw_weights: bool = typer.Option(False, "--raw-weights", help="Use denoiser.* instead of the EMA weights."),
     trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint", help="Allow full unpickling (runs code from the file)."),
-    precision: str = typer.Option("fp32", help="Graph precision: fp32, fp16 or bf16."),
-    opset: int = typer.Option(18, help="ONNX opset, 17 to 20."),
+    precision: str = typer.Option("fp32", help=f"Graph precision: {', '.join(PRECISIONS)}."),
+    opset: int = typer.Option(DEFAULT_OPSET, help="ONNX opset, 17 to 20."),
     vae: Optional[Path] = typer.Option(None, help="Local diffusers AutoencoderKL folder; exports its decoder too."),
-    backend: str = typer.Option("onnx", help="onnx (graphs only), tensorrt (also FP16/BF16/FP32 engines; needs a GPU), or auto."),
-    max_batch: int = typer.Option(4, help="Largest user batch the TensorRT engines accept (the CFG batch is twice it)."),
-    opt_level: int = typer.Option(3, help="TensorRT builder optimisation level, 0 to 5."),
+    backend: str = typer.Option("onnx", help="onnx (graphs only), tensorrt (also engines; needs a GPU), or auto."),
+    max_batch: int = typer.Option(MAX_BATCH, help="Largest user batch the TensorRT engines accept (the CFG batch is twice it)."),
+    opt_level: int = typer.Option(OPT_LEVEL, help="TensorRT builder optimisation level, 0 to 5."),
     libtorch: bool = typer.Option(False, "--libtorch", help="Also export encoder and decoder for the C++ LibTorch runtime."),
     out: Optional[Path] = typer.Option(None, help="Build folder [default: engines/<name>]."),
 ):
@@ -139,10 +92,15 @@ def build(
     With no model options, builds the bundled digits model.
     """
     from . import sources
-    from .build import build as run_build
+    from .build import build as run_build, check_destination
+    from .dtypes import check_precision
 
     if backend not in ("onnx", "tensorrt", "auto"):
         raise DDTError(f"unknown build backend {backend!r}; choose onnx, tensorrt or auto")
+    check_precision(precision)
+    check_opset(opset)
+    if out is not None:
+        check_destination(check_output_dir(out, "--out"))
     engines = None
     if backend != "onnx":  # before anything is read or written: a missing TensorRT fails fast
         from .tensorrt.engines import engines_extra
@@ -150,10 +108,11 @@ def build(
         engines = engines_extra(precision=precision, max_batch=max_batch, opt_level=opt_level, required=backend == "tensorrt")
         if engines is None:
             console.print("TensorRT or a GPU is not available here: building the ONNX graphs only, engines skipped")
-    src, model, weights_from = sources.resolve(
-        preset_name=preset, res=res, config=config, ckpt=ckpt, random_weights=random_weights, ema=not raw_weights, trust=trust_checkpoint
-    )
-    out = out or Path("engines") / src.name
+    src, load = sources.resolve(preset_name=preset, res=res, config=config, ckpt=ckpt, random_weights=random_weights,
+                                ema=not raw_weights, trust=trust_checkpoint)
+    if out is None:
+        out = Path("engines") / src.name
+        check_destination(check_output_dir(out, "--out"))
     extras = []
     if vae is not None:
         from .vae import vae_extra
@@ -165,6 +124,7 @@ def build(
         from .libtorch import libtorch_extra
 
         extras.append(libtorch_extra())
+    model, weights_from = load()
     with console.status("building") as status:
         manifest = run_build(src, model, out, precision=precision, opset=opset, weights_from=weights_from,
                              extras=extras, progress=lambda msg: status.update(msg))
@@ -181,15 +141,15 @@ def generate(
     ckpt: Optional[Path] = typer.Option(None, help="Checkpoint for --config."),
     raw_weights: bool = typer.Option(False, "--raw-weights"),
     trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint"),
-    backend: str = typer.Option("auto", help="auto, torch, onnxruntime or tensorrt."),
+    backend: str = typer.Option("auto", help="auto, torch, onnxruntime, openvino or tensorrt."),
     labels: str = typer.Option(..., help="Class labels, comma-separated, e.g. 1,7."),
     seed: Optional[int] = typer.Option(None, help="Noise seed (torch.randn on a CPU generator, as the official app) [default: 0]."),
     noise: Optional[Path] = typer.Option(None, help="Noise .npy of shape (B, C, H, W)."),
-    steps: Optional[int] = typer.Option(None, help="Sampling steps [default: the config's]."),
-    cfg: Optional[float] = typer.Option(None, help="Guidance scale."),
-    interval: Optional[str] = typer.Option(None, help="Guidance interval LO,HI (strict)."),
-    timeshift: Optional[float] = typer.Option(None),
-    last_step: Optional[float] = typer.Option(None),
+    steps: Optional[int] = STEPS,
+    cfg: Optional[float] = CFG,
+    interval: Optional[str] = INTERVAL,
+    timeshift: Optional[float] = TIMESHIFT,
+    last_step: Optional[float] = LAST_STEP,
     recompute: Optional[str] = typer.Option(None, help="Explicit encoder steps, e.g. 0,3,6."),
     sharing_ratio: Optional[float] = typer.Option(None, help="Fraction of steps that reuse the encoder's state, in [0, 1)."),
     schedule: str = typer.Option("dp", help="dp or uniform, with --sharing-ratio."),
@@ -198,21 +158,19 @@ def generate(
     out: Optional[Path] = typer.Option(None, help="PNG grid of the images."),
 ):
     """Sample with the Euler loop, CFG in its interval, and the encoder only at scheduled steps."""
+    from .images import save_npz as write_npz, save_png
     from .pipeline import Pipeline
 
     if (build_dir is None) == (config is None):
         raise DDTError("give a build folder, or --config YAML --ckpt PATH (not both)")
-    if seed is not None and noise is not None:
-        raise DDTError("give either --seed or --noise, not both")
-    label_list = ints(labels, "--labels")
-    recompute_list = ints(recompute, "--recompute")
-    lo, hi = parse_interval(interval)
-    noise_arr = None
-    if noise is not None:
-        try:
-            noise_arr = np.load(noise, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise DDTError(f"cannot read noise {noise}: {str(e).splitlines()[0]}; save it with numpy.save") from None
+    if out is None and save_npz is None and save_latents is None:
+        raise DDTError("nothing would be saved: pass --out FILE.png, --save-npz FILE.npz or --save-latents FILE.npy")
+    check_output_file(out, "--out", (".png",))
+    check_output_file(save_npz, "--save-npz", (".npz",))
+    check_output_file(save_latents, "--save-latents", (".npy",))
+    label_list, recompute_list = ints(labels, "--labels"), ints(recompute, "--recompute")
+    overrides = settings_overrides(steps, cfg, interval, timeshift, last_step)
+    noise_arr = load_npy(noise, "noise") if noise is not None else None
     if config is not None:
         if ckpt is None:
             raise DDTError("--config needs --ckpt PATH")
@@ -223,22 +181,18 @@ def generate(
         pipe = Pipeline.load(build_dir, backend)
     if out is not None or save_npz is not None:
         pipe.check_images()
-    overrides = dict(num_steps=steps, guidance=cfg, interval_min=lo, interval_max=hi, timeshift=timeshift, last_step=last_step)
-    _, _, settings = pipe.validate(label_list, seed=seed, noise=noise_arr, recompute=recompute_list,
-                                   sharing_ratio=sharing_ratio, schedule=schedule, **overrides)
-    if pipe.needs_calibration(settings.num_steps, recompute=recompute_list, sharing_ratio=sharing_ratio, method=schedule):
-        console.print(f"no calibration for {settings.num_steps} steps yet: running it once (8 samples) and keeping it")
-        bar, advance = progress_bar(settings.num_steps, "calibrating")
+    plan = pipe.plan(label_list, seed=seed, noise=noise_arr, recompute=recompute_list, sharing_ratio=sharing_ratio,
+                     schedule=schedule, **overrides)
+    n = plan.settings.num_steps
+    if plan.needs_calibration:
+        console.print(f"no calibration for these settings ({n} steps) yet: running it once (8 samples) and keeping it")
+        bar, advance = progress_bar(n, "calibrating")
         with bar:
-            pipe.calibrate_and_store(settings.num_steps, progress=advance)
-    bar, advance = progress_bar(settings.num_steps, f"sampling ({pipe.backend.name})")
+            plan = pipe.calibrated(plan, progress=advance)
+    bar, advance = progress_bar(n, f"sampling ({pipe.backend.name})")
     with bar:
-        result = pipe.generate(label_list, seed=seed, noise=noise_arr, recompute=recompute_list, sharing_ratio=sharing_ratio,
-                               schedule=schedule, progress=advance, **overrides)
-    console.print(f"{len(label_list)} samples, {settings.num_steps} steps, encoder ran {len(result.recompute)} times "
-                  f"(sharing ratio {result.sharing_ratio:.2f})")
-    from .images import save_npy, save_npz as write_npz, save_png
-
+        result = pipe.run(plan, progress=advance)
+    console.print(f"{len(plan.labels)} samples, {n} steps, encoder ran {len(result.recompute)} times (sharing ratio {result.sharing_ratio:.2f})")
     if save_latents is not None:
         save_npy(save_latents, result.latents)
         console.print(f"latents -> {save_latents}")
@@ -250,25 +204,31 @@ def generate(
         if out is not None:
             save_png(out, images)
             console.print(f"image grid -> {out}")
-    elif save_latents is None:
-        console.print("nothing saved: pass --out FILE.png, --save-npz FILE or --save-latents FILE.npy")
 
 
 @app.command()
 def calibrate(
     build_dir: Path = typer.Argument(..., help="A build folder."),
     steps: int = typer.Option(..., help="Step count the DP schedules will use."),
+    cfg: Optional[float] = CFG,
+    interval: Optional[str] = INTERVAL,
+    timeshift: Optional[float] = TIMESHIFT,
+    last_step: Optional[float] = LAST_STEP,
     samples: int = typer.Option(8, help="Calibration batch (noise and labels from seed 0)."),
     backend: str = typer.Option("auto"),
 ):
-    """Store the self-condition similarity matrix for a step count with the build."""
+    """Store the self-condition similarity matrix for these sampler settings with the build."""
     from .pipeline import Pipeline
 
     pipe = Pipeline.load(build_dir, backend)
+    settings = pipe.defaults.with_overrides(**settings_overrides(steps, cfg, interval, timeshift, last_step))
     bar, advance = progress_bar(steps, "calibrating")
     with bar:
-        path = pipe.calibrate_and_store(steps, samples, progress=advance)
-    console.print(f"similarity for {steps} steps -> {path} (heatmap beside it)")
+        stored = pipe.calibrate_and_store(settings, samples, progress=advance)
+    if not stored:
+        raise DDTError(f"{build_dir} was rebuilt while calibrating; nothing was stored, run the command again")
+    entry = pipe.manifest.calibration(settings)
+    console.print(f"similarity for {steps} steps -> {pipe.manifest.path(entry['file'])} (heatmap beside it)")
 
 
 @app.command("schedule")
@@ -281,31 +241,23 @@ def schedule_cmd(
     """Recompute steps for a budget from a similarity matrix."""
     from . import schedules
 
-    try:
-        sim = np.load(similarity, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DDTError(f"cannot read similarity {similarity}: {str(e).splitlines()[0]}") from None
-    sim = schedules.check_similarity(sim)
+    sim = schedules.check_similarity(load_npy(similarity, "similarity"))
     if method == "dp":
         steps = schedules.dp(sim, budget)
     elif method == "uniform":
         steps = schedules.evenly_spaced(sim.shape[0], budget)
     else:
         raise DDTError(f"unknown method {method!r}; choose dp or uniform")
-    if as_json:
-        print(json.dumps({"recompute": steps}))
-    else:
-        print(",".join(map(str, steps)))
+    print(json.dumps({"recompute": steps}) if as_json else ",".join(map(str, steps)))
 
 
 @app.command()
 def inspect(build_dir: Path = typer.Argument(..., help="A build folder.")):
-    """What a build's manifest says, readable."""
+    """What a build's manifest says, readable: model, sampler, graphs, calibrations, files."""
     from .describe import render
     from .manifest import read
 
     Console().print(render(read(build_dir)))
-
 
 
 @app.command("sample")
@@ -318,9 +270,9 @@ def sample(
     batch: int = typer.Option(32, help="Samples per shard (one backend call); part of the result's identity."),
     sharing_ratio: Optional[float] = typer.Option(None, "--sharing-ratio", help="Fraction of steps that reuse the encoder's state, in [0, 1)."),
     schedule: str = typer.Option("dp", help="dp or uniform, with --sharing-ratio."),
-    steps: Optional[int] = typer.Option(None, help="Sampling steps [default: the build's]."),
-    cfg: Optional[float] = typer.Option(None, help="Guidance scale [default: the build's]."),
-    backend: str = typer.Option("auto", help="auto, torch, onnxruntime or tensorrt (resolved here, used by every worker)."),
+    steps: Optional[int] = STEPS,
+    cfg: Optional[float] = CFG,
+    backend: str = typer.Option("auto", help="auto, torch, onnxruntime, openvino or tensorrt (resolved here, used by every worker)."),
     out: Optional[Path] = typer.Option(None, help="Output folder [default: samples/<build>-n<N>[-<schedule><ratio>]-seed<S>]."),
     workers: Optional[int] = typer.Option(None, help="Number of workers [default: as many as the Ray cluster holds]."),
     address: Optional[str] = typer.Option(None, help="Join this Ray cluster (HOST:PORT of `ray start --head`) [default: $RAY_ADDRESS, else `local`: a Ray started here]."),
@@ -329,30 +281,13 @@ def sample(
     keep_shards: bool = typer.Option(False, "--keep-shards", help="Keep the shard files after merging."),
 ):
     """Sample N images over Ray workers: deterministic per sample, resumable, merged into samples.npz (arr_0)."""
-    from .scale.run import sample_many
+    from .scale.run import Request, describe, sample_many
 
-    s = sample_many(
-        build_dir, num_samples=num_samples, classes=classes, per_class=per_class, seed=seed, batch=batch,
-        sharing_ratio=sharing_ratio, schedule=schedule, steps=steps, cfg=cfg, backend=backend, out=out,
-        workers=workers, address=address, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
-        keep_shards=keep_shards, console=console,
-    )
-    r = s.record
-    if s.already_complete:
-        console.print(f"already complete: {s.num_samples} samples in {s.samples_file} (sha256 {r['sha256'][:12]}); nothing to do")
-        return
-    sched = r["schedule"]
-    how = "encoder at every step" if sched["method"] == "all" else f"{sched['method']} schedule, sharing ratio {sched['sharing_ratio']:g}"
-    console.print(
-        f"{s.num_samples} samples of {r['build']['name']} ({sched['num_steps']} steps, {how}, encoder runs {sched['encoder_calls']}), "
-        f"{s.shards} shards of {r['batch']}" + (f", {s.resumed} resumed from disk" if s.resumed else "")
-    )
-    if s.sampled:
-        console.print(f"sampled {s.sampled} in {s.sampling_seconds:.1f} s with {s.workers} worker{'s' * (s.workers > 1)}: "
-                      f"{s.rate:.1f} samples/s (startup {s.startup_seconds:.1f} s, merge {s.merge_seconds:.1f} s)")
-    shape = "x".join(map(str, [s.num_samples, *r["image_shape"]]))
-    console.print(f"images (ADM .npz, arr_0 uint8 {shape}) -> {s.samples_file}")
-    console.print(f"what was sampled with which build, schedule and seeds -> {s.manifest_file}")
+    req = Request(build=build_dir, num_samples=num_samples, classes=classes, per_class=per_class, seed=seed, batch=batch,
+                  sharing_ratio=sharing_ratio, schedule=schedule, steps=steps, cfg=cfg, backend=backend, out=out, workers=workers,
+                  address=address, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, keep_shards=keep_shards)
+    for line in describe(sample_many(req, console=console)):
+        console.print(line)
 
 
 @app.command("check")
@@ -366,16 +301,15 @@ def check(
     out: Optional[Path] = typer.Option(None, help="Also write the JSON report to this file."),
 ):
     """Measure a build's precision: per-graph and whole-run error vs fp32 at t near 0 and 1, activation magnitudes, fp32 islands."""
-    from .precision import check as run_check, render
+    from .precision_report import check as run_check, render
 
+    check_output_file(out, "--out", (".json",))
     with console.status("checking") as status:
         report = run_check(build_dir, against, steps=steps, batch=batch, seed=seed, progress=lambda msg: status.update(msg))
-    text = json.dumps(report, indent=2)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n")
+        write_json_atomic(out, report)
     if as_json:
-        print(text)
+        print(json.dumps(report, indent=2))
     else:
         Console().print(render(report))
 
@@ -383,8 +317,8 @@ def check(
 @app.command("engines")
 def engines(
     build_dir: Path = typer.Argument(..., help="A build folder; its ONNX graphs are built into TensorRT engines here."),
-    max_batch: Optional[int] = typer.Option(None, help="Largest user batch (CFG batch twice it) [default: as before, else 4]."),
-    opt_level: Optional[int] = typer.Option(None, help="TensorRT builder optimisation level 0-5 [default: as before, else 3]."),
+    max_batch: Optional[int] = typer.Option(None, help=f"Largest user batch (CFG batch twice it) [default: as before, else {MAX_BATCH}]."),
+    opt_level: Optional[int] = typer.Option(None, help=f"TensorRT builder optimisation level 0-5 [default: as before, else {OPT_LEVEL}]."),
 ):
     """(Re)build a build's TensorRT engines on this GPU machine (after a TensorRT or GPU change)."""
     from .tensorrt.engines import rebuild_engines
@@ -408,7 +342,7 @@ def _bench_group() -> None:
 def latency(
     build_dir: Path = typer.Argument(..., help="A build folder from `ddt-export build`."),
     backend: str = typer.Option("onnxruntime", help="onnxruntime, openvino, torch or tensorrt."),
-    ratios: str = typer.Option("0,0.5,0.66,0.75,0.8,0.83,0.87", help="Sharing ratios in [0, 1); 0 (the baseline) is always measured."),
+    ratios: str = typer.Option(RATIOS_TEXT, help="Sharing ratios in [0, 1); 0 (the baseline) is always measured."),
     steps: int = typer.Option(50, help="Sampling steps N."),
     batch: int = typer.Option(1, help="User batch B (the graphs run at CFG batch 2B)."),
     schedule: str = typer.Option("uniform", help="uniform or dp (dp calibrates once if the build has no matrix for N steps)."),
@@ -422,12 +356,12 @@ def latency(
 
     from .bench import latency as bench
     from .bench.report import render
-    from .manifest import read, write_json_atomic
+    from .manifest import read
 
     opts = bench.Options(backend=backend, ratios=bench.parse_ratios(ratios), steps=steps, batch=batch, schedule=schedule,
                          repeat=repeat, reference=reference).validate()
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise DDTError(f"--plot writes a PNG; give a file name ending in .png (got {plot})")
+    check_output_file(json_out, "--json", (".json",))
+    check_output_file(plot, "--plot", (".png",))
     read(build_dir, verify=False)  # a missing or foreign folder fails now, in one line, before any loading
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                    transient=True, disable=not console.is_terminal)
@@ -436,7 +370,6 @@ def latency(
         res = bench.run(build_dir, opts, progress=lambda msg, done, total: bar.update(task, description=msg, completed=done, total=total))
     _stdout().print(render(res))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(json_out, res)
         console.print(f"JSON -> {json_out}")
     if plot is not None:
@@ -450,7 +383,7 @@ def quality(
     build_dir: Path = typer.Argument(Path("engines/digits"), help="A build of the bundled digits model."),
     samples: int = typer.Option(1000, help="Samples per configuration (labels i % 10, noise from --seed)."),
     steps: Optional[int] = typer.Option(None, help="Sampling steps [default: the build's]."),
-    ratios: str = typer.Option("0,0.5,0.66,0.75,0.8,0.83,0.87", help="Sharing ratios in [0, 1)."),
+    ratios: str = typer.Option(RATIOS_TEXT, help="Sharing ratios in [0, 1)."),
     seed: int = typer.Option(0),
     backend: str = typer.Option("onnxruntime"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON."),
@@ -459,14 +392,12 @@ def quality(
     """Quality vs sharing ratio, uniform vs DP: accuracy and a Frechet distance by an independent digits classifier."""
     from .bench import quality as bench
     from .bench.latency import parse_ratios
-    from .manifest import write_json_atomic
 
-    with console.status("quality benchmark") as status:
-        def progress(msg: str) -> None:
-            status.update(msg)
-            if not console.is_terminal:  # the spinner is silent in a log; a 20-minute run should still show where it is
-                console.print(msg)
+    check_output_file(json_out, "--json", (".json",))
+    check_output_file(plot, "--plot", (".png",))
 
+    with console.status("quality benchmark") as status:  # a log gets a line per step: the spinner is silent there
+        progress = (lambda msg: status.update(msg)) if console.is_terminal else console.print
         res = bench.run(build_dir, samples=samples, steps=steps, seed=seed, backend=backend, ratios=parse_ratios(ratios),
                         progress=progress)
     _stdout().print(bench.table(res))
@@ -480,7 +411,6 @@ def _stdout() -> Console:
     """Where result tables go; piped or redirected, rich would wrap them at 80 columns."""
     out = Console()
     return out if out.is_terminal else Console(width=160)
-
 
 
 

@@ -22,9 +22,17 @@ def render(m: Manifest) -> Group:
         ("sampler", ", ".join(f"{k}={v}" for k, v in d["sampler"].items())),
         ("precision", f"{d['precision']}, opset {d['opset']}"),
         ("tools", ", ".join(f"{k} {v}" for k, v in d["tools"].items())),
-        ("calibrated", ", ".join(f"{n} steps" for n in d.get("calibration", {})) or "none (ddt-export calibrate BUILD --steps N)"),
     ):
         head.add_row(f"[bold]{k}[/]", str(v))
+    calib = Table(title="calibrations (DP similarity matrices; a run uses one only under exactly its settings)", title_justify="left")
+    for col in ("steps", "guidance", "interval", "timeshift", "last step", "samples", "file"):
+        calib.add_column(col)
+    for e in d.get("calibration", {}).values():
+        s = e["sampler"]
+        calib.add_row(str(s["num_steps"]), f"{s['guidance']:g}", f"{s['interval_min']:g}-{s['interval_max']:g}", f"{s['timeshift']:g}",
+                      "default" if s.get("last_step") is None else f"{s['last_step']:g}", str(e["samples"]), e["file"])
+    if not d.get("calibration"):
+        calib.add_row("none yet: `ddt-export calibrate BUILD --steps N` (or the first DP run calibrates)", "", "", "", "", "", "")
     graphs = Table(title="graphs", title_justify="left")
     for col in ("graph", "inputs", "outputs", "max rel. error vs PyTorch"):
         graphs.add_column(col)
@@ -37,4 +45,4 @@ def render(m: Manifest) -> Group:
         files.add_column(col)
     for f, e in d["files"].items():
         files.add_row(f, f"{e['bytes']:,}", e["sha256"][:16] + "…")
-    return Group(head, graphs, files)
+    return Group(head, calib, graphs, files)

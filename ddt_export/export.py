@@ -13,15 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .dtypes import torch_dtype
 from .errors import DDTError
-from .graphs import GraphSpec, decoder_spec, encoder_spec
+from .metrics import rel_error
+from .graphs import DEFAULT_OPSET, GraphSpec, check_opset, decoder_spec, encoder_spec  # noqa: F401 (DEFAULT_OPSET re-exported)
 from .model import DDT, DecoderGraph, EncoderGraph
 
-DEFAULT_OPSET = 18
-OPSETS = range(17, 21)
-# max |onnx - torch| / max |torch| allowed at build time, per precision
-TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 5e-2}
-TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "int64": torch.int64}
 
 
 @dataclass(frozen=True)
@@ -48,9 +45,9 @@ def example_inputs(spec: GraphSpec, model: DDT, batch: int, seed: int = 0) -> di
             with torch.no_grad():
                 x = torch.randn((batch, *model.cfg.latent_shape), generator=g)
                 s = model.encode(x, torch.rand(batch, generator=g), torch.randint(0, model.cfg.num_classes + 1, (batch,), generator=g))
-            out[t.name] = s.to(TORCH_DTYPES[t.dtype])
+            out[t.name] = s.to(torch_dtype(t.dtype))
         else:
-            out[t.name] = torch.randn(shape, generator=g).to(TORCH_DTYPES[t.dtype])
+            out[t.name] = torch.randn(shape, generator=g).to(torch_dtype(t.dtype))
     return out
 
 
@@ -60,8 +57,7 @@ def graph_modules(model: DDT, precision: str) -> list[tuple[GraphSpec, torch.nn.
 
 def export_graph(module: torch.nn.Module, spec: GraphSpec, inputs: dict[str, torch.Tensor], path: Path, opset: int) -> None:
     """Write one graph; weights go to `<file>.data` only when the graph passes protobuf's 2 GB."""
-    if opset not in OPSETS:
-        raise DDTError(f"opset {opset} is not supported; use 17 to 20 (TensorRT 10 parses up to 20)")
+    check_opset(opset)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
@@ -79,7 +75,7 @@ def export_graph(module: torch.nn.Module, spec: GraphSpec, inputs: dict[str, tor
 
 def check_graph(module: torch.nn.Module, spec: GraphSpec, path: Path, inputs: dict[str, torch.Tensor], tolerance: float) -> GraphCheck:
     """Run the saved graph in onnxruntime and compare its output with PyTorch's."""
-    from .precision import cpu_session
+    from .halfprec import cpu_session
 
     session = cpu_session(path)  # fp16/bf16 emulated as GPU kernels store them (see precision.py); half inputs are fp32
     feeds = {t.name: inputs[t.name].float().numpy() if t.dtype in ("bfloat16", "float16") else inputs[t.name].numpy() for t in spec.inputs}
@@ -89,5 +85,4 @@ def check_graph(module: torch.nn.Module, spec: GraphSpec, path: Path, inputs: di
     got = np.asarray(got, dtype=np.float32)
     if not np.isfinite(got).all():
         raise DDTError(f"{spec.name} graph produced inf/nan on random inputs; try --precision fp32")
-    abs_err = float(np.abs(got - want).max())
-    return GraphCheck(abs_err, abs_err / max(float(np.abs(want).max()), 1e-12), tolerance)
+    return GraphCheck(float(np.abs(got - want).max()), rel_error(got, want), tolerance)

@@ -8,10 +8,23 @@ back from the manifest. Nothing else spells a tensor name.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .model import DDTConfig
+from .dtypes import state_dtype
+from .errors import DDTError
+
+if TYPE_CHECKING:  # the specs read only a config's numbers; importing model.py would load torch
+    from .model import DDTConfig
 
 BATCH = "batch"  # the symbolic (dynamic) axis; the CFG batch is twice the user batch
+DEFAULT_OPSET = 18
+OPSETS = range(17, 21)  # the dynamo exporter's clean range; TensorRT 10 parses up to 20
+
+
+def check_opset(opset: int) -> int:
+    if opset not in OPSETS:
+        raise DDTError(f"opset {opset} is not supported; use {OPSETS.start} to {OPSETS.stop - 1} (TensorRT 10 parses up to 20)")
+    return opset
 
 
 @dataclass(frozen=True)
@@ -58,11 +71,6 @@ class GraphSpec:
 
         batch = torch.export.Dim("batch", min=1, max=4096)
         return {t.name: {i: batch for i, dim in enumerate(t.shape) if dim == BATCH} for t in self.inputs}
-
-
-def state_dtype(precision: str) -> str:
-    """dtype of s between the graphs: the model's own precision (it never leaves the device)."""
-    return {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}[precision]
 
 
 def encoder_spec(cfg: DDTConfig, precision: str = "fp32") -> GraphSpec:

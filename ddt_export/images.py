@@ -1,16 +1,13 @@
-"""Turning samples into pictures: uint8 images, PNG grids, and the ADM suite's `.npz`."""
+"""Pictures from pixels: uint8 images, PNG grids, and the ADM suite's `.npz` (latents reach here through the VAE graph)."""
 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DDTError
-
-VAE_SCALE = 0.18215  # SD VAE latent scaling factor (sd-vae-ft-ema)
+from .files import atomic_write
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -19,19 +16,6 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     if img.shape[1] == 1:
         img = np.repeat(img, 3, axis=1)
     return img.transpose(0, 2, 3, 1)
-
-
-def to_images(latents: np.ndarray, space: str, manifest=None) -> np.ndarray:
-    if space == "pixel":
-        return to_uint8(latents)
-    if manifest is None or not manifest.has("vae_decoder"):
-        raise DDTError(
-            "this is a latent model and the build has no VAE decoder; rebuild with --vae DIR "
-            "(a local diffusers AutoencoderKL folder such as sd-vae-ft-ema), or keep --save-latents"
-        )
-    from .vae import decode_latents
-
-    return to_uint8(decode_latents(manifest, latents / VAE_SCALE))
 
 
 def grid(images: np.ndarray, cols: int | None = None, scale: int = 1) -> np.ndarray:
@@ -58,20 +42,3 @@ def save_npz(path: str | Path, images: np.ndarray) -> None:
     """The ADM evaluation suite's sample file: `arr_0`, uint8, N x H x W x 3."""
     assert images.dtype == np.uint8 and images.ndim == 4 and images.shape[-1] == 3
     atomic_write(Path(path), lambda tmp: np.savez(tmp, arr_0=images))
-
-
-def save_npy(path: str | Path, array: np.ndarray) -> None:
-    atomic_write(Path(path), lambda tmp: np.save(tmp, array))
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write through a temp file in the same folder, so a failure leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -26,6 +26,7 @@ import torch
 from .errors import DDTError
 from .export import example_inputs
 from .graphs import GraphSpec
+from .metrics import rel_error
 from .model import DDT, DecoderGraph, EncoderGraph
 
 FORMAT = "torchscript"
@@ -60,9 +61,8 @@ def check(path: Path, module: torch.nn.Module, spec: GraphSpec, model: DDT) -> d
         if tuple(got.shape) != tuple(want.shape):
             raise DDTError(f"the traced {spec.name} returns shape {tuple(got.shape)} at batch {batch}, eager {tuple(want.shape)}; "
                            "report this with `ddt-export build --debug` output")
-        err = float((got - want).abs().max())
-        worst_abs = max(worst_abs, err)
-        worst_rel = max(worst_rel, err / max(float(want.abs().max()), 1e-12))
+        worst_abs = max(worst_abs, float((got - want).abs().max()))
+        worst_rel = max(worst_rel, rel_error(got.numpy(), want.numpy()))
     if not np.isfinite(worst_rel) or worst_rel > TOLERANCE:
         raise DDTError(f"the traced {spec.name} differs from PyTorch by {worst_rel:.2e} (relative), beyond {TOLERANCE:.0e}; "
                        "report this with `ddt-export build --debug` output")

@@ -3,44 +3,29 @@
 A build folder is usable only through its manifest: the architecture, sampler defaults,
 latent shape, null class, each graph's tensors, opset and precision, tool versions, the
 measured error of each graph, the sha256 of every file, and the calibrated similarity
-matrices. Reading a build verifies every file's hash.
+matrices. Reading a build checks the manifest against its schema (schema.py), checks that
+each graph's tensors are the ones its architecture and precision imply (so an edited shape
+is caught), and verifies every file's hash, all under the folder's shared lock (files.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from .errors import DDTError
-from .graphs import GraphSpec
+from .files import file_entry, locked, sha256, write_json_atomic
+from .graphs import GraphSpec, decoder_spec, encoder_spec
 from .model import DDTConfig
 from .sampler import SamplerSettings
 
 FORMAT = 1
 NAME = "manifest.json"
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_entry(path: Path) -> dict:
-    return {"sha256": sha256(path), "bytes": path.stat().st_size}
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -74,6 +59,12 @@ class Manifest:
     def precision(self) -> str:
         return self.data["precision"]
 
+    @property
+    def identity(self) -> tuple:
+        """What makes this build this build: when it was made and its graphs' and weights' hashes (a rebuild changes it)."""
+        files = self.data["files"]
+        return (self.data.get("created"), *(files.get(f, {}).get("sha256") for f in ("encoder.onnx", "decoder.onnx", self.data["weights_file"])))
+
     def graph(self, name: str) -> GraphSpec:
         if name not in self.data["graphs"]:
             raise DDTError(f"{self.root} has no {name} graph; rebuild with the option that adds it")
@@ -85,36 +76,115 @@ class Manifest:
     def has(self, key: str) -> bool:
         return key in self.data["graphs"]
 
-    def similarity(self, num_steps: int) -> np.ndarray | None:
-        entry = self.data.get("calibration", {}).get(str(num_steps))
-        return None if entry is None else np.load(self.root / entry["file"])
+    def calibration(self, settings: SamplerSettings) -> dict | None:
+        """The stored calibration measured under exactly these sampler settings, or None."""
+        want = settings.to_dict()
+        return next((e for e in self.data.get("calibration", {}).values() if e.get("sampler") == want), None)
 
-    def add_file(self, file: str) -> None:
-        self.data["files"][file] = file_entry(self.root / file)
+    def similarity(self, settings: SamplerSettings) -> np.ndarray | None:
+        entry = self.calibration(settings)
+        return None if entry is None else np.load(self.root / entry["file"], allow_pickle=False)
 
-    def save(self) -> None:
-        write_json_atomic(self.root / NAME, self.data)
+    def load_model(self):
+        """The fp32 PyTorch model from the build's own weights (the reference every check compares with)."""
+        from .model import DDT
+        from .official import load_weights, read_weights
+
+        path = self.path(self.data["weights_file"])
+        return load_weights(DDT(self.arch), read_weights(path), str(path)).eval()
 
 
 def read(root: str | Path, verify: bool = True) -> Manifest:
-    """Open a build folder; every file the manifest lists must exist with its recorded sha256."""
+    """Open a build folder: schema, graph specs and (with `verify`) every listed file's sha256, under the shared lock."""
     root = Path(root)
-    path = root / NAME
-    if not path.is_file():
-        hint = "run `ddt-export build` to make one" if not root.exists() else "it is not a ddt-export build; run `ddt-export build --out` for it"
-        raise DDTError(f"{root} has no {NAME}: {hint}")
+    with locked(root, shared=True):  # a rebuild swaps the folder under the exclusive lock: never seen half-swapped
+        if root.exists() and not root.is_dir():
+            raise DDTError(f"{root} is a file, not a build folder; give the folder `ddt-export build` made")
+        path = root / NAME
+        if not path.is_file():
+            hint = "run `ddt-export build` to make one" if not root.exists() else "it is not a ddt-export build; run `ddt-export build --out` for it"
+            raise DDTError(f"{root} has no {NAME}: {hint}")
+        data = _parse(path)
+        if verify:
+            verify_files(root, data)
+    return Manifest(root, data)
+
+
+def _parse(path: Path) -> dict:
+    from .schema import check_manifest
+
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DDTError(f"{path} is not valid JSON ({e}); rebuild the folder") from None
+    except OSError as e:
+        raise DDTError(f"cannot read {path} ({e.strerror}); check its permissions") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else None
-        raise DDTError(f"{root} was built by an incompatible ddt-export (manifest format {found}, this version reads {FORMAT}); rebuild it with `ddt-export build`")
-    if verify:
-        for file, entry in data["files"].items():
-            p = root / file
-            if not p.is_file():
-                raise DDTError(f"{root}: {file} is missing; the build is incomplete, rebuild it")
-            if p.stat().st_size != entry["bytes"] or sha256(p) != entry["sha256"]:
-                raise DDTError(f"{root}: {file} does not match its sha256 in the manifest (modified or truncated); rebuild it")
-    return Manifest(root, data)
+        raise DDTError(f"{path.parent} was built by an incompatible ddt-export (manifest format {found}, this version reads {FORMAT}); rebuild it with `ddt-export build`")
+    check_manifest(data, path)
+    if "digest" in data and data["digest"] != digest(data):
+        raise DDTError(f"{path} was edited by hand (its digest no longer matches); rebuild the folder, or restore the manifest")
+    arch = DDTConfig(**data["model"]["architecture"])
+    for spec in (encoder_spec(arch, data["precision"]), decoder_spec(arch, data["precision"])):
+        got = {k: data["graphs"][spec.name][k] for k in ("inputs", "outputs")}
+        if got != {k: v for k, v in spec.to_dict().items() if k in ("inputs", "outputs")}:
+            raise DDTError(f"{path}: the {spec.name} graph's tensors do not match the architecture (the manifest was edited?); rebuild the folder")
+    return data
+
+
+def digest(data: dict) -> str:
+    """sha256 of the manifest's own content (everything but this field), so any edit shows."""
+    body = {k: v for k, v in data.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def write(root: Path, data: dict) -> None:
+    """Stamp the digest and write atomically (callers hold the exclusive lock, or own the folder)."""
+    data["digest"] = digest(data)
+    write_json_atomic(Path(root) / NAME, data)
+
+
+def verify_files(root: Path, data: dict) -> None:
+    for file, entry in data["files"].items():
+        p = root / file
+        if not p.is_file():
+            raise DDTError(f"{root}: {file} is missing; the build is incomplete, rebuild it")
+        if p.stat().st_size != entry["bytes"] or sha256(p) != entry["sha256"]:
+            raise DDTError(f"{root}: {file} does not match its sha256 in the manifest (modified or truncated); rebuild it")
+
+
+def update(m: Manifest, change: Callable[[dict], None]) -> Manifest | None:
+    """Read-modify-write of the manifest under the folder's exclusive lock, re-read there.
+
+    `change(data)` edits the freshly read manifest (it may add files it wrote into the folder and
+    record them with `record_file`). Returns the new manifest, or None when the folder now holds
+    another build (rebuilt since `m` was read): nothing is written then.
+    """
+    with locked(m.root):
+        path = m.root / NAME
+        if not path.is_file():
+            return None
+        data = _parse(path)
+        if Manifest(m.root, data).identity != m.identity:
+            return None
+        change(data)
+        write(m.root, data)
+    return Manifest(m.root, data)
+
+
+def record_file(root: Path, data: dict, file: str) -> None:
+    data["files"][file] = file_entry(Path(root) / file)
+
+
+def is_build(folder: Path) -> bool:
+    """Provably a ddt-export build: a manifest we can parse, and exactly the files it lists (sizes checked), nothing else."""
+    try:
+        data = _parse(folder / NAME)
+    except DDTError:
+        return False
+    listed = set(data["files"]) | {NAME}
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir()}
+    if present != listed:
+        return False
+    return all((folder / f).stat().st_size == e["bytes"] for f, e in data["files"].items())

@@ -44,68 +44,88 @@ class ModelSource:
     extra: dict = field(default_factory=dict)  # the config's `ddt_export` section, if any
 
 
-def _section(doc: dict, path: str, source: Path):
-    node = doc
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise DDTError(f"{source}: missing `{path}`; is this an official DDT training config?")
-        node = node[part]
-    return node
+def _input_file(path: Path, what: str, example: str) -> Path:
+    if path.is_dir():
+        raise DDTError(f"{what} {path} is a folder; give the file itself, e.g. {example}")
+    if not path.is_file():
+        raise DDTError(f"{what} {path} does not exist; give the path of {example}")
+    if path.stat().st_size == 0:
+        raise DDTError(f"{what} {path} is empty; download or copy it again")
+    return path
 
 
 def read_config(path: str | Path) -> ModelSource:
-    """An official-layout training YAML -> architecture, null class, sampler defaults."""
-    path = Path(path)
-    if not path.is_file():
-        raise DDTError(f"config {path} does not exist; pass the training YAML (e.g. configs/repa_improved_ddt_xlen22de6_256.yaml)")
+    """An official-layout training YAML -> architecture, null class, sampler defaults (validated by schema.py)."""
+    from .schema import check_config
+
+    path = _input_file(Path(path), "config", "configs/repa_improved_ddt_xlen22de6_256.yaml")
     try:
-        doc = yaml.safe_load(path.read_text())
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise DDTError(f"{path} is not a text file; give the training YAML (e.g. configs/repa_improved_ddt_xlen22de6_256.yaml)") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as e:
+        raise DDTError(f"{path}: not safe YAML ({str(e.problem or e).splitlines()[0]}); python tags are refused, plain YAML data only") from None
     except yaml.YAMLError as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DDTError(f"{path}: not safe YAML ({first}); python tags are refused, plain data only") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise DDTError(f"{path}: not valid YAML{where} ({getattr(e, 'problem', None) or type(e).__name__}); is the file complete?") from None
     if not isinstance(doc, dict):
-        raise DDTError(f"{path}: expected a YAML mapping at the top level")
-    init = _section(doc, "model.denoiser.init_args", path)
-    missing = [k for k in ARCH_KEYS if k not in init]
-    if missing:
-        raise DDTError(f"{path}: model.denoiser.init_args lacks {', '.join(missing)}")
-    shape = _section(doc, "data.latent_shape", path)
-    if not (isinstance(shape, list) and len(shape) == 3 and shape[1] == shape[2]):
-        raise DDTError(f"{path}: data.latent_shape must be [C, H, H] (got {shape})")
-    if shape[0] != init["in_channels"]:
-        raise DDTError(f"{path}: data.latent_shape has {shape[0]} channels but the denoiser takes {init['in_channels']}")
+        raise DDTError(f"{path}: expected a YAML mapping at the top level (an official DDT training config)")
+    cfg = check_config(doc, path)
+    init, shape = cfg.model.denoiser.init_args, cfg.data.latent_shape
+    if shape[1] != shape[2]:
+        raise DDTError(f"{path}: data.latent_shape must be [C, H, H] with a square latent (got {shape})")
+    if shape[0] != init.in_channels:
+        raise DDTError(f"{path}: data.latent_shape has {shape[0]} channels but the denoiser takes {init.in_channels}")
     try:
-        arch = DDTConfig(**{k: int(init[k]) for k in ARCH_KEYS}, latent_size=int(shape[1]))
+        arch = DDTConfig(**{k: getattr(init, k) for k in ARCH_KEYS}, latent_size=shape[1])
     except ValueError as e:
-        raise DDTError(f"{path}: {e}") from None
-    null_class = int(_section(doc, "model.conditioner.init_args.null_class", path))
+        raise DDTError(f"{path}: model.denoiser.init_args: {e}") from None
+    null_class = cfg.model.conditioner.init_args.null_class
     if not 0 <= null_class <= arch.num_classes:
-        raise DDTError(f"{path}: null_class {null_class} is outside the label table [0, {arch.num_classes}]")
-    sampler_args = _section(doc, "model.diffusion_sampler.init_args", path)
-    sampler = SamplerSettings(**{ours: sampler_args[theirs] for theirs, ours in SAMPLER_KEYS.items() if sampler_args.get(theirs) is not None})
+        raise DDTError(f"{path}: model.conditioner.init_args.null_class {null_class} is outside the label table [0, {arch.num_classes}]")
+    args = cfg.model.diffusion_sampler.init_args
+    sampler = SamplerSettings(**{ours: getattr(args, theirs) for theirs, ours in SAMPLER_KEYS.items() if getattr(args, theirs) is not None})
+    try:
+        sampler.validate()
+    except DDTError as e:
+        raise DDTError(f"{path}: model.diffusion_sampler.init_args: {e}") from None
     ours = doc.get("ddt_export") or {}
     return ModelSource(
-        name=str(ours.get("name", path.stem)),
+        name=(cfg.ddt_export.name if cfg.ddt_export and cfg.ddt_export.name else path.stem),
         arch=arch,
         null_class=null_class,
         sampler=sampler,
-        space=str(ours.get("space", "latent")),
+        space=cfg.ddt_export.space if cfg.ddt_export else "latent",
         extra=ours,
     )
 
 
 def _read_pickle(path: Path, trust: bool) -> dict:
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # torch.save writes a zip; legacy files start with pickle's PROTO
+        raise DDTError(f"{path} is not a PyTorch checkpoint (.ckpt/.pt) or a .safetensors file; is it truncated, or another format?")
     try:
         return torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as e:
         if trust:
             raise DDTError(f"{path}: cannot unpickle ({str(e).splitlines()[0]})") from None
+        if "global" not in str(e).lower():  # weights_only refuses named globals; anything else is damage, not danger
+            raise DDTError(f"{path}: cannot read checkpoint ({_reason(e)}); is it truncated or corrupt?") from None
         raise DDTError(
             f"{path} needs full unpickling, which can run arbitrary code from the file; "
             f"if you trust its source, pass {TRUST_FLAG}"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
-        raise DDTError(f"{path}: cannot read checkpoint ({str(e).splitlines()[0]}); is it truncated or corrupt?") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError) as e:
+        raise DDTError(f"{path}: cannot read checkpoint ({_reason(e)}); is it truncated or corrupt?") from None
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:160] if text else type(e).__name__
 
 
 def read_weights(path: str | Path, *, ema: bool = True, trust: bool = False) -> dict[str, torch.Tensor]:
@@ -114,9 +134,7 @@ def read_weights(path: str | Path, *, ema: bool = True, trust: bool = False) -> 
     Lightning checkpoints hold `state_dict` with `ema_denoiser.*` (used by default) and
     `denoiser.*` (ema=False); a file of bare model keys is taken as is.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DDTError(f"checkpoint {path} does not exist")
+    path = _input_file(Path(path), "checkpoint", "the .ckpt or .safetensors file")
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -124,13 +142,13 @@ def read_weights(path: str | Path, *, ema: bool = True, trust: bool = False) -> 
         try:
             state = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as e:
-            raise DDTError(f"{path}: cannot read safetensors ({str(e).splitlines()[0]}); is it truncated or corrupt?") from None
+            raise DDTError(f"{path}: cannot read safetensors ({_reason(e)}); is it truncated or corrupt?") from None
     else:
         state = _read_pickle(path, trust)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise DDTError(f"{path}: expected a state dict, found {type(state).__name__}")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for k, v in state.items() if isinstance(k, str) and k.startswith(("ema_denoiser.", "denoiser."))):
+        raise DDTError(f"{path}: expected a state dict of tensors, found {type(state).__name__}; is this a DDT checkpoint?")
     prefix = "ema_denoiser." if ema else "denoiser."
     picked = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     if picked:

@@ -1,15 +1,17 @@
-"""The Python API: load a build (or an official config + checkpoint), generate, calibrate.
+"""The Python API: load a build (or an official config + checkpoint), plan a run, calibrate, generate.
 
     from ddt_export import Pipeline
     pipe = Pipeline.load("engines/digits")
     result = pipe.generate([1, 7], seed=0, sharing_ratio=0.75)
     images = pipe.images(result.latents)          # uint8 (B, H, W, 3)
+
+`plan(...)` checks every input of a run before any work and returns what the run needs; the
+CLI, `ddt-export sample`, and the benchmarks all plan through it.
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -20,16 +22,11 @@ from . import schedules
 from .backends import Backend, open_backend
 from .errors import DDTError
 from .manifest import Manifest, read
-from .model import DDT
-from .sampler import SamplerSettings, sample
+from .model import DDT, DDTConfig
+from .sampler import MAX_BATCH, SamplerSettings, sample
 
 CALIBRATION_SEED = 0
-
-
-def runner_scope(runner):
-    """The runner's stream as the current one, where it has one (TensorRT), else nothing."""
-    scope = getattr(runner, "scope", None)
-    return scope() if scope is not None else nullcontext()
+CALIBRATION_SAMPLES = 8
 
 
 @dataclass
@@ -43,22 +40,69 @@ class Result:
         return 1.0 - len(self.recompute) / self.settings.num_steps
 
 
+@dataclass(frozen=True)
+class Plan:
+    """Everything one run needs, checked. `recompute` is None while a DP schedule waits for its calibration."""
+
+    labels: tuple[int, ...]
+    noise: np.ndarray  # (B, C, H, W) float32
+    settings: SamplerSettings
+    request: schedules.Request
+    recompute: tuple[int, ...] | None
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.recompute is None
+
+
 def seeded_noise(batch: int, shape: Sequence[int], seed: int) -> np.ndarray:
     """Noise as the official app draws it: torch.randn on a CPU generator seeded with `seed`."""
     g = torch.Generator("cpu").manual_seed(int(seed))
     return torch.randn((batch, *shape), generator=g, dtype=torch.float32).numpy()
 
 
+def check_labels(labels: Sequence[int], arch: DDTConfig, null_class: int) -> tuple[int, ...]:
+    """Class labels in [0, K); the null class itself is allowed and samples unconditionally."""
+    if any(isinstance(y, bool) or not isinstance(y, (int, np.integer)) for y in labels):
+        raise DDTError(f"labels must be whole numbers (got {list(labels)[:5]})")
+    labels = tuple(int(y) for y in labels)
+    if not labels:
+        raise DDTError("give at least one label, e.g. --labels 1,7")
+    if len(labels) > MAX_BATCH:
+        raise DDTError(f"{len(labels)} labels in one call; at most {MAX_BATCH} per call (use `ddt-export sample` for more)")
+    bad = [y for y in labels if not (0 <= y < arch.num_classes or y == null_class)]
+    if bad:
+        raise DDTError(
+            f"label {bad[0]} is outside [0, {arch.num_classes - 1}] for this {arch.num_classes}-class model "
+            f"(or {null_class}, the null class, for unconditional samples)"
+        )
+    return labels
+
+
+def check_images(space: str, manifest: Manifest | None) -> None:
+    if space != "pixel" and (manifest is None or not manifest.has("vae_decoder")):
+        raise DDTError(
+            "this is a latent model and the build has no VAE decoder; rebuild with --vae DIR "
+            "(a local diffusers AutoencoderKL folder such as sd-vae-ft-ema), or keep --save-latents"
+        )
+
+
 class Pipeline:
-    def __init__(self, backend: Backend, *, arch, null_class: int, sampler: SamplerSettings, space: str, manifest: Manifest | None = None):
+    def __init__(self, backend: Backend, *, arch: DDTConfig, null_class: int, sampler: SamplerSettings, space: str, manifest: Manifest | None = None):
         self.backend, self.arch, self.null_class = backend, arch, null_class
         self.defaults, self.space, self.manifest = sampler, space, manifest
-        self._similarity: dict[int, np.ndarray] = {}  # calibrations made in this process
+        self._similarity: dict[tuple, np.ndarray] = {}  # calibrations made in this process, by settings
+        self._vae = None
 
     @classmethod
-    def load(cls, build_dir: str | Path, backend: str = "auto") -> "Pipeline":
-        m = read(build_dir)
-        return cls(open_backend(backend, m), arch=m.arch, null_class=m.null_class, sampler=m.sampler, space=m.space, manifest=m)
+    def load(cls, build_dir: str | Path, backend: str = "auto", **options) -> "Pipeline":
+        """A build folder on a backend (`options` go to the backend, e.g. threads=1 for onnxruntime)."""
+        from .files import locked
+
+        with locked(build_dir, shared=True):  # the graphs the backend opens are the ones the manifest verified
+            m = read(build_dir)
+            be = open_backend(backend, m, **options)
+        return cls(be, arch=m.arch, null_class=m.null_class, sampler=m.sampler, space=m.space, manifest=m)
 
     @classmethod
     def from_official(cls, config: str | Path, ckpt: str | Path, *, ema: bool = True, trust: bool = False) -> "Pipeline":
@@ -69,20 +113,28 @@ class Pipeline:
         model = load_weights(DDT(src.arch), read_weights(ckpt, ema=ema, trust=trust), str(ckpt))
         return cls(open_backend("torch", model=model), arch=src.arch, null_class=src.null_class, sampler=src.sampler, space=src.space)
 
-    # ------------------------------------------------------------------ checks
+    # ------------------------------------------------------------------ planning (no work yet)
 
-    def check_labels(self, labels: Sequence[int]) -> list[int]:
-        """Class labels in [0, K); the null class itself is allowed and samples unconditionally."""
-        labels = [int(y) for y in labels]
-        if not labels:
-            raise DDTError("give at least one label, e.g. --labels 1,7")
-        bad = [y for y in labels if not (0 <= y < self.arch.num_classes or y == self.null_class)]
-        if bad:
-            raise DDTError(
-                f"label {bad[0]} is outside [0, {self.arch.num_classes - 1}] for this {self.arch.num_classes}-class model "
-                f"(or {self.null_class}, the null class, for unconditional samples)"
-            )
-        return labels
+    def plan(self, labels: Sequence[int], *, seed: int | None = None, noise: np.ndarray | None = None,
+             recompute: Sequence[int] | None = None, sharing_ratio: float | None = None, schedule: str = "dp", **overrides) -> Plan:
+        """Every input of a run checked, and its recompute steps where they need no calibration; `overrides`
+        are SamplerSettings fields (num_steps, guidance, interval_min, ...)."""
+        labels = check_labels(labels, self.arch, self.null_class)
+        request = schedules.Request(None if recompute is None else tuple(recompute), sharing_ratio, schedule)
+        settings = self.defaults.with_overrides(**overrides)
+        if seed is not None and noise is not None:
+            raise DDTError("give either a seed or noise, not both")
+        if noise is None:
+            noise = seeded_noise(len(labels), self.arch.latent_shape, 0 if seed is None else seed)
+        noise = self.check_noise(noise, len(labels))
+        steps = None
+        if not request.needs_similarity:
+            steps = tuple(request.resolve(settings.num_steps))
+        else:
+            sim = self.similarity(settings)
+            if sim is not None:
+                steps = tuple(request.resolve(settings.num_steps, sim))
+        return Plan(labels, noise, settings, request, steps)
 
     def check_noise(self, noise: np.ndarray, batch: int) -> np.ndarray:
         want = (batch, *self.arch.latent_shape)
@@ -98,89 +150,27 @@ class Pipeline:
 
     def check_images(self) -> None:
         """Fail before sampling, not after, when this build cannot turn samples into images."""
-        if self.space != "pixel" and (self.manifest is None or not self.manifest.has("vae_decoder")):
-            from .images import to_images
+        check_images(self.space, self.manifest)
 
-            to_images(np.zeros((0, *self.arch.latent_shape), np.float32), self.space, self.manifest)
+    def similarity(self, settings: SamplerSettings) -> np.ndarray | None:
+        key = tuple(settings.to_dict().items())
+        if key in self._similarity:
+            return self._similarity[key]
+        return self.manifest.similarity(settings) if self.manifest is not None else None
 
-    def needs_calibration(self, num_steps: int, *, recompute=None, sharing_ratio=None, method: str = "dp") -> bool:
-        wants_dp = recompute is None and method == "dp" and sharing_ratio is not None and sharing_ratio > 0
-        return wants_dp and self.similarity(num_steps) is None
+    # ------------------------------------------------------------------ calibrating
 
-    def similarity(self, num_steps: int) -> np.ndarray | None:
-        if num_steps in self._similarity:
-            return self._similarity[num_steps]
-        return self.manifest.similarity(num_steps) if self.manifest is not None else None
-
-    def validate(self, labels, *, seed=None, noise=None, recompute=None, sharing_ratio=None, schedule="dp", **overrides):
-        """Every input of a run checked before any work: (labels, noise, settings)."""
-        labels = self.check_labels(labels)
-        settings = self.defaults.with_overrides(**overrides)
-        if noise is None:
-            noise = seeded_noise(len(labels), self.arch.latent_shape, 0 if seed is None else seed)
-        noise = self.check_noise(noise, len(labels))
-        if sharing_ratio is not None:
-            schedules.check_ratio(sharing_ratio)
-        if schedule not in schedules.METHODS:
-            raise DDTError(f"unknown schedule {schedule!r}; choose dp or uniform")
-        if recompute is not None:
-            schedules.resolve(settings.num_steps, recompute=recompute, ratio=sharing_ratio)
-        return labels, noise, settings
-
-    def schedule(self, num_steps: int, *, recompute=None, sharing_ratio=None, method: str = "dp") -> list[int]:
-        """Recompute steps; a DP schedule without stored calibration calibrates first (and stores it)."""
-        if sharing_ratio is not None:
-            schedules.check_ratio(sharing_ratio)
-        if self.needs_calibration(num_steps, recompute=recompute, sharing_ratio=sharing_ratio, method=method):
-            self.calibrate_and_store(num_steps)
-        sim = self.similarity(num_steps) if recompute is None and method == "dp" else None
-        return schedules.resolve(num_steps, recompute=recompute, ratio=sharing_ratio, method=method, sim=sim)
-
-    def calibrate_and_store(self, num_steps: int, samples: int = 8, progress=None) -> Path | None:
-        """Calibrate with the default sampler settings; keep the matrix, and save it with the build."""
-        sim = self.calibrate(num_steps, samples, progress=progress)
-        self._similarity[num_steps] = sim
-        if self.manifest is None:
-            return None
-        from .calibration import store
-
-        return store(self.manifest, num_steps, sim, samples=samples, seed=CALIBRATION_SEED, settings=self.defaults)
-
-    # ------------------------------------------------------------------ running
-
-    def generate(
-        self,
-        labels: Sequence[int],
-        *,
-        seed: int | None = None,
-        noise: np.ndarray | None = None,
-        recompute: Sequence[int] | None = None,
-        sharing_ratio: float | None = None,
-        schedule: str = "dp",
-        progress: Callable[[int], None] | None = None,
-        **overrides,
-    ) -> Result:
-        """Sample latents; `overrides` are SamplerSettings fields (num_steps, guidance, ...)."""
-        labels, noise, settings = self.validate(labels, seed=seed, noise=noise, recompute=recompute,
-                                                sharing_ratio=sharing_ratio, schedule=schedule, **overrides)
-        steps = self.schedule(settings.num_steps, recompute=recompute, sharing_ratio=sharing_ratio, method=schedule)
-        runner = self.backend.runner(2 * len(labels))
-        with runner_scope(runner):  # GPU backends: the loop's own work on the runner's stream
-            x = sample(runner, noise, labels, self.null_class, settings, steps, progress)
-        return Result(np.asarray(runner.host(x), np.float32), steps, settings)
-
-    def calibrate(self, num_steps: int, samples: int = 8, seed: int = CALIBRATION_SEED, progress=None, **overrides) -> np.ndarray:
-        """Similarity (N, N) of the self-condition across the steps of a full run (8 samples, seed 0)."""
-        settings = self.defaults.with_overrides(num_steps=num_steps, **overrides)
-        if samples < 1:
-            raise DDTError(f"calibration needs at least 1 sample (got {samples})")
+    def calibrate(self, settings: SamplerSettings, samples: int = CALIBRATION_SAMPLES, seed: int = CALIBRATION_SEED, progress=None) -> np.ndarray:
+        """Similarity (N, N) of the self-condition across the steps of full runs under `settings` (8 samples, seed 0)."""
+        if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_BATCH:
+            raise DDTError(f"calibration needs 1 to {MAX_BATCH} samples (got {samples})")
         g = torch.Generator("cpu").manual_seed(seed)
         noise = torch.randn((samples, *self.arch.latent_shape), generator=g).numpy()
         labels = torch.randint(0, self.arch.num_classes, (samples,), generator=g).tolist()
         runner = self.backend.runner(2 * samples)
         states: list[np.ndarray] = []
         # fp32 states unless they pass 2 GB (XL at 250 steps is 4.7 GB); fp16 moves cosines by ~1e-4
-        big = num_steps * 2 * samples * self.arch.num_tokens * self.arch.hidden_size * 4 > 2 << 30
+        big = settings.num_steps * 2 * samples * self.arch.num_tokens * self.arch.hidden_size * 4 > 2 << 30
         keep_dtype = np.float16 if big else np.float32
 
         def keep(i: int) -> None:
@@ -188,12 +178,60 @@ class Pipeline:
             if progress is not None:
                 progress(i)
 
-        with runner_scope(runner):
-            sample(runner, noise, labels, self.null_class, settings, list(range(num_steps)), keep)
+        with runner.scope():
+            sample(runner, noise, labels, self.null_class, settings, list(range(settings.num_steps)), keep)
         return schedules.similarity(np.stack(states))
+
+    def calibrate_and_store(self, settings: SamplerSettings, samples: int = CALIBRATION_SAMPLES, progress=None) -> bool:
+        """Calibrate under `settings`, keep the matrix here, and record it with the build; False when it could not be
+        recorded (no build, or the folder was rebuilt meanwhile: this process still uses it)."""
+        sim = self.calibrate(settings, samples, progress=progress)
+        self._similarity[tuple(settings.to_dict().items())] = sim
+        if self.manifest is None:
+            return False
+        from .calibration import store
+
+        updated = store(self.manifest, settings, sim, samples=samples, seed=CALIBRATION_SEED)
+        if updated is not None:
+            self.manifest = updated
+        return updated is not None
+
+    def calibrated(self, plan: Plan, progress=None) -> Plan:
+        """The plan with its DP steps, calibrating first (once, stored with the build) if it needs it."""
+        if not plan.needs_calibration:
+            return plan
+        if self.similarity(plan.settings) is None:
+            self.calibrate_and_store(plan.settings, progress=progress)
+        steps = plan.request.resolve(plan.settings.num_steps, self.similarity(plan.settings))
+        return replace(plan, recompute=tuple(steps))
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, plan: Plan, progress: Callable[[int], None] | None = None) -> Result:
+        """Sample a planned (and calibrated) run."""
+        if plan.needs_calibration:
+            raise DDTError("this plan's DP schedule has no calibration yet; pass it through Pipeline.calibrated first")
+        runner = self.backend.runner(2 * len(plan.labels))
+        with runner.scope():  # GPU backends: the loop's own work on the runner's stream
+            x = sample(runner, plan.noise, plan.labels, self.null_class, plan.settings, plan.recompute, progress)
+        return Result(np.asarray(runner.host(x), np.float32), list(plan.recompute), plan.settings)
+
+    def generate(self, labels: Sequence[int], *, seed: int | None = None, noise: np.ndarray | None = None,
+                 recompute: Sequence[int] | None = None, sharing_ratio: float | None = None, schedule: str = "dp",
+                 progress: Callable[[int], None] | None = None, **overrides) -> Result:
+        """Plan, calibrate if the DP needs it, and sample; `overrides` are SamplerSettings fields (num_steps, guidance, ...)."""
+        plan = self.plan(labels, seed=seed, noise=noise, recompute=recompute, sharing_ratio=sharing_ratio, schedule=schedule, **overrides)
+        return self.run(self.calibrated(plan), progress)
 
     def images(self, latents: np.ndarray) -> np.ndarray:
         """uint8 (B, H, W, 3) images: pixel-space samples directly, latents through the build's VAE graph."""
-        from .images import to_images
+        from .images import to_uint8
 
-        return to_images(latents, self.space, self.manifest)
+        if self.space == "pixel":
+            return to_uint8(latents)
+        self.check_images()
+        if self._vae is None:
+            from .backends.vae_decoder import VAEDecoder
+
+            self._vae = VAEDecoder(self.manifest)  # opened once, reused by every call (every shard in `sample`)
+        return to_uint8(self._vae(latents))

@@ -13,12 +13,16 @@ same formula with w = 1; s is reused between recompute steps.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, ContextManager, Protocol, Sequence
 
 import numpy as np
 
 from .errors import DDTError
+
+MAX_STEPS = 10_000  # far past any schedule in use (the official sampler runs 250); a typo'd 1e9 fails here, not in memory
+MAX_BATCH = 1024  # samples per call (the CFG batch is twice it); the graphs' batch axis allows 4096
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,18 @@ class SamplerSettings:
         return out
 
     def validate(self) -> None:
-        if self.num_steps < 1:
-            raise DDTError(f"steps must be >= 1 (got {self.num_steps})")
+        """Every knob finite and in range, or one DDTError naming it (the CLI, configs and manifests all come here)."""
+        if isinstance(self.num_steps, bool) or not isinstance(self.num_steps, (int, np.integer)):
+            raise DDTError(f"steps must be a whole number (got {self.num_steps!r})")
+        if not 1 <= self.num_steps <= MAX_STEPS:
+            raise DDTError(f"steps must be between 1 and {MAX_STEPS:,} (got {self.num_steps}); the official sampler uses 250")
+        for name, what in (("guidance", "guidance scale"), ("interval_min", "guidance interval low end"),
+                           ("interval_max", "guidance interval high end"), ("timeshift", "timeshift"), ("last_step", "last step")):
+            v = getattr(self, name)
+            if v is None and name == "last_step":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
+                raise DDTError(f"{what} must be a finite number (got {v!r})")
         if self.last_step is not None and not 0 < self.last_step < 1:
             raise DDTError(f"last step must be in (0, 1) (got {self.last_step})")
         if self.timeshift <= 0:
@@ -66,21 +80,27 @@ def timesteps(num_steps: int, last_step: float | None = None, timeshift: float =
 
 
 class Runner(Protocol):
-    """A backend bound to one CFG batch size, with buffers allocated once.
+    """A backend bound to one CFG batch size, with buffers allocated once (backends/buffers.py).
 
     x (2B,C,H,W), t (2B,), y (2B,) feed the encoder; x and s feed the decoder; v is its
     output. `encode()` fills s from x, t, y; `decode()` fills v from x, s. `array(a)` moves a
-    host array to the runner's device (identity for CPU backends).
+    host array to the runner's device and `host(a)` brings one back as float32 numpy
+    (identities for CPU backends). `scope()` makes the runner's stream current for the loop's
+    own work and `synchronize()` waits for everything queued (both no-ops without a GPU).
     """
 
     x: Any
     t: Any
     y: Any
+    s: Any
     v: Any
 
     def encode(self) -> None: ...
     def decode(self) -> None: ...
     def array(self, a: np.ndarray) -> Any: ...
+    def host(self, a: Any) -> np.ndarray: ...
+    def scope(self) -> ContextManager: ...
+    def synchronize(self) -> None: ...
 
 
 def sample(

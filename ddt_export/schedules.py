@@ -8,6 +8,8 @@ K = int(N / R), as in the paper's Table 4.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -15,10 +17,13 @@ import numpy as np
 from .errors import DDTError
 
 METHODS = ("dp", "uniform")
+PAPER_RATIOS = (0.0, 0.5, 0.66, 0.75, 0.8, 0.83, 0.87)  # refresh rates 1, 2, 3, 4, 5, 6, 8: the paper's Table 4
 
 
 def check_recompute(steps: Sequence[int], num_steps: int) -> list[int]:
     """An explicit recompute list, validated: starts at 0, strictly increasing, below N."""
+    if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in steps):
+        raise DDTError(f"recompute steps must be whole numbers (got {list(steps)[:5]})")
     steps = [int(s) for s in steps]
     if not steps or steps[0] != 0:
         raise DDTError(f"recompute list must start at step 0 (got {steps[:5]}); the first step has no state to reuse")
@@ -109,6 +114,59 @@ def dp(sim: np.ndarray, num_recompute: int) -> list[int]:
     return steps[::-1][:-1]  # K steps starting at 0 (the trailing N is the sentinel)
 
 
+@dataclass(frozen=True)
+class Request:
+    """Which steps a user asked to run the encoder at: an explicit list, a sharing ratio by a method, or
+    neither (every step). The one place that checks and resolves these; everything else holds a Request."""
+
+    recompute: tuple[int, ...] | None = None
+    ratio: float | None = None
+    method: str = "dp"
+
+    def __post_init__(self) -> None:
+        if self.recompute is not None and self.ratio is not None:
+            raise DDTError("give either a recompute list or a sharing ratio, not both")
+        if self.ratio is not None:
+            if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float, np.floating)) or not math.isfinite(self.ratio):
+                raise DDTError(f"sharing ratio must be a number in [0, 1) (got {self.ratio!r})")
+            check_ratio(self.ratio)
+        if self.method not in METHODS:
+            raise DDTError(f"unknown schedule {self.method!r}; choose {' or '.join(METHODS)}")
+        if self.recompute is not None:
+            object.__setattr__(self, "recompute", tuple(check_recompute(self.recompute, MAX_STEP_INDEX)))
+
+    @property
+    def sharing(self) -> bool:
+        return self.recompute is not None or bool(self.ratio)
+
+    @property
+    def needs_similarity(self) -> bool:
+        """A DP schedule: it needs the calibrated similarity matrix of the run's settings."""
+        return self.recompute is None and bool(self.ratio) and self.method == "dp"
+
+    @property
+    def label(self) -> str:
+        """"all", "explicit", "uniform" or "dp": what the steps came from."""
+        return "explicit" if self.recompute is not None else (self.method if self.ratio else "all")
+
+    def resolve(self, num_steps: int, sim: np.ndarray | None = None) -> list[int]:
+        """The recompute steps for a run of `num_steps`; a DP needs `sim` measured at exactly that many steps."""
+        if self.recompute is not None:
+            return check_recompute(self.recompute, num_steps)
+        if not self.ratio:
+            return list(range(num_steps))
+        if self.method == "uniform":
+            return uniform(num_steps, self.ratio)
+        if sim is None:
+            raise DDTError(f"DP schedule needs a similarity matrix for {num_steps} steps; run `ddt-export calibrate BUILD --steps {num_steps}` first")
+        if sim.shape[0] != num_steps:
+            raise DDTError(f"similarity matrix is for {sim.shape[0]} steps, not {num_steps}; calibrate for {num_steps} steps")
+        return dp(sim, budget(num_steps, self.ratio))
+
+
+MAX_STEP_INDEX = 1 << 62  # explicit lists are checked against the run's step count when resolved
+
+
 def resolve(
     num_steps: int,
     *,
@@ -117,23 +175,5 @@ def resolve(
     method: str = "dp",
     sim: np.ndarray | None = None,
 ) -> list[int]:
-    """The recompute steps for a run: an explicit list, or a sharing ratio by uniform or DP.
-
-    With neither, every step recomputes (no sharing). A DP schedule needs the calibrated
-    similarity matrix for exactly this step count.
-    """
-    if recompute is not None and ratio is not None:
-        raise DDTError("give either a recompute list or a sharing ratio, not both")
-    if recompute is not None:
-        return check_recompute(recompute, num_steps)
-    if ratio is None or check_ratio(ratio) == 0.0:
-        return list(range(num_steps))
-    if method not in METHODS:
-        raise DDTError(f"unknown schedule {method!r}; choose dp or uniform")
-    if method == "uniform":
-        return uniform(num_steps, ratio)
-    if sim is None:
-        raise DDTError(f"DP schedule needs a similarity matrix for {num_steps} steps; run `ddt-export calibrate BUILD --steps {num_steps}` first")
-    if sim.shape[0] != num_steps:
-        raise DDTError(f"similarity matrix is for {sim.shape[0]} steps, not {num_steps}; calibrate for {num_steps} steps")
-    return dp(sim, budget(num_steps, ratio))
+    """The recompute steps for a run (see `Request`)."""
+    return Request(None if recompute is None else tuple(recompute), ratio, method).resolve(num_steps, sim)

@@ -7,6 +7,7 @@ exactly the path users' own checkpoints take.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from .errors import DDTError
 from .model import ARCHITECTURES, DDT, RESOLUTIONS, init_random, preset
@@ -26,7 +27,7 @@ CHECKPOINT_HINT = (
 def preset_source(name: str, res: int) -> ModelSource:
     if name not in ARCHITECTURES:
         raise DDTError(f"unknown preset {name!r}; choose one of {', '.join(ARCHITECTURES)}")
-    if res % 16:
+    if res <= 0 or res % 16:
         raise DDTError(f"resolution {res} is not a multiple of 16; use 256 or 512 (or a config for other sizes)")
     if res not in RESOLUTIONS:
         raise DDTError(f"preset resolutions are {' and '.join(map(str, RESOLUTIONS))}; use --config for {res}")
@@ -43,9 +44,10 @@ def resolve(
     random_weights: bool = False,
     ema: bool = True,
     trust: bool = False,
-) -> tuple[ModelSource, DDT, str]:
-    """(source, model with weights, where the weights came from) for `ddt-export build`."""
-    if config is not None and (preset_name or res):
+) -> tuple[ModelSource, Callable[[], tuple[DDT, str]]]:
+    """(source, load) for `ddt-export build`: every option checked and the config read now; `load()` reads the
+    weights later and returns (model, where the weights came from), so the build folder is checked in between."""
+    if config is not None and (preset_name is not None or res is not None):
         raise DDTError("give either --config or --preset/--res, not both")
     if config is None and preset_name is None and res is None:
         if ckpt is not None or random_weights:
@@ -53,13 +55,14 @@ def resolve(
         if not BUNDLED_CONFIG.is_file():
             raise DDTError(f"the bundled model is missing from {BUNDLED_DIR}; reinstall ddt-export")
         src = read_config(BUNDLED_CONFIG)
-        return src, load_weights(DDT(src.arch), read_weights(BUNDLED_WEIGHTS), "bundled digits model"), "bundled"
-    src = read_config(config) if config is not None else preset_source(preset_name or "xl", res or 256)
+        return src, lambda: (load_weights(DDT(src.arch), read_weights(BUNDLED_WEIGHTS), "bundled digits model"), "bundled")
+    src = read_config(config) if config is not None else preset_source(preset_name or "xl", 256 if res is None else res)
     if ckpt is None and not random_weights:
         raise DDTError(f"no weights: pass --ckpt PATH ({CHECKPOINT_HINT}), or --random-weights for benchmarking")
     if ckpt is not None and random_weights:
         raise DDTError("give either --ckpt or --random-weights, not both")
-    model = DDT(src.arch)
     if random_weights:
-        return src, init_random(model), "random"
-    return src, load_weights(model, read_weights(ckpt, ema=ema, trust=trust), str(ckpt)), str(ckpt)
+        return src, lambda: (init_random(DDT(src.arch)), "random")
+    if not Path(ckpt).is_file():
+        read_weights(ckpt)  # the one-line error for a missing file or a folder, before any work
+    return src, lambda: (load_weights(DDT(src.arch), read_weights(ckpt, ema=ema, trust=trust), str(ckpt)), str(ckpt))

@@ -1,8 +1,8 @@
-"""The SD VAE decoder as a third graph, so a latent build can write images without PyTorch.
+"""Exporting the SD VAE decoder as a third graph, so a latent build can write images without PyTorch.
 
 Input is a local diffusers AutoencoderKL folder (e.g. stabilityai/sd-vae-ft-ema, downloaded
 by the user); nothing is fetched from a hub. The graph maps z = latents / 0.18215
-(B, 4, H, W) to images in [-1, 1] (B, 3, 8H, 8W).
+(B, 4, H, W) to images in [-1, 1] (B, 3, 8H, 8W); backends/vae_decoder.py runs it.
 """
 
 from __future__ import annotations
@@ -11,16 +11,15 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from .errors import DDTError
 from .export import check_graph, export_graph
 from .graphs import BATCH, GraphSpec, TensorSpec
-from .manifest import Manifest
 from .model import DDT
 
 NAME = "vae_decoder"
+SCALE = 0.18215  # SD VAE latent scaling factor (sd-vae-ft-ema)
 TOLERANCE = 1e-3  # conv stacks in fp32 accumulate a little more rounding than the transformer
 
 
@@ -71,16 +70,6 @@ def vae_extra(folder: Path, opset: int) -> Callable[[Path, dict, DDT], None]:
         check = check_graph(module, spec, tmp / spec.file, {"z": torch.randn((1, *arch.latent_shape), generator=g)}, TOLERANCE)
         if check.max_rel_error > TOLERANCE:
             raise DDTError(f"VAE decoder graph differs from PyTorch by {check.max_rel_error:.2e}; report this")
-        data["graphs"][NAME] = {**spec.to_dict(), "check": check.to_dict(), "source": str(folder), "scaling_factor": 0.18215}
+        data["graphs"][NAME] = {**spec.to_dict(), "check": check.to_dict(), "source": str(folder), "scaling_factor": SCALE}
 
     return extra
-
-
-def decode_latents(manifest: Manifest, z: np.ndarray, batch: int = 4) -> np.ndarray:
-    """Run the build's VAE graph in onnxruntime, a few images at a time: (B,4,H,W) -> (B,3,8H,8W)."""
-    from .backends.onnxruntime_backend import default_providers, session
-
-    spec = manifest.graph(NAME)
-    sess = session(manifest.path(spec.file), default_providers())
-    parts = [sess.run([spec.outputs[0].name], {spec.inputs[0].name: z[i : i + batch].astype(np.float32)})[0] for i in range(0, len(z), batch)]
-    return np.concatenate(parts) if parts else np.zeros((0, 3, *(d * 8 for d in z.shape[2:])), np.float32)

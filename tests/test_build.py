@@ -8,7 +8,8 @@ import pytest
 from ddt_export import sources
 from ddt_export.build import build
 from ddt_export.errors import DDTError
-from ddt_export.manifest import read, sha256
+from ddt_export.files import sha256
+from ddt_export.manifest import read
 from ddt_export.model import DDT, DDTConfig, init_random
 from ddt_export.official import ModelSource
 from ddt_export.sampler import SamplerSettings
@@ -59,7 +60,7 @@ def test_failed_build_leaves_nothing_and_keeps_the_old_build(tmp_path):
     with pytest.raises(DDTError):
         build(src, model, out, extras=[boom])
     assert (out / "manifest.json").read_text() == before  # the old build is untouched
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no partial folders
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".b.lock", "b"]  # no partial folders (the lock file stays: files.py)
     with pytest.raises(DDTError):
         build(src, model, tmp_path / "new", extras=[boom])
     assert not (tmp_path / "new").exists()
@@ -85,21 +86,23 @@ def test_refuses_to_overwrite_a_folder_that_is_not_a_build(tmp_path):
     src, model = tiny_source()
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    with pytest.raises(DDTError, match="not a ddt-export build"):
+    with pytest.raises(DDTError, match=r"not \(only\) a ddt-export build; nothing was changed"):
         build(src, model, tmp_path / "mine")
 
 
 def test_presets_need_weights():
     with pytest.raises(DDTError, match="--random-weights"):
         sources.resolve(res=256)
-    src, model, origin = sources.resolve(preset_name="b", res=256, random_weights=True)
+    src, load = sources.resolve(preset_name="b", res=256, random_weights=True)
+    model, origin = load()
     assert src.name == "ddt-b-256" and origin == "random" and src.arch.latent_size == 32
 
 
 @pytest.mark.slow
 def test_xl_random_weights_build(tmp_path):
     """XL/2-256 in fp32: the encoder passes 2 GB, so its weights go to external data."""
-    src, model, origin = sources.resolve(preset_name="xl", res=256, random_weights=True)
+    src, load = sources.resolve(preset_name="xl", res=256, random_weights=True)
+    model, origin = load()
     m = build(src, model, tmp_path / "xl")
     assert any(f.endswith(".data") for f in m.data["files"])
     assert m.data["graphs"]["encoder"]["check"]["max_rel_error"] < 1e-4

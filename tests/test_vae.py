@@ -7,7 +7,8 @@ from PIL import Image
 
 diffusers = pytest.importorskip("diffusers", reason="--vae needs diffusers (installed by the dev extra)")
 
-from ddt_export.images import VAE_SCALE, to_uint8  # noqa: E402
+from ddt_export.images import to_uint8  # noqa: E402
+from ddt_export.vae import SCALE as VAE_SCALE  # noqa: E402
 from ddt_export.pipeline import Pipeline  # noqa: E402
 
 

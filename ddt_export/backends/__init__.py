@@ -18,6 +18,7 @@ NAMES = ("torch", "onnxruntime", "openvino", "tensorrt")
 
 class Backend(Protocol):
     name: str
+    precision: str  # what its matmuls compute in ("fp32", "bf16", ...): the ceiling a benchmark judges it by
 
     def runner(self, batch: int) -> Runner: ...
 
@@ -42,23 +43,27 @@ def resolve_name(name: str, manifest: Manifest | None) -> str:
     return "onnxruntime"
 
 
-def open_backend(name: str, manifest: Manifest | None = None, model=None) -> Backend:
-    """The named backend for a build folder (or, for torch, an in-memory model)."""
+def open_backend(name: str, manifest: Manifest | None = None, model=None, threads: int | None = None) -> Backend:
+    """The named backend for a build folder (or, for torch, an in-memory model); `threads` caps the CPU backends' pools."""
     name = resolve_name(name, manifest)
     if name == "torch":
         from .torch_backend import TorchBackend
 
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         return TorchBackend(model) if model is not None else TorchBackend.from_build(manifest)
     if manifest is None:
         raise DDTError(f"the {name} backend runs a build folder; run `ddt-export build` first or use --backend torch")
     if name == "onnxruntime":
         from .onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(manifest)
+        return OnnxRuntimeBackend(manifest, threads=threads)
     if name == "openvino":
         from .openvino_backend import OpenVinoBackend
 
-        return OpenVinoBackend(manifest)
+        return OpenVinoBackend(manifest, threads=threads)
     from .tensorrt_backend import TensorRTBackend
 
     return TensorRTBackend(manifest)

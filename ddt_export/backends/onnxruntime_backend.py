@@ -7,12 +7,9 @@ nothing.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import DDTError
 from ..manifest import Manifest
-from .roles import Roles, host_buffers
-
+from .buffers import HostRunner, Roles, host_buffers
 
 
 def session(path, providers: list[str], threads: int | None = None):
@@ -41,10 +38,11 @@ def default_providers() -> list:
     return providers()
 
 
-class OnnxRuntimeRunner:
+class OnnxRuntimeRunner(HostRunner):
     def __init__(self, backend: "OnnxRuntimeBackend", batch: int):
         r = backend.roles
-        self.x, self.t, self.y, self.s, self.v = host_buffers(backend.manifest, batch, "onnxruntime")
+        self.x, self.t, self.y, self.s, self.v = host_buffers(backend.encoder_spec, backend.decoder_spec, batch, "onnxruntime",
+                                                              half_as_float32=backend.emulate_half)
         self._enc, self._dec = backend.encoder, backend.decoder
         self._enc_io, self._dec_io = self._enc.io_binding(), self._dec.io_binding()
         for io, name, a in ((self._enc_io, r.enc_x, self.x), (self._enc_io, r.enc_t, self.t), (self._enc_io, r.enc_y, self.y),
@@ -59,21 +57,27 @@ class OnnxRuntimeRunner:
     def decode(self) -> None:
         self._dec.run_with_iobinding(self._dec_io)
 
-    def array(self, a: np.ndarray) -> np.ndarray:
-        return a
-
-    def host(self, a) -> np.ndarray:
-        return np.asarray(a, dtype=np.float32)
-
 
 class OnnxRuntimeBackend:
+    """`emulate_half`: fp16/bf16 graphs run with half storage emulated in fp32 on the CPU (halfprec.py), the
+    numerics a GPU's half kernels give; `ddt-export check` measures builds this way."""
+
     name = "onnxruntime"
 
-    def __init__(self, manifest: Manifest, providers: list[str] | None = None, threads: int | None = None):
-        self.manifest, self.roles = manifest, Roles.of(manifest)
-        self.providers = providers or default_providers()
-        self.encoder = session(manifest.path(manifest.graph("encoder").file), self.providers, threads)
-        self.decoder = session(manifest.path(manifest.graph("decoder").file), self.providers, threads)
+    def __init__(self, manifest: Manifest, providers: list[str] | None = None, threads: int | None = None, emulate_half: bool = False):
+        self.manifest, self.emulate_half = manifest, emulate_half
+        self.encoder_spec, self.decoder_spec = manifest.graph("encoder"), manifest.graph("decoder")
+        self.roles = Roles.of(self.encoder_spec, self.decoder_spec)
+        self.precision = manifest.precision
+        if emulate_half:
+            from ..halfprec import cpu_session
+
+            self.providers = ["CPUExecutionProvider"]
+            self.encoder, self.decoder = (cpu_session(manifest.path(g.file)) for g in (self.encoder_spec, self.decoder_spec))
+        else:
+            self.providers = providers or default_providers()
+            self.encoder = session(manifest.path(self.encoder_spec.file), self.providers, threads)
+            self.decoder = session(manifest.path(self.decoder_spec.file), self.providers, threads)
 
     def runner(self, batch: int) -> OnnxRuntimeRunner:
         return OnnxRuntimeRunner(self, batch)

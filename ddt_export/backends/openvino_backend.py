@@ -10,25 +10,23 @@ shared by the encoder's output and the decoder's input, as in the onnxruntime ba
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import DDTError
 from ..manifest import Manifest
-from .roles import Roles, host_buffers
+from .buffers import HostRunner, Roles, host_buffers
 
-PRECISIONS = {"bf16": "bf16", "fp32": "f32"}  # ours -> OpenVINO's INFERENCE_PRECISION_HINT
+INFERENCE_PRECISION = {"bf16": "bf16", "fp32": "f32"}  # ours -> OpenVINO's INFERENCE_PRECISION_HINT
 
 
 def bf16_supported(core) -> bool:
     return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
-class OpenVinoRunner:
+class OpenVinoRunner(HostRunner):
     def __init__(self, backend: "OpenVinoBackend", batch: int):
         import openvino as ov
 
         r = backend.roles
-        self.x, self.t, self.y, self.s, self.v = host_buffers(backend.manifest, batch, "OpenVINO")
+        self.x, self.t, self.y, self.s, self.v = host_buffers(backend.encoder_spec, backend.decoder_spec, batch, "OpenVINO")
         enc_model, dec_model = backend.compiled(batch)
         self._enc, self._dec = enc_model.create_infer_request(), dec_model.create_infer_request()
         # shared_memory: the request reads and writes these numpy arrays in place, no copies per call
@@ -46,12 +44,6 @@ class OpenVinoRunner:
         self._dec.start_async()
         self._dec.wait()
 
-    def array(self, a: np.ndarray) -> np.ndarray:
-        return a
-
-    def host(self, a) -> np.ndarray:
-        return np.asarray(a, dtype=np.float32)
-
 
 class OpenVinoBackend:
     name = "openvino"
@@ -61,14 +53,16 @@ class OpenVinoBackend:
             import openvino as ov
         except ImportError:
             raise DDTError("the openvino backend needs the openvino package: pip install openvino") from None
-        self.manifest, self.roles = manifest, Roles.of(manifest)
+        self.manifest = manifest
+        self.encoder_spec, self.decoder_spec = manifest.graph("encoder"), manifest.graph("decoder")
+        self.roles = Roles.of(self.encoder_spec, self.decoder_spec)
         self.core = ov.Core()
         if precision is None:
             precision = "bf16" if bf16_supported(self.core) else "fp32"
-        if precision not in PRECISIONS:
-            raise DDTError(f"unknown OpenVINO precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+        if precision not in INFERENCE_PRECISION:
+            raise DDTError(f"unknown OpenVINO precision {precision!r}; choose {' or '.join(INFERENCE_PRECISION)}")
         self.precision = precision
-        self.config = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        self.config = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[precision], "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
         self._models = {name: self._read(name) for name in ("encoder", "decoder")}

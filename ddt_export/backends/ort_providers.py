@@ -11,21 +11,20 @@ from __future__ import annotations
 import os
 
 from ..errors import DDTError
+from ..files import user_cache
 
 ENV = "DDT_ORT_PROVIDERS"
 NAMES = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 
 
 def tensorrt_options() -> dict:
-    from ..tensorrt.engines import cache_dir
-
-    path = str(cache_dir() / "onnxruntime-trt")
+    path = str(user_cache() / "tensorrt" / "onnxruntime-trt")
     return {
         "trt_engine_cache_enable": True,
         "trt_engine_cache_path": path,
         "trt_timing_cache_enable": True,
         "trt_timing_cache_path": path,
-        "trt_builder_optimization_level": 3,
+        "trt_builder_optimization_level": 3,  # TensorRT's default, as the TensorRT backend's engines
     }
 
 

@@ -22,11 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import torch_dtype
 from ..errors import DDTError
 from ..manifest import Manifest
-from .roles import Roles
-
-TORCH_DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "int64": "int64", "int32": "int32"}
+from .buffers import Roles, allocate
 
 
 def _trt_dtypes(trt) -> dict:
@@ -79,17 +78,11 @@ class TensorRTRunner:
         import torch
 
         self._backend, r = backend, backend.roles
-        m, dev = backend.manifest, backend.device
+        dev = backend.device
         self.batch = batch
-        enc, dec = m.graph("encoder"), m.graph("decoder")
-        specs = {**{("enc", t.name): t for t in enc.inputs + enc.outputs}, **{("dec", t.name): t for t in dec.inputs + dec.outputs}}
-
-        def alloc(graph: str, name: str):
-            t = specs[(graph, name)]
-            return torch.zeros(t.concrete(batch), dtype=getattr(torch, TORCH_DTYPES[t.dtype]), device=dev)
-
-        self.x, self.t, self.y = alloc("enc", r.enc_x), alloc("enc", r.enc_t), alloc("enc", r.enc_y)
-        self.s, self.v = alloc("enc", r.enc_s), alloc("dec", r.dec_v)  # s: written by the encoder, read by the decoder
+        # s: written by the encoder, read by the decoder (one CUDA buffer bound to both engines)
+        self.x, self.t, self.y, self.s, self.v = allocate(
+            backend.encoder_spec, backend.decoder_spec, batch, lambda shape, dtype: torch.zeros(shape, dtype=torch_dtype(dtype), device=dev))
         self._stream = Stream(dev)
         self.stream = self._stream.stream  # Pipeline runs the loop on it
         self._enc = backend.encoder.create_execution_context()
@@ -181,10 +174,12 @@ class TensorRTBackend:
     name = "tensorrt"
 
     def __init__(self, manifest: Manifest, *, cuda_graphs: bool | None = None, device: str = "cuda"):
-        from ..tensorrt.engines import rebuild_command
+        from ..tensorrt.engines import MAX_BATCH, OPT_LEVEL, rebuild_command
         from ..tensorrt.env import Device, require
 
-        self.manifest, self.roles = manifest, Roles.of(manifest)
+        self.manifest, self.precision = manifest, manifest.precision
+        self.encoder_spec, self.decoder_spec = manifest.graph("encoder"), manifest.graph("decoder")
+        self.roles = Roles.of(self.encoder_spec, self.decoder_spec)
         eng = manifest.data.get("engines")
         if not eng:
             raise DDTError(f"{manifest.root} has no TensorRT engines; build them on this GPU machine: {rebuild_command(manifest.root)}")
@@ -194,7 +189,7 @@ class TensorRTBackend:
         import tensorrt as trt
 
         here = Device.here() if device == "cuda" else Device("cpu", eng["compute_capability"], trt.__version__)
-        rebuild = rebuild_command(manifest.root, eng.get("max_batch", 4), eng.get("builder_optimization_level", 3))
+        rebuild = rebuild_command(manifest.root, eng.get("max_batch", MAX_BATCH), eng.get("builder_optimization_level", OPT_LEVEL))
         if here.tensorrt != eng["tensorrt"]:
             raise DDTError(f"{manifest.root}: engines were built with TensorRT {eng['tensorrt']}, this is TensorRT {here.tensorrt}; rebuild them here: {rebuild}")
         if here.compute_capability != eng["compute_capability"]:
@@ -205,7 +200,7 @@ class TensorRTBackend:
         self._runtime = trt.Runtime(self._logger)
         self.encoder = self._load(trt, "encoder", eng, rebuild)
         self.decoder = self._load(trt, "decoder", eng, rebuild)
-        self.cfg_batch, self.opt_level = eng["cfg_batch"], eng.get("builder_optimization_level", 3)
+        self.cfg_batch, self.opt_level = eng["cfg_batch"], eng.get("builder_optimization_level", OPT_LEVEL)
         self._runners: dict[int, TensorRTRunner] = {}
 
     def _load(self, trt, name: str, eng: dict, rebuild: str):

@@ -5,20 +5,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..graphs import decoder_spec, encoder_spec
 from ..manifest import Manifest
 from ..model import DDT
+from .buffers import HostRunner, host_buffers
 
 
-class TorchRunner:
-    """numpy buffers shared with torch tensors (torch.from_numpy), so the loop sees arrays."""
+class TorchRunner(HostRunner):
+    """numpy buffers shared with torch tensors (torch.from_numpy), so the loop sees arrays; s is the model's own tensor."""
 
     def __init__(self, model: DDT, batch: int, dtype: torch.dtype | None = None):
-        cfg = model.cfg
         self.model, self.dtype = model, dtype
-        self.x = np.zeros((batch, *cfg.latent_shape), np.float32)
-        self.t = np.zeros((batch,), np.float32)
-        self.y = np.zeros((batch,), np.int64)
-        self.v = np.zeros((batch, *cfg.latent_shape), np.float32)
+        self.x, self.t, self.y, _, self.v = host_buffers(encoder_spec(model.cfg), decoder_spec(model.cfg), batch, "torch")
         self._x, self._t, self._y, self._v = map(torch.from_numpy, (self.x, self.t, self.y, self.v))
         self.s: torch.Tensor | None = None
 
@@ -35,12 +33,6 @@ class TorchRunner:
         with self._autocast():
             self._v.copy_(self.model.decode(self._x, self.s))
 
-    def array(self, a: np.ndarray) -> np.ndarray:
-        return a
-
-    def host(self, a) -> np.ndarray:
-        return a.float().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-
 
 class TorchBackend:
     name = "torch"
@@ -48,14 +40,11 @@ class TorchBackend:
     def __init__(self, model: DDT, autocast: torch.dtype | None = None):
         self.model = model.eval()
         self.autocast = autocast  # e.g. torch.bfloat16: what users run today on AMX CPUs
+        self.precision = "bf16" if autocast == torch.bfloat16 else "fp32"
 
     @classmethod
     def from_build(cls, manifest: Manifest) -> "TorchBackend":
-        from ..official import load_weights, read_weights
-
-        path = manifest.path(manifest.data["weights_file"])
-        model = DDT(manifest.arch)
-        return cls(load_weights(model, read_weights(path), str(path)))
+        return cls(manifest.load_model())
 
     def runner(self, batch: int) -> TorchRunner:
         return TorchRunner(self.model, batch, self.autocast)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -26,18 +26,19 @@ import numpy as np
 
 from .. import schedules
 from ..backends import resolve_name
+from ..backends.buffers import HostRunner
 from ..errors import DDTError
-from ..sampler import SamplerSettings, sample
+from ..metrics import rel_error
+from ..sampler import MAX_BATCH, SamplerSettings, sample
 from . import ceiling, flops, machine
 
-DEFAULT_RATIOS = (0.0, 0.5, 0.66, 0.75, 0.8, 0.83, 0.87)  # refresh rates 1, 2, 3, 4, 5, 6, 8 (the paper's table)
 REFERENCES = (("torch-fp32", None), ("torch-bf16-autocast", "bfloat16"))  # (name, autocast dtype)
 
 
 @dataclass(frozen=True)
 class Options:
     backend: str = "onnxruntime"
-    ratios: tuple[float, ...] = DEFAULT_RATIOS
+    ratios: tuple[float, ...] = schedules.PAPER_RATIOS
     steps: int = 50
     batch: int = 1
     schedule: str = "uniform"
@@ -52,15 +53,12 @@ class Options:
         if not self.ratios:
             raise DDTError("give at least one sharing ratio, e.g. --ratios 0,0.5,0.75")
         for r in self.ratios:
-            schedules.check_ratio(r)
-        if self.steps < 1:
-            raise DDTError(f"--steps must be >= 1 (got {self.steps})")
-        if self.batch < 1:
-            raise DDTError(f"--batch must be >= 1 (got {self.batch})")
-        if self.repeat < 1:
-            raise DDTError(f"--repeat must be >= 1 (got {self.repeat})")
-        if self.schedule not in schedules.METHODS:
-            raise DDTError(f"unknown schedule {self.schedule!r}; choose {' or '.join(schedules.METHODS)}")
+            schedules.Request(ratio=r, method=self.schedule)
+        SamplerSettings(num_steps=self.steps).validate()
+        if not 1 <= self.batch <= MAX_BATCH:
+            raise DDTError(f"--batch must be between 1 and {MAX_BATCH} (got {self.batch})")
+        if not 1 <= self.repeat <= 1000:
+            raise DDTError(f"--repeat must be between 1 and 1000 (got {self.repeat})")
         return self
 
     @property
@@ -86,13 +84,14 @@ def stats(values_s: Sequence[float]) -> dict:
     return {"median": statistics.median(ms), "min": min(ms), "max": max(ms), "runs": [round(v, 3) for v in ms]}
 
 
-class NoopRunner:
+class NoopRunner(HostRunner):
     """A runner with the real runner's buffers and graphs that do nothing: what the loop alone costs."""
 
     def __init__(self, like):
         # host arrays of the real buffers' shapes (the loop's own cost, whatever device those live on)
         self.x, self.t, self.v = (np.zeros(tuple(a.shape), np.float32) for a in (like.x, like.t, like.v))
         self.y = np.zeros(tuple(like.y.shape), np.int64)
+        self.s = None
 
     def encode(self) -> None:
         pass
@@ -100,29 +99,19 @@ class NoopRunner:
     def decode(self) -> None:
         pass
 
-    def array(self, a: np.ndarray) -> np.ndarray:
-        return a
-
-
-def _sync(runner) -> None:
-    """GPU runners queue work on a stream: the clock stops only when it has finished."""
-    sync = getattr(runner, "synchronize", None)
-    if sync is not None:
-        sync()
-
 
 def _timed(fn: Callable[[], object], runner=None) -> tuple[float, object]:
+    """Seconds of fn(); GPU runners queue work on a stream, so the clock stops when it has finished."""
     t0 = time.perf_counter()
     out = fn()
-    _sync(runner)
+    if runner is not None:
+        runner.synchronize()
     return time.perf_counter() - t0, out
 
 
 def _sample(runner, *args):
-    """`sample` on the runner's stream, where it has one (as Pipeline.generate runs it)."""
-    from ..pipeline import runner_scope
-
-    with runner_scope(runner):
+    """`sample` on the runner's stream (a no-op scope on CPUs), as Pipeline.run runs it."""
+    with runner.scope():
         return sample(runner, *args)
 
 
@@ -135,7 +124,8 @@ def _timed_cpu(fn: Callable[[], object], runner=None) -> tuple[float, float, obj
     """
     c0, t0 = time.process_time(), time.perf_counter()
     out = fn()
-    _sync(runner)
+    if runner is not None:
+        runner.synchronize()
     return time.perf_counter() - t0, time.process_time() - c0, out
 
 
@@ -180,11 +170,6 @@ def settle() -> None:
     time.sleep(0.5)
 
 
-def rel_error(got: np.ndarray, want: np.ndarray) -> float:
-    """max |got - want| / max |want|, the build check's measure."""
-    return float(np.abs(got - want).max() / max(float(np.abs(want).max()), 1e-12))
-
-
 def run(build_dir: str | Path, opts: Options, progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Measure everything; returns the JSON-ready result (see module doc)."""
     import torch
@@ -199,9 +184,9 @@ def run(build_dir: str | Path, opts: Options, progress: Callable[[str, int, int]
     settings = pipe.defaults.with_overrides(num_steps=N)
     ratios = opts.measured_ratios
     say("scheduling", 0, 1)
-    plans = [(r, pipe.schedule(N, sharing_ratio=r, method=opts.schedule)) for r in ratios]
-    noise = seeded_noise(B, arch.latent_shape, opts.seed)
     labels = [(7 * i + 1) % arch.num_classes for i in range(B)]
+    plans = [(r, list(pipe.calibrated(pipe.plan(labels, sharing_ratio=r, schedule=opts.schedule, num_steps=N)).recompute)) for r in ratios]
+    noise = seeded_noise(B, arch.latent_shape, opts.seed)
     null = pipe.null_class
 
     runner = pipe.backend.runner(2 * B)  # once: every timed run reuses its buffers and bindings
@@ -248,21 +233,41 @@ def run(build_dir: str | Path, opts: Options, progress: Callable[[str, int, int]
     ceil_end = ceiling.measure(threads, opts.ceiling_size or ceiling.SIZE)
     say("done", total, total)
 
-    return assemble(
-        pipe=pipe, opts=opts, settings=settings, plans=plans, times=times, cpu=cpu, enc_s=enc_s, dec_s=dec_s, overhead_s=overhead_s,
-        ref_times=ref_times, ref_calls=ref_calls, latents=latents, ref_latents=ref_latents,
-        ceil=[ceil_start, ceil_end], threads=threads, load=[load_start, machine.load_average()], build_dir=build_dir,
-    )
+    raw = Timings(plans=plans, times=times, cpu=cpu, enc_s=enc_s, dec_s=dec_s, overhead_s=overhead_s, ref_times=ref_times,
+                  ref_calls=ref_calls, latents=latents, ref_latents=ref_latents, ceil=[ceil_start, ceil_end], threads=threads,
+                  load=[load_start, machine.load_average()])
+    return assemble(pipe, opts, settings, raw, build_dir)
+
+
+@dataclass
+class Timings:
+    """What one `run` measured, in seconds (and the latents it produced), before any arithmetic."""
+
+    plans: list  # (ratio, recompute steps)
+    times: dict  # ratio -> whole-loop seconds per repeat
+    cpu: dict  # ratio -> this process's CPU seconds per repeat
+    enc_s: list  # seconds per encoder call
+    dec_s: list
+    overhead_s: float  # the loop's own seconds per step
+    ref_times: dict  # reference name -> seconds per repeat
+    ref_calls: dict  # reference name -> (encoder seconds, decoder seconds)
+    latents: np.ndarray | None
+    ref_latents: dict
+    ceil: list  # matmul ceilings before and after
+    threads: int
+    load: list  # load average before and after
 
 
 def compute_precision(pipe) -> str:
     """The precision the backend's matmuls run in, which picks the ceiling a graph is judged by."""
-    return getattr(pipe.backend, "precision", None) or ("bf16" if pipe.manifest.precision == "bf16" else "fp32")
+    return "bf16" if pipe.backend.precision == "bf16" else "fp32"
 
 
-def assemble(*, pipe, opts, settings, plans, times, cpu, enc_s, dec_s, overhead_s, ref_times, ref_calls, latents, ref_latents,
-             ceil, threads, load, build_dir) -> dict:
+def assemble(pipe, opts: Options, settings: SamplerSettings, raw: Timings, build_dir) -> dict:
     """Turn raw seconds into the result: ideals, efficiencies, FLOP/s, references (pure arithmetic)."""
+    plans, times, cpu, enc_s, dec_s, overhead_s = raw.plans, raw.times, raw.cpu, raw.enc_s, raw.dec_s, raw.overhead_s
+    ref_times, ref_calls, latents, ref_latents, ceil, threads, load = (raw.ref_times, raw.ref_calls, raw.latents, raw.ref_latents,
+                                                                       raw.ceil, raw.threads, raw.load)
     arch, N, B = pipe.arch, settings.num_steps, opts.batch
     E_mac, D_mac = flops.encoder_macs(arch), flops.decoder_macs(arch)
     enc, dec = stats(enc_s), stats(dec_s)

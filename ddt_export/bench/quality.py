@@ -1,9 +1,13 @@
-"""`ddt-bench quality`: sample quality vs sharing ratio, uniform against DP, on the bundled digits model.
+"""`ddt-bench quality`: sample quality vs sharing ratio and precision, on the bundled digits model.
 
-The judge is independent of the DDT: a small MLP classifier trained on scikit-learn's real
-8x8 digits. It gives class accuracy, and its hidden layer is the feature space of a Frechet
-distance between generated and real digits: an FID analogue (FID uses Inception features
-of ImageNet images; this uses a digits classifier's features), not FID itself.
+Every row is judged independently of the DDT, in three feature spaces (FeatureSpaces): the
+hidden layer of a small MLP classifier trained on scikit-learn's real 8x8 digits (which also
+gives class accuracy), a PCA-16 of the real digits, and the raw 8x8 pixels (nothing learned).
+The Frechet distance between generated and real digits in each is an FID analogue (FID uses
+Inception features of ImageNet images), not FID itself. Rows pool at least two noise seeds;
+comparisons (DP vs uniform, also at equal encoder calls; each precision vs fp32 at the same
+ratio) are paired bootstraps over the same sample indices, and a claim is one every space and
+every seed agree on (`verdict`).
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DDTError
+from ..schedules import PAPER_RATIOS
 
-RATIOS = (0.0, 0.5, 0.66, 0.75, 0.8, 0.83, 0.87)
+RATIOS = PAPER_RATIOS
 SCHEDULES = ("uniform", "dp")
 # DDT-XL/2 ImageNet 256, 250 steps, FID (paper, Table 4); ratio -> (uniform, dp)
 PAPER_TABLE4 = {0.0: (1.31, 1.31), 0.5: (1.31, None), 0.66: (1.32, None), 0.75: (1.34, None),
@@ -89,103 +94,316 @@ def bootstrap_frechet(feats: list[np.ndarray], real: np.ndarray, *, resamples: i
     return out
 
 
+class FeatureSpaces:
+    """Every feature space a row is judged in, each independent of the DDT.
+
+    mlp: the judge classifier's 128-wide hidden layer (a learned model);
+    pca16: the top 16 principal components of the real 8x8 digits (a linear projection fitted to
+           the real data, no learned model);
+    pixels: the raw 8x8 pixels on load_digits' 0..16 scale (nothing fitted at all).
+    """
+
+    NAMES = ("mlp", "pca16", "pixels")
+
+    def __init__(self, judge: Judge):
+        self.judge = judge
+        real = judge.real / 16.0
+        self.mean = real.mean(0)
+        _, _, vt = np.linalg.svd(real - self.mean, full_matrices=False)
+        self.pca = vt[:16].T  # 64 x 16
+
+    def __call__(self, x64: np.ndarray) -> dict[str, np.ndarray]:
+        return {"mlp": self.judge.features(x64), "pca16": (x64 / 16.0 - self.mean) @ self.pca, "pixels": x64 / 16.0}
+
+
 @dataclass
 class Row:
     ratio: float
-    schedule: str
+    schedule: str  # "none", "uniform", "dp", or "dp@uniform" (DP at uniform's encoder calls)
     encoder_calls: int
     accuracy: float
-    frechet: float
+    frechet: float  # in the mlp space (the judge classifier's features), as before
     frechet_std: float  # bootstrap over the samples
     latency_s: float
     per_class: list = field(default_factory=list)
+    precision: str = "fp32"
+    backend: str = "onnxruntime"
+    frechet_by_space: dict = field(default_factory=dict)  # {space: value}
+    frechet_std_by_space: dict = field(default_factory=dict)
+    per_seed: dict = field(default_factory=dict)  # {seed: {"accuracy": a, space: value}}
+    recompute: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
 
+    @property
+    def key(self) -> str:
+        return f"{self.precision} {self.ratio:g} {self.schedule}"
+
+
+PRECISIONS = ("fp32", "bf16", "int8", "fp8")
+PRECISION_RATIOS = (0.0, 0.75, 0.87)
+# where each precision runs in this benchmark: bf16 is OpenVINO's bf16 matmuls on the fp32 graphs,
+# int8 the QDQ graphs on onnxruntime's CPU (VNNI kernels), fp8 the e4m3 QDQ graphs emulated by onnxruntime
+PRECISION_BACKEND = {"fp32": None, "bf16": "openvino", "int8": "onnxruntime", "fp8": "onnxruntime"}
+
+
+def quantised_build(build_dir: Path, precision: str, into: Path, progress: Callable[[str], None]) -> Path:
+    """An int8/fp8 build of the same model and sampler as `build_dir`, made into `into`."""
+    from ..build import build
+    from ..manifest import read
+    from ..official import ModelSource
+
+    m = read(build_dir)
+    src = ModelSource(m.name, m.arch, m.null_class, m.sampler, m.space)
+    out = into / f"{m.name}-{precision}"
+    progress(f"building {precision} ({out})")
+    build(src, m.load_model(), out, precision=precision, weights_from=m.data["model"].get("weights", "random"))
+    return out
+
+
+def open_precision(build_dir: Path, precision: str, backend: str, builds: dict, into: Path | None, progress) -> "object":
+    from ..backends.openvino_backend import OpenVinoBackend
+    from ..manifest import read
+    from ..pipeline import Pipeline
+
+    if precision == "fp32":
+        return Pipeline.load(build_dir, backend)
+    if precision == "bf16":
+        m = read(build_dir)
+        ov = OpenVinoBackend(m, precision="bf16")
+        return Pipeline(ov, arch=m.arch, null_class=m.null_class, sampler=m.sampler, space=m.space, manifest=m)
+    path = builds.get(precision)
+    if path is None:
+        if into is None:
+            raise DDTError(f"no {precision} build given; pass builds={{'{precision}': PATH}}")
+        path = builds[precision] = quantised_build(build_dir, precision, into, progress)
+    if read(path).precision != precision:
+        raise DDTError(f"{path} is a {read(path).precision} build, not {precision}")
+    return Pipeline.load(path, PRECISION_BACKEND[precision])
+
+
+def _paired(boot: dict[str, np.ndarray], rows: list[Row], a: int, b: int) -> dict:
+    """Row a minus row b in every space: difference, relative difference and their 95% bootstrap intervals."""
+    out = {}
+    for space, bs in boot.items():
+        d = bs[a] - bs[b]
+        rel = d / bs[b]
+        va, vb = rows[a].frechet_by_space[space], rows[b].frechet_by_space[space]
+        out[space] = {"diff": va - vb, "ci95": [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))],
+                      "rel": (va - vb) / vb, "rel_ci95": [float(np.percentile(rel, 2.5)), float(np.percentile(rel, 97.5))],
+                      "per_seed": {sd: rows[a].per_seed[sd][space] - rows[b].per_seed[sd][space] for sd in rows[a].per_seed}}
+    return out
+
+
+def verdict(cmp: dict) -> str:
+    """"lower", "higher" or "tie" when every space agrees (interval excludes 0 and every seed has that sign), else "mixed"."""
+    signs = set()
+    for v in cmp.values():
+        lo, hi = v["ci95"]
+        seeds = set(np.sign(list(v["per_seed"].values())).tolist())
+        if hi < 0 and seeds == {-1.0}:
+            signs.add("lower")
+        elif lo > 0 and seeds == {1.0}:
+            signs.add("higher")
+        elif lo <= 0 <= hi:
+            signs.add("tie")
+        else:
+            signs.add("mixed")
+    return signs.pop() if len(signs) == 1 else "mixed"
+
 
 def run(build_dir: Path, *, samples: int = 1000, steps: int | None = None, seed: int = 0, backend: str = "onnxruntime",
-        ratios=RATIOS, schedules=SCHEDULES, chunk: int = 250, progress: Callable[[str], None] = lambda m: None) -> dict:
-    """Every (ratio, schedule): `samples` digits with labels i % 10 and noise from `seed`, judged."""
+        ratios=RATIOS, schedules=SCHEDULES, chunk: int = 250, progress: Callable[[str], None] = lambda m: None,
+        seeds: tuple[int, ...] | None = None, equal_calls: bool = True, precisions=("fp32",),
+        precision_ratios=PRECISION_RATIOS, precision_schedules=("uniform",), builds: dict | None = None,
+        work_dir: Path | None = None, resamples: int = 100) -> dict:
+    """Every (ratio, schedule) in fp32, and every other precision at `precision_ratios`: `samples` digits per noise seed
+    (labels i % 10), judged in every feature space, with paired bootstrap comparisons.
+
+    `seeds` default to (seed, seed + 1). `equal_calls` adds a DP row at uniform's encoder calls wherever
+    the DP's budget N // R is smaller than uniform's ceil(N / R). int8/fp8 builds come from `builds`
+    ({"int8": PATH}) or are built from `build_dir`'s model into `work_dir` (a temp folder by default).
+    """
+    import tempfile
+
+    from .. import schedules as sched
     from ..pipeline import Pipeline, seeded_noise
 
     if samples < 10:
         raise DDTError(f"--samples must be at least 10, one per class (got {samples})")
+    seeds = tuple(seeds) if seeds is not None else (seed, seed + 1)
+    for p in precisions:
+        if p not in PRECISIONS:
+            raise DDTError(f"unknown precision {p!r} for the quality benchmark; choose from {', '.join(PRECISIONS)}")
     pipe = Pipeline.load(build_dir, backend)
     if pipe.space != "pixel" or pipe.arch.latent_shape != (1, 16, 16):
         raise DDTError("the quality benchmark judges the bundled digits model; build it with `ddt-export build`")
     settings = pipe.defaults.with_overrides(num_steps=steps)
+    N = settings.num_steps
     labels = [i % 10 for i in range(samples)]
-    noise = seeded_noise(samples, pipe.arch.latent_shape, seed)
+    all_labels = np.array(labels * len(seeds))
+    noises = {sd: seeded_noise(samples, pipe.arch.latent_shape, sd) for sd in seeds}
     progress("training the judge on the real digits")
     judge = Judge()
-    real_feats = judge.features(judge.real)
-    rows, feats = [], []
+    spaces = FeatureSpaces(judge)
+    real = spaces(judge.real)
+    builds = dict(builds or {})
+    tmp = None if work_dir is not None or set(precisions) <= {"fp32", "bf16"} or set(builds) >= set(precisions) - {"fp32", "bf16"} \
+        else tempfile.TemporaryDirectory(prefix="ddt-quality-")
+    into = Path(work_dir) if work_dir is not None else (Path(tmp.name) if tmp is not None else None)
+
+    # the configurations: (precision, ratio, schedule, explicit recompute or None)
+    configs = []
     for ratio in ratios:
         for schedule in schedules if ratio > 0 else ("uniform",):
-            progress(f"ratio {ratio:.2f} {schedule if ratio > 0 else '(no sharing)'}")
-            pipe.schedule(settings.num_steps, sharing_ratio=ratio, method=schedule)  # calibrate outside the timing
+            configs.append(("fp32", ratio, schedule))
+        if equal_calls and ratio > 0 and "dp" in schedules and sched.budget(N, ratio) < len(sched.uniform(N, ratio)):
+            configs.append(("fp32", ratio, "dp@uniform"))
+    for p in precisions:
+        if p == "fp32":
+            continue
+        for ratio in precision_ratios:
+            for schedule in precision_schedules if ratio > 0 else ("uniform",):
+                configs.append((p, ratio, schedule))
+    if "fp32" in precisions:
+        for ratio in precision_ratios:  # every precision row needs its fp32 counterpart
+            for schedule in precision_schedules if ratio > 0 else ("uniform",):
+                if ("fp32", ratio, schedule) not in configs:
+                    configs.append(("fp32", ratio, schedule))
+
+    pipes: dict[str, object] = {"fp32": pipe}
+    rows, feats = [], []
+    try:
+        for precision, ratio, schedule in configs:
+            if precision not in pipes:
+                pipes[precision] = open_precision(build_dir, precision, backend, builds, into, progress)
+            pp = pipes[precision]
+            progress(f"{precision} ratio {ratio:.2f} {schedule if ratio > 0 else '(no sharing)'}")
+            if schedule == "dp@uniform":
+                pp.calibrated(pp.plan(labels[:1], sharing_ratio=ratio, schedule="dp", num_steps=N))
+                recompute = sched.dp(pp.similarity(settings), len(sched.uniform(N, ratio)))
+                kw = {"recompute": recompute}
+            else:
+                kw = {"sharing_ratio": ratio, "schedule": schedule}
+                if ratio > 0 and schedule == "dp":
+                    pp.calibrated(pp.plan(labels[:1], num_steps=N, **kw))  # calibrate outside the timing
             started, parts, recompute = time.perf_counter(), [], []
-            for lo in range(0, samples, chunk):
-                r = pipe.generate(labels[lo : lo + chunk], noise=noise[lo : lo + chunk], sharing_ratio=ratio, schedule=schedule,
-                                  num_steps=settings.num_steps)
-                parts.append(r.latents)
-                recompute = r.recompute
+            for sd in seeds:
+                for lo in range(0, samples, chunk):
+                    r = pp.generate(labels[lo : lo + chunk], noise=noises[sd][lo : lo + chunk], num_steps=N, **kw)
+                    parts.append(r.latents)
+                    recompute = r.recompute
             elapsed = time.perf_counter() - started
             x64 = to_digit_space(np.concatenate(parts))
-            pred = judge.predict(x64)
-            hits = pred == np.array(labels)
-            feats.append(judge.features(x64))
-            rows.append(Row(ratio, "none" if ratio == 0 else schedule, len(recompute), float(hits.mean()),
-                            frechet_distance(feats[-1], real_feats), 0.0, elapsed,
-                            [float(hits[np.array(labels) == c].mean()) for c in range(10)]))
+            hits = judge.predict(x64) == all_labels
+            f = spaces(x64)
+            feats.append(f)
+            by_space = {k: frechet_distance(v, real[k]) for k, v in f.items()}
+            per_seed = {}
+            for i, sd in enumerate(seeds):
+                sl = slice(i * samples, (i + 1) * samples)
+                per_seed[str(sd)] = {"accuracy": float(hits[sl].mean()), **{k: frechet_distance(v[sl], real[k]) for k, v in f.items()}}
+            rows.append(Row(ratio, "none" if ratio == 0 else schedule, len(recompute), float(hits.mean()), by_space["mlp"], 0.0,
+                            elapsed, [float(hits[all_labels == c].mean()) for c in range(10)], precision, pp.backend.name,
+                            by_space, {}, per_seed, list(map(int, recompute))))
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
     progress("bootstrapping the distances")
-    boot = bootstrap_frechet(feats, real_feats, seed=seed)
-    for row, b in zip(rows, boot):
-        row.frechet_std = float(b.std())
-    # DP minus uniform at each ratio, paired (same noise, same labels, same resamples).
-    paired = {}
-    for ratio in sorted({r.ratio for r in rows}):
-        at = {r.schedule: i for i, r in enumerate(rows) if r.ratio == ratio}
-        if {"uniform", "dp"} <= at.keys():
-            d = boot[at["dp"]] - boot[at["uniform"]]
-            paired[f"{ratio:g}"] = {"dp_minus_uniform": rows[at["dp"]].frechet - rows[at["uniform"]].frechet,
-                                    "ci95": [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))]}
-    # The floor: real digits resampled to the same count, against all real digits.
+    boot = {k: bootstrap_frechet([f[k] for f in feats], real[k], resamples=resamples, seed=seed) for k in FeatureSpaces.NAMES}
+    for i, row in enumerate(rows):
+        row.frechet_std_by_space = {k: float(boot[k][i].std()) for k in boot}
+        row.frechet_std = row.frechet_std_by_space["mlp"]
+    at = {r.key: i for i, r in enumerate(rows)}
+    paired, equal, vs_fp32 = {}, {}, {}
+    for ratio in sorted({r.ratio for r in rows if r.precision == "fp32"}):
+        u, d, de = (at.get(f"fp32 {ratio:g} {s}") for s in ("uniform", "dp", "dp@uniform"))
+        if u is not None and d is not None:
+            cmp = _paired(boot, rows, d, u)
+            paired[f"{ratio:g}"] = {"dp_minus_uniform": cmp["mlp"]["diff"], "ci95": cmp["mlp"]["ci95"], "by_space": cmp,
+                                    "calls": [rows[d].encoder_calls, rows[u].encoder_calls], "verdict": verdict(cmp)}
+        if u is not None and de is not None:
+            cmp = _paired(boot, rows, de, u)
+            equal[f"{ratio:g}"] = {"by_space": cmp, "calls": [rows[de].encoder_calls, rows[u].encoder_calls], "verdict": verdict(cmp)}
+    for i, r in enumerate(rows):
+        ref = at.get(f"fp32 {r.ratio:g} {r.schedule if r.ratio > 0 else 'uniform'}") if r.precision != "fp32" else None
+        if ref is None and r.precision != "fp32" and r.ratio == 0:
+            ref = at.get("fp32 0 none")
+        if ref is not None:
+            cmp = _paired(boot, rows, i, ref)
+            vs_fp32[r.key] = {"by_space": cmp, "accuracy": r.accuracy, "accuracy_fp32": rows[ref].accuracy,
+                              "within_3pct_every_space": all(v["rel"] <= 0.03 for v in cmp.values()), "verdict": verdict(cmp)}
     rng = np.random.default_rng(seed)
-    floor = np.array([frechet_distance(real_feats[rng.integers(0, len(real_feats), samples)], real_feats) for _ in range(20)])
+    n = samples * len(seeds)
+    floor = {k: float(np.mean([frechet_distance(real[k][rng.integers(0, len(real[k]), n)], real[k]) for _ in range(10)]))
+             for k in FeatureSpaces.NAMES}
     return {
         "build": str(build_dir),
         "backend": pipe.backend.name,
         "samples": samples,
-        "steps": settings.num_steps,
+        "seeds": list(seeds),
+        "steps": N,
         "seed": seed,
         "sampler": settings.to_dict(),
-        "judge": "MLPClassifier(128) on sklearn load_digits (real 8x8); Frechet distance in its hidden layer: an FID analogue",
-        "real_floor": {"frechet": float(floor.mean()), "std": float(floor.std()),
-                       "what": f"{samples} real digits drawn with replacement vs all 1,797 real digits"},
+        "judge": "MLPClassifier(128) on sklearn load_digits (real 8x8): accuracy; Frechet distance in three feature spaces",
+        "feature_spaces": {"mlp": "the judge's 128-wide ReLU hidden layer (learned)",
+                           "pca16": "top 16 principal components of the real 8x8 digits (linear, fitted to real data)",
+                           "pixels": "raw 8x8 pixels, 0..1 (nothing fitted)"},
+        "real_floor": {"frechet": floor["mlp"], "by_space": floor, "std": 0.0,
+                       "what": f"{n} real digits drawn with replacement vs all 1,797 real digits"},
         "rows": [r.to_dict() for r in rows],
         "dp_vs_uniform": paired,
+        "dp_equal_calls_vs_uniform": equal,
+        "precision_vs_fp32": vs_fp32,
+        "builds": {k: str(v) for k, v in builds.items()},
+        "bootstrap": {"resamples": resamples, "paired": "every row resampled with the same indices over the pooled seeds"},
+        "verdict_rule": "lower/higher: in every feature space the 95% interval excludes 0 and every seed has that sign; "
+                        "tie: every interval includes 0; otherwise mixed",
         "paper_table4_fid": {str(k): {"uniform": u, "dp": d} for k, (u, d) in PAPER_TABLE4.items()},
+        "load_average": list(__import__("os").getloadavg()),
     }
+
+
+def _fmt_cmp(cmp: dict | None, rel: bool = False) -> str:
+    if not cmp:
+        return ""
+    parts = []
+    for k in FeatureSpaces.NAMES:
+        v = cmp["by_space"][k]
+        if rel:
+            parts.append(f"{100 * v['rel']:+.1f}% [{100 * v['rel_ci95'][0]:+.1f},{100 * v['rel_ci95'][1]:+.1f}]")
+        else:
+            parts.append(f"{v['diff']:+.3f} [{v['ci95'][0]:+.3f},{v['ci95'][1]:+.3f}]")
+    return " / ".join(parts) + f" {cmp['verdict']}"
 
 
 def table(result: dict):
     from rich.table import Table
 
-    t = Table(title=f"quality vs sharing ({result['samples']} samples, {result['steps']} steps, {result['backend']})")
-    for col in ("ratio", "schedule", "encoder calls", "accuracy", "Frechet (digits features)", "DP - uniform [95% CI]",
-                "seconds", "paper FID (uniform / DP)"):
+    seeds = result.get("seeds", [result.get("seed")])
+    t = Table(title=f"quality ({result['samples']} samples x seeds {seeds}, {result['steps']} steps)")
+    for col in ("precision", "ratio", "schedule", "encoder calls", "accuracy", "Frechet mlp / pca16 / pixels",
+                "vs uniform (mlp / pca16 / pixels) [95% CI]", "vs fp32, relative", "seconds"):
         t.add_column(col, justify="right")
     for r in result["rows"]:
-        u, d = PAPER_TABLE4.get(r["ratio"], (None, None))
-        paper = f"{u} / {d if d is not None else '-'}" if u is not None else "-"
-        diff = result.get("dp_vs_uniform", {}).get(f"{r['ratio']:g}") if r["schedule"] == "dp" else None
-        diff_s = f"{diff['dp_minus_uniform']:+.3f} [{diff['ci95'][0]:+.3f}, {diff['ci95'][1]:+.3f}]" if diff else ""
-        t.add_row(f"{r['ratio']:.2f}", r["schedule"], str(r["encoder_calls"]), f"{100 * r['accuracy']:.1f}%",
-                  f"{r['frechet']:.3f} ± {r.get('frechet_std', 0):.3f}", diff_s, f"{r['latency_s']:.1f}", paper)
+        fs = r.get("frechet_by_space") or {"mlp": r["frechet"]}
+        fstd = r.get("frechet_std_by_space") or {"mlp": r.get("frechet_std", 0)}
+        fr = " / ".join(f"{fs[k]:.3f}±{fstd.get(k, 0):.3f}" for k in fs)
+        ratio_key = f"{r['ratio']:g}"
+        diff = ""
+        if r.get("precision", "fp32") == "fp32" and r["schedule"] == "dp":
+            d = result.get("dp_vs_uniform", {}).get(ratio_key)
+            diff = _fmt_cmp(d) if d and "by_space" in d else (f"{d['dp_minus_uniform']:+.3f}" if d else "")
+        elif r["schedule"] == "dp@uniform":
+            diff = _fmt_cmp(result.get("dp_equal_calls_vs_uniform", {}).get(ratio_key))
+        key = f"{r.get('precision', 'fp32')} {r['ratio']:g} {r['schedule']}"
+        rel = _fmt_cmp(result.get("precision_vs_fp32", {}).get(key), rel=True)
+        t.add_row(r.get("precision", "fp32"), f"{r['ratio']:.2f}", r["schedule"], str(r["encoder_calls"]), f"{100 * r['accuracy']:.1f}%",
+                  fr, diff, rel, f"{r['latency_s']:.1f}")
     if "real_floor" in result:
-        t.caption = f"floor: {result['real_floor']['what']}: {result['real_floor']['frechet']:.3f}"
+        by = result["real_floor"].get("by_space", {"mlp": result["real_floor"]["frechet"]})
+        t.caption = f"floor ({result['real_floor']['what']}): " + " / ".join(f"{k} {v:.3f}" for k, v in by.items())
     return t
 
 
@@ -195,40 +413,66 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..images import atomic_write
+    from ..files import atomic_write
 
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 4), dpi=120)
-    base = [r for r in result["rows"] if r["ratio"] == 0]
-    for schedule, marker in (("uniform", "o"), ("dp", "s")):
-        rows = base + [r for r in result["rows"] if r["schedule"] == schedule]
-        ax1.errorbar([r["ratio"] for r in rows], [r["frechet"] for r in rows], yerr=[r.get("frechet_std", 0) for r in rows],
-                     marker=marker, capsize=3, label=schedule)
-        ax3.plot([r["ratio"] for r in rows], [100 * r["accuracy"] for r in rows], marker=marker, label=schedule)
-    paired = result.get("dp_vs_uniform", {})
-    if paired:
-        xs = [float(k) for k in paired]
-        ys = [v["dp_minus_uniform"] for v in paired.values()]
-        lo = [y - v["ci95"][0] for y, v in zip(ys, paired.values())]
-        hi = [v["ci95"][1] - y for y, v in zip(ys, paired.values())]
-        ax2.errorbar(xs, ys, yerr=[lo, hi], marker="s", color="C1", capsize=3, ls="none")
-        calls = {(r["ratio"], r["schedule"]): r["encoder_calls"] for r in result["rows"]}
-        for x, y in zip(xs, ys):  # encoder calls, DP / uniform
-            ax2.annotate(f"{calls.get((x, 'dp'))}/{calls.get((x, 'uniform'))} calls", (x, y), textcoords="offset points",
-                         xytext=(6, 0), fontsize=7)
-        ax2.axhline(0, color="grey", lw=0.8)
-    # The real-vs-real floor (~0.17) is stated, not drawn: a line there would squash the curves into one.
-    floor = f"\nreal vs real floor: {result['real_floor']['frechet']:.2f}" if "real_floor" in result else ""
-    ax1.set(xlabel="sharing ratio", ylabel="Frechet distance (digits-classifier features)",
-            title=f"distance to real digits (lower is better){floor}")
-    lowest = min(100 * r["accuracy"] for r in result["rows"])
-    ax3.set_ylim(min(90.0, lowest - 1), 100.5)  # 99.9 vs 100 must not look like a cliff
-    ax2.set(xlabel="sharing ratio", ylabel="Frechet: DP minus uniform", title="DP vs uniform, paired, 95% bootstrap interval\n(below 0: DP better)")
-    ax3.set(xlabel="sharing ratio", ylabel="class accuracy (%)", title="recognised as their class")
-    for ax in (ax1, ax3):
-        ax.legend()
-    for ax in (ax1, ax2, ax3):
+    rows = result["rows"]
+    spaces = list(rows[0].get("frechet_by_space") or {"mlp": 0})
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.4), dpi=110)
+    ax1, ax2, ax3, ax4 = axes
+    # 1: Frechet (mlp) vs ratio, one line per precision and schedule
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault((r.get("precision", "fp32"), r["schedule"]), []).append(r)
+    base = {p: [r for r in rows if r.get("precision", "fp32") == p and r["ratio"] == 0] for p in PRECISIONS}
+    for (p, schedule), rs in groups.items():
+        if schedule == "none":
+            continue
+        rs = sorted(base.get(p, []) + rs, key=lambda r: r["ratio"])
+        ax1.errorbar([r["ratio"] for r in rs], [r["frechet"] for r in rs], yerr=[r.get("frechet_std", 0) for r in rs],
+                     marker="o" if schedule == "uniform" else "s", capsize=2, label=f"{p} {schedule}", alpha=0.85)
+        ax4.plot([r["ratio"] for r in rs], [100 * r["accuracy"] for r in rs], marker=".", label=f"{p} {schedule}")
+    ax1.set(xlabel="sharing ratio", ylabel="Frechet distance, mlp features", title="distance to real digits (lower is better)")
+    ax1.legend(fontsize=7)
+    # 2: precision vs fp32, relative, per space, with 95% intervals and the +3% goal
+    vs = result.get("precision_vs_fp32", {})
+    for j, space in enumerate(spaces):
+        xs, ys, lo, hi = [], [], [], []
+        for i, (k, v) in enumerate(vs.items()):
+            c = v["by_space"][space]
+            xs.append(i + (j - 1) * 0.22)
+            ys.append(100 * c["rel"])
+            lo.append(100 * (c["rel"] - c["rel_ci95"][0]))
+            hi.append(100 * (c["rel_ci95"][1] - c["rel"]))
+        ax2.errorbar(xs, ys, yerr=[lo, hi], marker="os^"[j % 3], ls="none", capsize=2, label=space)
+    ax2.set_xticks(range(len(vs)), [k.replace(" uniform", "").replace(" none", "") for k in vs], rotation=60, fontsize=7)
+    ax2.axhline(3, color="red", lw=0.8, ls="--", label="+3% goal")
+    ax2.axhline(0, color="grey", lw=0.8)
+    ax2.set(ylabel="Frechet vs fp32 at the same ratio (%)", title="precision cost, paired, 95% bootstrap interval")
+    ax2.legend(fontsize=7)
+    # 3: DP minus uniform (fewer calls, and equal calls) per space
+    items = [(f"{k} ({v['calls'][0]}/{v['calls'][1]})", v) for k, v in result.get("dp_vs_uniform", {}).items() if "by_space" in v]
+    items += [(f"{k} eq ({v['calls'][0]}/{v['calls'][1]})", v) for k, v in result.get("dp_equal_calls_vs_uniform", {}).items()]
+    for j, space in enumerate(spaces):
+        xs, ys, lo, hi = [], [], [], []
+        for i, (_, v) in enumerate(items):
+            c = v["by_space"][space]
+            xs.append(i + (j - 1) * 0.22)
+            ys.append(100 * c["rel"])
+            lo.append(100 * (c["rel"] - c["rel_ci95"][0]))
+            hi.append(100 * (c["rel_ci95"][1] - c["rel"]))
+        ax3.errorbar(xs, ys, yerr=[lo, hi], marker="os^"[j % 3], ls="none", capsize=2, label=space)
+    ax3.set_xticks(range(len(items)), [k for k, _ in items], rotation=60, fontsize=7)
+    ax3.axhline(0, color="grey", lw=0.8)
+    ax3.set(ylabel="Frechet, DP vs uniform (%)", title="DP vs uniform, paired (below 0: DP better)\nlabels: ratio (DP/uniform calls)")
+    ax3.legend(fontsize=7)
+    lowest = min(100 * r["accuracy"] for r in rows)
+    ax4.set_ylim(min(90.0, lowest - 1), 100.5)
+    ax4.set(xlabel="sharing ratio", ylabel="class accuracy (%)", title="recognised as their class")
+    ax4.legend(fontsize=7)
+    for ax in axes:
         ax.grid(alpha=0.3)
-    fig.suptitle(f"bundled digits DDT: {result['samples']} samples, {result['steps']} steps", fontsize=9)
+    fig.suptitle(f"bundled digits DDT: {result['samples']} samples x seeds {result.get('seeds', [result.get('seed')])}, "
+                 f"{result['steps']} steps", fontsize=9)
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)

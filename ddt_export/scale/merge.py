@@ -15,8 +15,8 @@ from typing import BinaryIO, Callable, Iterable
 import numpy as np
 
 from .. import __version__
-from ..images import atomic_write
-from ..manifest import sha256, write_json_atomic
+from ..files import atomic_write
+from ..files import sha256, write_json_atomic
 from .shards import LABEL_RULE, NOISE_RULE, Job
 from .store import Store
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DDTError
-from ..images import atomic_write
-from ..manifest import write_json_atomic
+from ..files import atomic_write
+from ..files import write_json_atomic
 from .shards import Job, Shard
 
 JOB_FILE = "job.json"

@@ -11,29 +11,11 @@ from __future__ import annotations
 import socket
 
 import numpy as np
-import torch
 
 from .. import __version__
 from ..errors import DDTError
-from ..manifest import read
 from ..pipeline import Pipeline
 from .shards import Job, Shard, fingerprint
-
-
-def load_pipeline(build: str, backend: str, threads: int | None) -> Pipeline:
-    """Pipeline.load with the worker's thread budget (onnxruntime otherwise takes every core)."""
-    m = read(build)
-    if threads:
-        torch.set_num_threads(threads)
-    if backend == "onnxruntime":
-        from ..backends.onnxruntime_backend import OnnxRuntimeBackend
-
-        be = OnnxRuntimeBackend(m, threads=threads)
-    else:
-        from ..backends import open_backend
-
-        be = open_backend(backend, m)
-    return Pipeline(be, arch=m.arch, null_class=m.null_class, sampler=m.sampler, space=m.space, manifest=m)
 
 
 class ShardWorker:
@@ -42,7 +24,7 @@ class ShardWorker:
         try:
             if driver_version != __version__:
                 raise DDTError(f"ddt-export {__version__} is installed here but the driver runs {driver_version}; install the same version on every node")
-            self.pipe = load_pipeline(job.build, job.backend, threads)
+            self.pipe = Pipeline.load(job.build, job.backend, threads=threads)  # a worker keeps to its CPU budget
             if fingerprint(self.pipe.manifest) != job.fingerprint:
                 raise DDTError(f"the build at {job.build} is not the driver's build; copy the same build folder to that path on every node")
             self.pipe.check_images()

@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DDTError
+from ..files import user_cache
 from ..graphs import GraphSpec
 from .env import Device, require
 
 GRAPHS = ("encoder", "decoder")
 CALIBRATION_SAMPLES = 8  # Pipeline.calibrate's batch: the engines must run it too
 OPT_LEVELS = range(0, 6)
+MAX_BATCH = 4  # default largest user batch of the engines' profile (CFG batch 8)
+OPT_LEVEL = 3  # default builder optimisation level (TensorRT's own default)
 
 
 def cfg_batch_range(max_batch: int) -> dict[str, int]:
@@ -34,8 +37,7 @@ def cfg_batch_range(max_batch: int) -> dict[str, int]:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("DDT_EXPORT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ddt-export"
-    return Path(root) / "tensorrt"
+    return user_cache() / "tensorrt"
 
 
 def timing_cache_path(device: Device) -> Path:
@@ -129,7 +131,7 @@ def check_options(max_batch: int, opt_level: int) -> None:
         raise DDTError(f"--opt-level must be 0 to 5 (got {opt_level}); 3 is TensorRT's default, 5 searches longest")
 
 
-def engines_extra(*, precision: str, max_batch: int = 4, opt_level: int = 3, required: bool = False):
+def engines_extra(*, precision: str, max_batch: int = MAX_BATCH, opt_level: int = OPT_LEVEL, required: bool = False):
     """The build extra that adds engines, or None (auto, no TensorRT here).
 
     With `required`, a machine without TensorRT or a GPU raises the install instructions
@@ -150,33 +152,42 @@ def engines_extra(*, precision: str, max_batch: int = 4, opt_level: int = 3, req
     return extra
 
 
-def rebuild_command(root: Path, max_batch: int = 4, opt_level: int = 3) -> str:
+def rebuild_command(root: Path, max_batch: int = MAX_BATCH, opt_level: int = OPT_LEVEL) -> str:
     return shlex.join(["ddt-export", "engines", str(root), "--max-batch", str(max_batch), "--opt-level", str(opt_level)])
 
 
 def rebuild_engines(build_dir: str | Path, *, max_batch: int | None = None, opt_level: int | None = None,
                     progress: Callable[[str], None] = lambda msg: None):
-    """(Re)build a build folder's engines from its ONNX graphs on this machine; the manifest is updated last."""
-    from ..manifest import file_entry, read
+    """(Re)build a build folder's engines from its ONNX graphs on this machine; the manifest is updated last.
+
+    The engines are built (minutes) into a staging folder beside the build, then moved in and recorded under
+    the folder's lock, only if the folder still holds the build they were built from.
+    """
+    import shutil
+    import tempfile
+
+    from ..manifest import read, record_file, update
 
     m = read(build_dir)
     old = m.data.get("engines", {})
-    max_batch = max_batch if max_batch is not None else old.get("max_batch", 4)
-    opt_level = opt_level if opt_level is not None else old.get("builder_optimization_level", 3)
+    max_batch = max_batch if max_batch is not None else old.get("max_batch", MAX_BATCH)
+    opt_level = opt_level if opt_level is not None else old.get("builder_optimization_level", OPT_LEVEL)
     check_options(max_batch, opt_level)
     require("ddt-export engines")
-    staging = m.root / ".engines.partial"
-    staging.mkdir(exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{m.root.name}.engines.", suffix=".partial", dir=m.root.absolute().parent))
     try:
         engines = build_engines(m.root, m.data["graphs"], precision=m.precision, max_batch=max_batch, opt_level=opt_level,
                                 progress=progress, out=staging)
-        for name in GRAPHS:
-            os.replace(staging / f"{name}.plan", m.root / f"{name}.plan")
-            m.data["files"][f"{name}.plan"] = file_entry(m.root / f"{name}.plan")
-        m.data["engines"] = engines
-        m.save()
-    finally:
-        import shutil
 
+        def change(data: dict) -> None:
+            for name in GRAPHS:
+                os.replace(staging / f"{name}.plan", m.root / f"{name}.plan")
+                record_file(m.root, data, f"{name}.plan")
+            data["engines"] = engines
+
+        updated = update(m, change)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return m
+    if updated is None:
+        raise DDTError(f"{m.root} was rebuilt while its engines were built; nothing was changed, run the command again")
+    return updated

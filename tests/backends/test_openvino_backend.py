@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ddt_export.backends import NAMES, open_backend
-from ddt_export.export import TOLERANCE
+from ddt_export.dtypes import TOLERANCE
 from ddt_export.manifest import read
 from ddt_export.pipeline import Pipeline
 from tests.conftest import rel_l2, seeded

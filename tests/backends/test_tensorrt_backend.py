@@ -37,8 +37,8 @@ def test_a_build_without_engines_says_how_to_make_them(built):
         TensorRTBackend(read(built))
 
 
-def test_generate_with_tensorrt_here_is_one_line_exit_2(cli, built, monkeypatch):
-    r = cli("generate", built, "--backend", "tensorrt", "--labels", "1", "--steps", "2", "--save-latents", "/dev/null")
+def test_generate_with_tensorrt_here_is_one_line_exit_2(cli, built, monkeypatch, tmp_path):
+    r = cli("generate", built, "--backend", "tensorrt", "--labels", "1", "--steps", "2", "--save-latents", tmp_path / "x.npy")
     assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and "TensorRT" in r.err
 
 

@@ -125,10 +125,10 @@ def test_cli_writes_json_and_png(built, tmp_path, bench_cli, monkeypatch):
         (["--ratios", "-0.25"], "sharing ratio must be in [0, 1)"),
         (["--ratios", "0,half"], "--ratios must be comma-separated numbers"),
         (["--backend", "tensorflow"], "unknown backend 'tensorflow'"),
-        (["--steps", "0"], "--steps must be >= 1"),
-        (["--batch", "0"], "--batch must be >= 1"),
+        (["--steps", "0"], "steps must be between 1 and 10,000"),
+        (["--batch", "0"], "--batch must be between 1 and 1024"),
         (["--schedule", "random"], "unknown schedule 'random'"),
-        (["--plot", "out.svg"], "--plot writes a PNG"),
+        (["--plot", "out.svg"], "--plot out.svg: expected a .png file name"),
     ],
 )
 def test_bad_input_is_one_line(built, bench_cli, args, message):

@@ -47,7 +47,7 @@ def test_dp_sharing_calibrates_once_and_is_stored(cli, built, tmp_path):
     r = cli("calibrate", build, "--steps", 12, "--samples", 2)
     assert r.code == 0, r.err
     manifest = json.loads((build / "manifest.json").read_text())
-    entry = manifest["calibration"]["12"]
+    (entry,) = [e for e in manifest["calibration"].values() if e["sampler"]["num_steps"] == 12]
     assert entry["samples"] == 2 and (build / entry["file"]).is_file() and (build / entry["heatmap"]).is_file()
     sim = np.load(build / entry["file"])
     assert sim.shape == (12, 12) and np.allclose(np.diag(sim), 1, atol=1e-5)
@@ -79,7 +79,7 @@ def test_build_without_weights_names_the_checkpoints(cli, tmp_path):
     [
         (["build", "--preset", "xxl", "--random-weights"], ["unknown preset 'xxl'"]),
         (["build", "--preset", "b", "--res", 250, "--random-weights"], ["multiple of 16"]),
-        (["build", "--preset", "b", "--res", 256, "--random-weights", "--precision", "fp8"], ["unknown precision"]),
+        (["build", "--preset", "b", "--res", 256, "--random-weights", "--precision", "fp4"], ["unknown precision"]),
         (["build", "--preset", "b", "--res", 256, "--random-weights", "--backend", "tensorrt"], ["TensorRT"]),
     ],
 )
@@ -96,13 +96,13 @@ def test_bad_generate_inputs(cli, built, official, tmp_path):
     cases = [
         (["--labels", "11"], ["label 11", "[0, 9]"]),
         (["--labels", "-1"], ["label -1"]),
-        (["--labels", "1,x"], ["comma-separated integers"]),
+        (["--labels", "1,x"], ["comma-separated whole numbers"]),
         (["--labels", "1,2", "--noise", tmp_path / "n3.npy"], ["batch 3", "2 labels"]),
         (["--labels", "1,2", "--noise", tmp_path / "shape.npy"], ["expected (2, 4, 8, 8)"]),
         (["--labels", "1,2", "--noise", tmp_path / "int.npy"], ["float32"]),
         (["--labels", "1", "--noise", tmp_path / "junk.npy"], ["cannot read noise"]),
-        (["--labels", "1", "--seed", 1, "--noise", tmp_path / "n3.npy"], ["not both"]),
-        (["--labels", "1", "--steps", 0], ["steps must be >= 1"]),
+        (["--labels", "1", "--seed", 1, "--noise", tmp_path / "n3.npy"], ["either a seed or noise"]),
+        (["--labels", "1", "--steps", 0], ["steps must be between 1 and 10,000"]),
         (["--labels", "1", "--sharing-ratio", 1.0], ["[0, 1)"]),
         (["--labels", "1", "--recompute", "1,2"], ["start at step 0"]),
         (["--labels", "1", "--recompute", "0,5,3"], ["strictly increasing"]),
@@ -114,12 +114,13 @@ def test_bad_generate_inputs(cli, built, official, tmp_path):
         r = cli("generate", built, *args, "--save-latents", tmp_path / "out.npy")
         one_line_error(r, *words)
         assert not (tmp_path / "out.npy").exists() and not (tmp_path / "x.png").exists()
-    one_line_error(cli("generate", "--config", official.config, "--ckpt", official.ckpt, "--backend", "onnxruntime", "--labels", "1"),
+    one_line_error(cli("generate", "--config", official.config, "--ckpt", official.ckpt, "--backend", "onnxruntime", "--labels", "1",
+                       "--save-latents", tmp_path / "x.npy"),
                    "ddt-export build")
 
 
 def test_broken_build_folders(cli, built, tmp_path):
-    one_line_error(cli("generate", tmp_path / "nothing", "--labels", "1"), "no manifest.json")
+    one_line_error(cli("generate", tmp_path / "nothing", "--labels", "1", "--save-latents", tmp_path / "x.npy"), "no manifest.json")
     bad = tmp_path / "bad"
     shutil.copytree(built, bad)
     with open(bad / "decoder.onnx", "r+b") as f:  # flip a byte: the hash must catch it
@@ -127,18 +128,18 @@ def test_broken_build_folders(cli, built, tmp_path):
         b = f.read(1)
         f.seek(100)
         f.write(bytes([b[0] ^ 0xFF]))
-    one_line_error(cli("generate", bad, "--labels", "1"), "decoder.onnx", "sha256", "rebuild")
+    one_line_error(cli("generate", bad, "--labels", "1", "--save-latents", tmp_path / "x.npy"), "decoder.onnx", "sha256", "rebuild")
     trunc = tmp_path / "trunc"
     shutil.copytree(built, trunc)
     data = (trunc / "encoder.onnx").read_bytes()
     (trunc / "encoder.onnx").write_bytes(data[: len(data) // 3])
-    one_line_error(cli("generate", trunc, "--labels", "1"), "encoder.onnx")
+    one_line_error(cli("generate", trunc, "--labels", "1", "--save-latents", tmp_path / "x.npy"), "encoder.onnx")
     old = tmp_path / "old"
     shutil.copytree(built, old)
     m = json.loads((old / "manifest.json").read_text())
     m["format"] = 0
     (old / "manifest.json").write_text(json.dumps(m))
-    one_line_error(cli("generate", old, "--labels", "1"), "incompatible", "rebuild")
+    one_line_error(cli("generate", old, "--labels", "1", "--save-latents", tmp_path / "x.npy"), "incompatible", "rebuild")
 
 
 def test_schedule_errors(cli, tmp_path):

@@ -16,7 +16,8 @@ import torch
 from onnx import TensorProto, helper
 
 from ddt_export.pipeline import Pipeline, seeded_noise
-from ddt_export.precision import WORST_T, check, cpu_session, emulate_half, islands
+from ddt_export.halfprec import cpu_session, emulate_half, islands
+from ddt_export.precision_report import WORST_T, check
 from tests.conftest import SAMPLER
 from tests.reference.official_ddt import official_sample
 
@@ -147,7 +148,7 @@ def test_fp32_islands_carry_a_residual_stream_beyond_fp16_range(tmp_path):
 
 def test_emulated_sessions_handle_external_weights_and_graphs_past_protobufs_limit(tmp_path, monkeypatch):
     """XL graphs keep weights in `<file>.data`; emulated fp16 doubles them past 2 GB: both paths must load."""
-    import ddt_export.precision as P
+    import ddt_export.halfprec as P
 
     rng = np.random.default_rng(1)
     w = rng.standard_normal((16, 8)).astype(np.float16)

@@ -1,0 +1,162 @@
+"""Files on disk: hashes, atomic writes under unique temp names, output paths checked before work, build-folder locks.
+
+Many processes may read, calibrate and rebuild one build folder at once. Each build folder
+`DIR` has a lock file beside it, `.DIR.lock` (beside, not inside: a rebuild replaces the
+folder, and a lock inside would move with the old one). Readers hold it shared while they
+read and verify a build; writers hold it exclusively only for the short read-modify-write of
+the manifest or the swap of a finished build into place, never while computing. Lock files
+are left in place: removing one while another process waits on it would split the lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .errors import DDTError
+
+
+def user_cache() -> Path:
+    """ddt-export's cache folder: $DDT_EXPORT_CACHE, else $XDG_CACHE_HOME/ddt-export, else ~/.cache/ddt-export."""
+    root = os.environ.get("DDT_EXPORT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ddt-export"
+    return Path(root)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_entry(path: Path) -> dict:
+    return {"sha256": sha256(path), "bytes": path.stat().st_size}
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+def atomic_write(path: Path, write: Callable) -> None:
+    """Write through a uniquely named temp file in the same folder, then rename: readers see the old file or the
+    whole new one, concurrent writers never share a temp file, and a failure leaves nothing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; a plain open would not
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    text = (json.dumps(data, indent=2) + "\n").encode()
+    atomic_write(Path(path), lambda f: f.write(text))
+
+
+def save_npy(path: str | Path, array) -> None:
+    import numpy as np
+
+    atomic_write(Path(path), lambda f: np.save(f, array))
+
+
+def load_npy(path: Path, what: str):
+    """A user's .npy (noise, a similarity matrix), never unpickled."""
+    import numpy as np
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise DDTError(f"cannot read {what} {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}; save it with numpy.save") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ----------------------------------------------------------------------------- outputs, checked before any work
+
+VIRTUAL = ("/proc", "/sys", "/dev")
+
+
+def check_output_file(path: str | Path | None, option: str, suffixes: tuple[str, ...] = ()) -> Path | None:
+    """A file we will write at the end of a run, checked now: not a folder, its folder creatable and writable,
+    the suffix right. Creates nothing."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir():
+        raise DDTError(f"{option} {path} is a folder; give a file name inside it, e.g. {option} {path / ('out' + (suffixes[0] if suffixes else ''))}")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise DDTError(f"{option} {path}: expected a {' or '.join(suffixes)} file name; give e.g. {option} out{suffixes[0]}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise DDTError(f"{option} {path} exists and is not writable; choose another path")
+    _check_writable_folder(path.parent, option, path)
+    return path
+
+
+def check_output_dir(path: str | Path, option: str) -> Path:
+    """A folder we will create (or fill) at the end of a run, checked now: not a file, under a writable folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DDTError(f"{option} {path} is a file; give a folder")
+    if path.resolve() == Path.cwd().resolve() or path.resolve() == Path(path.resolve().anchor):
+        raise DDTError(f"{option} {path} is the current (or root) folder; give a new folder, e.g. {option} engines/mybuild")
+    _check_writable_folder(path if path.exists() else path.parent, option, path)
+    return path
+
+
+def _check_writable_folder(folder: Path, option: str, target: Path) -> None:
+    resolved = folder.resolve()
+    if any(str(resolved) == v or str(resolved).startswith(v + os.sep) for v in VIRTUAL):
+        raise DDTError(f"{option} {target}: {resolved} is a system folder, not storage; choose a path in your files")
+    existing = resolved
+    while not existing.exists():  # the nearest folder that exists must be a writable folder
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DDTError(f"{option} {target}: {existing} is a file, so nothing can be created under it; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DDTError(f"{option} {target}: {existing} is not writable; choose a path you can write to")
+
+
+# ----------------------------------------------------------------------------- locks
+
+
+def lock_path(folder: Path) -> Path:
+    folder = Path(folder).absolute()
+    return folder.with_name(f".{folder.name}.lock")
+
+
+@contextmanager
+def locked(folder: str | Path, *, shared: bool = False) -> Iterator[bool]:
+    """Hold the build folder's lock (shared for readers, exclusive for writers); yields whether it is held.
+
+    Only writers create the lock file, so reading a mistyped path leaves nothing behind; a reader finding
+    no lock file (no writer has ever touched the folder), or one it cannot open (a read-only share of
+    builds, which nothing here can change either), reads without it.
+    """
+    path = lock_path(Path(folder))
+    try:
+        fd = os.open(path, os.O_RDWR if shared else os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    except OSError as e:
+        if shared:
+            yield False
+            return
+        raise DDTError(f"cannot lock {folder} ({e.strerror}: {path}); the folder beside the build must be writable") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock
