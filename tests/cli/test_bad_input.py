@@ -1,0 +1,321 @@
+"""Bad input to every Python CLI, as a table: each case exits 2 with one line on stderr that names the problem
+(and the fix), no traceback, and leaves the working folder exactly as it was (nothing created, changed or removed).
+
+The cases run in-process through the real entry points (`ddt_export.cli.main` / `bench_main`) with the working
+folder set to a scratch folder holding a copy of the session's tiny build (`B`), a few prepared input files,
+and a folder that is not ours (`mine/`, with `app.js`). `ddt-run`'s own table is in tests/runtime/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+GEN = ["generate", "B", "--labels", "1", "--steps", "2"]
+LAT = ["--save-latents", "x.npy"]
+
+CASES = [
+    # ------------------------------------------------------------- generate: numbers
+    ("steps-text", ["generate", "B", "--labels", "1", "--steps", "abc", *LAT], "'--steps'"),
+    ("steps-float", ["generate", "B", "--labels", "1", "--steps", "1e20", *LAT], "'--steps'"),
+    ("steps-zero", ["generate", "B", "--labels", "1", "--steps", "0", *LAT], "steps must be between 1 and 10,000"),
+    ("steps-huge", ["generate", "B", "--labels", "1", "--steps", "99999999999", *LAT], "steps must be between 1 and 10,000"),
+    ("steps-negative", ["generate", "B", "--labels", "1", "--steps", "-5", *LAT], "steps must be between 1"),
+    ("cfg-nan", [*GEN, "--cfg", "nan", *LAT], "guidance scale must be a finite number"),
+    ("cfg-inf", [*GEN, "--cfg", "inf", *LAT], "guidance scale must be a finite number"),
+    ("cfg-minus-inf", [*GEN, "--cfg", "-inf", *LAT], "guidance scale must be a finite number"),
+    ("cfg-text", [*GEN, "--cfg", "high", *LAT], "'--cfg'"),
+    ("timeshift-nan", [*GEN, "--timeshift", "nan", *LAT], "timeshift must be a finite number"),
+    ("timeshift-zero", [*GEN, "--timeshift", "0", *LAT], "timeshift must be > 0"),
+    ("timeshift-negative", [*GEN, "--timeshift", "-1", *LAT], "timeshift must be > 0"),
+    ("interval-nan", [*GEN, "--interval", "nan,1", *LAT], "guidance interval low end must be a finite number"),
+    ("interval-inf", [*GEN, "--interval", "0,inf", *LAT], "guidance interval high end must be a finite number"),
+    ("interval-one", [*GEN, "--interval", "0.5", *LAT], "--interval takes LO,HI"),
+    ("interval-reversed", [*GEN, "--interval", "0.9,0.1", *LAT], "is reversed"),
+    ("interval-text", [*GEN, "--interval", "a,b", *LAT], "--interval takes LO,HI"),
+    ("last-step-zero", [*GEN, "--last-step", "0", *LAT], "last step must be in (0, 1)"),
+    ("last-step-big", [*GEN, "--last-step", "1.5", *LAT], "last step must be in (0, 1)"),
+    ("last-step-nan", [*GEN, "--last-step", "nan", *LAT], "last step must be a finite number"),
+    # ------------------------------------------------------------- generate: labels, flags
+    ("labels-missing", ["generate", "B", *LAT], "Missing option '--labels'"),
+    ("labels-empty", ["generate", "B", "--labels", "", *LAT], "give at least one label"),
+    ("labels-float", ["generate", "B", "--labels", "1.5", *LAT], "--labels must be comma-separated whole numbers"),
+    ("labels-text", ["generate", "B", "--labels", "a,b", *LAT], "--labels must be comma-separated whole numbers"),
+    ("labels-out-of-range", ["generate", "B", "--labels", "99", *LAT], "label 99 is outside [0, 9]"),
+    ("labels-negative", ["generate", "B", "--labels", "-1", *LAT], "label -1 is outside"),
+    ("labels-too-many", ["generate", "B", "--labels", ",".join(["1"] * 1025), *LAT], "at most 1024 per call"),
+    ("unknown-flag", [*GEN, "--bogus", *LAT], "No such option: --bogus"),
+    ("unknown-command", ["generat", "B"], "No such command 'generat'"),
+    ("no-output", GEN, "nothing would be saved"),
+    # ------------------------------------------------------------- generate: outputs, checked before work
+    ("out-not-png", [*GEN, "--out", "x.txt"], "expected a .png file name"),
+    ("out-directory", [*GEN, "--out", "mine"], "is a folder"),
+    ("out-under-missing-file", [*GEN, "--out", "notes.txt/sub/x.png"], "is a file, so nothing can be created under it"),
+    ("out-proc", [*GEN, "--out", "/proc/x.png"], "is a system folder"),
+    ("out-under-file", [*GEN, "--out", "notes.txt/x.png"], "is a file, so nothing can be created under it"),
+    ("latents-proc", [*GEN, "--save-latents", "/proc/x.npy"], "is a system folder"),
+    ("latents-wrong-suffix", [*GEN, "--save-latents", "x.npz"], "expected a .npy file name"),
+    ("latents-directory", [*GEN, "--save-latents", "mine"], "is a folder"),
+    ("npz-wrong-suffix", [*GEN, "--save-npz", "x.png"], "expected a .npz file name"),
+    ("npz-dev", [*GEN, "--save-npz", "/dev/x.npz"], "is a system folder"),
+    ("out-latent-without-vae", [*GEN, "--out", "x.png"], "no VAE decoder"),
+    # ------------------------------------------------------------- generate: noise
+    ("seed-and-noise", [*GEN, "--seed", "1", "--noise", "noise.npy", *LAT], "either a seed or noise"),
+    ("noise-missing", [*GEN, "--noise", "nope.npy", *LAT], "cannot read noise"),
+    ("noise-shape", [*GEN, "--noise", "noise_bad_shape.npy", *LAT], "noise has shape"),
+    ("noise-batch", [*GEN, "--noise", "noise2.npy", *LAT], "noise has batch 2 but 1 labels"),
+    ("noise-nan", [*GEN, "--noise", "noise_nan.npy", *LAT], "noise holds inf or nan"),
+    ("noise-text-file", [*GEN, "--noise", "notes.txt", *LAT], "cannot read noise"),
+    ("noise-pickle", [*GEN, "--noise", "pickled.npy", *LAT], "cannot read noise"),
+    ("noise-int", [*GEN, "--noise", "noise_int.npy", *LAT], "noise must be a float32 array"),
+    # ------------------------------------------------------------- generate: schedules
+    ("ratio-one", [*GEN, "--sharing-ratio", "1.0", *LAT], "sharing ratio must be in [0, 1)"),
+    ("ratio-negative", [*GEN, "--sharing-ratio", "-0.1", *LAT], "sharing ratio must be in [0, 1)"),
+    ("ratio-nan", [*GEN, "--sharing-ratio", "nan", *LAT], "sharing ratio must be a number in [0, 1)"),
+    ("schedule-unknown", [*GEN, "--sharing-ratio", "0.5", "--schedule", "best", *LAT], "unknown schedule 'best'"),
+    ("recompute-no-zero", [*GEN, "--recompute", "1", *LAT], "must start at step 0"),
+    ("recompute-order", ["generate", "B", "--labels", "1", "--steps", "9", "--recompute", "0,5,3", *LAT], "strictly increasing"),
+    ("recompute-range", [*GEN, "--recompute", "0,99", *LAT], "out of range for 2 steps"),
+    ("recompute-and-ratio", [*GEN, "--recompute", "0", "--sharing-ratio", "0.5", *LAT], "not both"),
+    ("recompute-text", [*GEN, "--recompute", "0,x", *LAT], "--recompute must be comma-separated"),
+    ("backend-unknown", [*GEN, "--backend", "cuda", *LAT], "unknown backend 'cuda'"),
+    ("backend-tensorrt", [*GEN, "--backend", "tensorrt", *LAT], "TensorRT"),
+    # ------------------------------------------------------------- generate: builds and official files
+    ("build-missing", ["generate", "nope", "--labels", "1", *LAT], "has no manifest.json"),
+    ("build-is-file", ["generate", "notes.txt", "--labels", "1", *LAT], "is a file, not a build folder"),
+    ("build-foreign", ["generate", "mine", "--labels", "1", *LAT], "not a ddt-export build"),
+    ("build-and-config", ["generate", "B", "--config", "c.yaml", "--labels", "1", *LAT], "not both"),
+    ("config-no-ckpt", ["generate", "--config", "c.yaml", "--labels", "1", *LAT], "--config needs --ckpt"),
+    ("config-missing", ["generate", "--config", "nope.yaml", "--ckpt", "e.ckpt", "--labels", "1", *LAT], "does not exist"),
+    ("config-directory", ["generate", "--config", "mine", "--ckpt", "e.ckpt", "--labels", "1", *LAT], "is a folder"),
+    ("config-binary", ["generate", "--config", "binary.yaml", "--ckpt", "e.ckpt", "--labels", "1", *LAT], "is not a text file"),
+    ("config-truncated", ["generate", "--config", "truncated.yaml", "--ckpt", "e.ckpt", "--labels", "1", *LAT], "not valid YAML"),
+    ("config-steps-text", ["generate", "--config", "forty.yaml", "--ckpt", "e.ckpt", "--labels", "1", *LAT], "num_steps"),
+    ("config-hidden-list", ["generate", "--config", "hidden_list.yaml", "--ckpt", "e.ckpt", "--labels", "1", *LAT], "hidden_size"),
+    ("config-null-float", ["generate", "--config", "null_float.yaml", "--ckpt", "e.ckpt", "--labels", "1", *LAT], "null_class"),
+    ("config-guidance-nan", ["generate", "--config", "guidance_nan.yaml", "--ckpt", "e.ckpt", "--labels", "1", *LAT], "guidance"),
+    ("config-python-tag", ["generate", "--config", "tag.yaml", "--ckpt", "e.ckpt", "--labels", "1", *LAT], "python tags are refused"),
+    ("config-list-top", ["generate", "--config", "list.yaml", "--ckpt", "e.ckpt", "--labels", "1", *LAT], "YAML mapping"),
+    ("ckpt-empty", ["generate", "--config", "c.yaml", "--ckpt", "empty.ckpt", "--labels", "1", *LAT], "is empty"),
+    ("ckpt-random", ["generate", "--config", "c.yaml", "--ckpt", "random.ckpt", "--labels", "1", *LAT], "not a PyTorch checkpoint"),
+    ("ckpt-directory", ["generate", "--config", "c.yaml", "--ckpt", "mine", "--labels", "1", *LAT], "is a folder"),
+    ("ckpt-truncated", ["generate", "--config", "c.yaml", "--ckpt", "truncated.ckpt", "--labels", "1", *LAT], "truncated or corrupt"),
+    ("config-backend", ["generate", "--config", "c.yaml", "--ckpt", "e.ckpt", "--backend", "onnxruntime", "--labels", "1", *LAT],
+     "runs a build folder"),
+    # ------------------------------------------------------------- tampered builds
+    ("tamper-shape", ["generate", "T_shape", "--labels", "1", *LAT], "do not match the architecture"),
+    ("tamper-null-class", ["generate", "T_null", "--labels", "1", *LAT], "edited by hand"),
+    ("tamper-same-size", ["generate", "T_bytes", "--labels", "1", *LAT], "does not match its sha256"),
+    ("tamper-json", ["generate", "T_json", "--labels", "1", *LAT], "is not valid JSON"),
+    ("tamper-format", ["generate", "T_format", "--labels", "1", *LAT], "incompatible ddt-export"),
+    ("tamper-missing-file", ["generate", "T_missing", "--labels", "1", *LAT], "is missing"),
+    ("tamper-types", ["generate", "T_types", "--labels", "1", *LAT], "sampler.num_steps"),
+    ("inspect-tampered", ["inspect", "T_shape"], "do not match the architecture"),
+    ("inspect-missing", ["inspect", "nope"], "has no manifest.json"),
+    # ------------------------------------------------------------- build
+    ("build-res-text", ["build", "--res", "abc"], "'--res'"),
+    ("build-res-zero", ["build", "--res", "0", "--random-weights", "--out", "o"], "resolution 0"),
+    ("build-res-250", ["build", "--res", "250", "--random-weights", "--out", "o"], "not a multiple of 16"),
+    ("build-res-1024", ["build", "--res", "1024", "--random-weights", "--out", "o"], "preset resolutions are 256 and 512"),
+    ("build-preset", ["build", "--preset", "xxl", "--random-weights", "--out", "o"], "unknown preset 'xxl'"),
+    ("build-precision", ["build", "--precision", "fp4", "--out", "o"], "unknown precision 'fp4'"),
+    ("build-opset", ["build", "--opset", "16", "--out", "o"], "opset 16 is not supported"),
+    ("build-opset-text", ["build", "--opset", "x"], "'--opset'"),
+    ("build-backend", ["build", "--backend", "cuda", "--out", "o"], "unknown build backend 'cuda'"),
+    ("build-tensorrt", ["build", "--backend", "tensorrt", "--out", "o"], "TensorRT"),
+    ("build-out-file", ["build", "--out", "notes.txt"], "is a file"),
+    ("build-out-proc", ["build", "--out", "/proc/x"], "is a system folder"),
+    ("build-out-dot", ["build", "--out", "."], "is the current (or root) folder"),
+    ("build-out-foreign", ["build", "--out", "mine"], "not (only) a ddt-export build; nothing was changed"),
+    ("build-out-fake-manifest", ["build", "--out", "fake"], "not (only) a ddt-export build; nothing was changed"),
+    ("build-ckpt-alone", ["build", "--ckpt", "e.ckpt", "--out", "o"], "need --preset/--res or --config"),
+    ("build-ckpt-and-random", ["build", "--res", "256", "--ckpt", "e.ckpt", "--random-weights", "--out", "o"], "not both"),
+    ("build-config-and-res", ["build", "--config", "c.yaml", "--res", "256", "--out", "o"], "not both"),
+    ("build-no-weights", ["build", "--preset", "b", "--res", "256", "--out", "o"], "no weights"),
+    ("build-ckpt-missing", ["build", "--config", "c.yaml", "--ckpt", "nope.ckpt", "--out", "o"], "does not exist"),
+    ("build-max-batch", ["build", "--backend", "auto", "--max-batch", "0", "--out", "o"], "--max-batch must be >= 1"),
+    ("build-opt-level", ["build", "--backend", "auto", "--opt-level", "9", "--out", "o"], "--opt-level must be 0 to 5"),
+    ("build-vae-missing", ["build", "--config", "c.yaml", "--ckpt", "e.ckpt", "--vae", "nope", "--out", "o"], "not a diffusers"),
+    # ------------------------------------------------------------- calibrate, schedule, check, engines
+    ("calibrate-steps-zero", ["calibrate", "B", "--steps", "0"], "steps must be between 1"),
+    ("calibrate-steps-text", ["calibrate", "B", "--steps", "x"], "'--steps'"),
+    ("calibrate-steps-missing", ["calibrate", "B"], "Missing option '--steps'"),
+    ("calibrate-samples-zero", ["calibrate", "B", "--steps", "4", "--samples", "0"], "calibration needs 1 to 1024 samples"),
+    ("calibrate-cfg-nan", ["calibrate", "B", "--steps", "4", "--cfg", "nan"], "guidance scale must be a finite number"),
+    ("calibrate-missing", ["calibrate", "nope", "--steps", "4"], "has no manifest.json"),
+    ("schedule-missing", ["schedule", "--similarity", "nope.npy", "--budget", "2"], "cannot read similarity"),
+    ("schedule-not-square", ["schedule", "--similarity", "noise2.npy", "--budget", "2"], "square N x N"),
+    ("schedule-nan", ["schedule", "--similarity", "sim_nan.npy", "--budget", "2"], "finite"),
+    ("schedule-budget-zero", ["schedule", "--similarity", "sim.npy", "--budget", "0"], "budget must be between 1"),
+    ("schedule-budget-big", ["schedule", "--similarity", "sim.npy", "--budget", "99"], "budget must be between 1"),
+    ("schedule-method", ["schedule", "--similarity", "sim.npy", "--budget", "2", "--method", "best"], "unknown method 'best'"),
+    ("check-out-proc", ["check", "B", "--out", "/proc/r.json"], "is a system folder"),
+    ("check-against-missing", ["check", "B", "--against", "nope"], "has no manifest.json"),
+    ("check-steps-zero", ["check", "B", "--steps", "0"], "steps must be between 1"),
+    ("engines-cpu", ["engines", "B"], "TensorRT"),
+    ("engines-max-batch", ["engines", "B", "--max-batch", "0"], "--max-batch must be >= 1"),
+    # ------------------------------------------------------------- sample (nothing may be written before the workers are up)
+    ("sample-n-text", ["sample", "B", "--num-samples", "abc"], "'--num-samples'"),
+    ("sample-n-zero", ["sample", "B", "--num-samples", "0", "--out", "s"], "--num-samples must be a whole number >= 1"),
+    ("sample-batch-zero", ["sample", "B", "--num-samples", "4", "--batch", "0", "--out", "s"], "--batch must be"),
+    ("sample-batch-huge", ["sample", "B", "--num-samples", "4", "--batch", "5000", "--out", "s"], "more than 1024 samples per call"),
+    ("sample-workers", ["sample", "B", "--num-samples", "4", "--workers", "100", "--out", "s"], "do not fit this machine"),
+    ("sample-tensorrt", ["sample", "B", "--num-samples", "4", "--backend", "tensorrt", "--out", "s"], "TensorRT"),
+    ("sample-ratio", ["sample", "B", "--num-samples", "4", "--sharing-ratio", "1.5", "--out", "s"], "sharing ratio must be in [0, 1)"),
+    ("sample-classes-range", ["sample", "B", "--num-samples", "4", "--classes", "99", "--out", "s"], "label 99 is outside"),
+    ("sample-classes-text", ["sample", "B", "--num-samples", "4", "--classes", "a", "--out", "s"], "--classes takes `all`"),
+    ("sample-cfg-nan", ["sample", "B", "--num-samples", "4", "--cfg", "nan", "--out", "s"], "guidance scale must be a finite number"),
+    ("sample-steps-zero", ["sample", "B", "--num-samples", "4", "--steps", "0", "--out", "s"], "steps must be between 1"),
+    ("sample-out-file", ["sample", "B", "--num-samples", "4", "--out", "notes.txt"], "is a file"),
+    ("sample-per-class", ["sample", "B", "--num-samples", "4", "--per-class", "0", "--out", "s"], "--per-class must be"),
+    ("sample-seed", ["sample", "B", "--num-samples", "4", "--seed", "-1", "--out", "s"], "--seed must be"),
+    ("sample-cpus", ["sample", "B", "--num-samples", "4", "--cpus-per-worker", "0", "--out", "s"], "--cpus-per-worker must be"),
+    ("sample-address", ["sample", "B", "--num-samples", "4", "--address", "head:port", "--out", "s"], "port"),
+]
+
+BENCH = [
+    ("latency-ratios-text", ["latency", "B", "--ratios", "a"], "--ratios must be comma-separated numbers"),
+    ("latency-ratio-big", ["latency", "B", "--ratios", "1.5"], "sharing ratio must be in [0, 1)"),
+    ("latency-ratio-nan", ["latency", "B", "--ratios", "nan"], "sharing ratio must be a number in [0, 1)"),
+    ("latency-steps", ["latency", "B", "--steps", "0"], "steps must be between 1"),
+    ("latency-batch", ["latency", "B", "--batch", "0"], "--batch must be between 1"),
+    ("latency-repeat", ["latency", "B", "--repeat", "0"], "--repeat must be between 1"),
+    ("latency-schedule", ["latency", "B", "--schedule", "best"], "unknown schedule 'best'"),
+    ("latency-json-proc", ["latency", "B", "--json", "/proc/x.json"], "is a system folder"),
+    ("latency-plot-suffix", ["latency", "B", "--plot", "x.txt"], "expected a .png file name"),
+    ("latency-backend", ["latency", "B", "--backend", "cuda"], "unknown backend 'cuda'"),
+    ("latency-missing", ["latency", "nope"], "has no manifest.json"),
+    ("latency-unknown-flag", ["latency", "B", "--fast"], "No such option: --fast"),
+    ("quality-json-proc", ["quality", "B", "--json", "/proc/x.json"], "is a system folder"),
+    ("quality-plot-suffix", ["quality", "B", "--plot", "x.jpg"], "expected a .png file name"),
+    ("quality-samples", ["quality", "B", "--samples", "5"], "--samples must be at least 10"),
+]
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every file and folder under root with a hash of its content: what 'nothing changed' compares."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.name.endswith(".lock") and p.stat().st_size == 0:
+            continue  # build-folder lock files (files.py) are created on first use by design
+        out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def tamper(src: Path, dst: Path, how: str) -> None:
+    import shutil
+
+    shutil.copytree(src, dst)
+    m = json.loads((dst / "manifest.json").read_text())
+    if how == "shape":
+        m["graphs"]["encoder"]["outputs"][0]["shape"][-1] += 1
+        m.pop("digest", None)
+    elif how == "null":
+        m["model"]["null_class"] = 3
+    elif how == "format":
+        m["format"] = 99
+    elif how == "types":
+        m["sampler"]["num_steps"] = "forty"
+        m.pop("digest", None)
+    elif how == "bytes":
+        data = bytearray((dst / "decoder.onnx").read_bytes())
+        data[-1] ^= 1
+        (dst / "decoder.onnx").write_bytes(bytes(data))
+    elif how == "missing":
+        (dst / "decoder.onnx").unlink()
+    if how == "json":
+        (dst / "manifest.json").write_text("{not json")
+    else:
+        (dst / "manifest.json").write_text(json.dumps(m))
+
+
+@pytest.fixture(scope="module")
+def scratch(built, official, tmp_path_factory) -> Path:
+    import shutil
+
+    import torch
+
+    root = tmp_path_factory.mktemp("bad-input")
+    shutil.copytree(built, root / "B")
+    for how in ("shape", "null", "bytes", "json", "format", "missing", "types"):
+        tamper(built, root / f"T_{how}", how)
+    (root / "mine").mkdir()
+    (root / "mine" / "app.js").write_text("console.log('keep me')\n")
+    (root / "fake").mkdir()
+    (root / "fake" / "manifest.json").write_text('{"manifest_version": 3}')
+    (root / "fake" / "app.js").write_text("x\n")
+    (root / "notes.txt").write_text("not a build\n")
+    shutil.copy(official.config, root / "c.yaml")
+    shutil.copy(official.ckpt, root / "e.ckpt")
+    ckpt = official.ckpt.read_bytes()
+    (root / "truncated.ckpt").write_bytes(ckpt[: len(ckpt) // 2])
+    (root / "empty.ckpt").write_bytes(b"")
+    (root / "random.ckpt").write_bytes(np.random.default_rng(0).bytes(4096))
+    text = official.config.read_text()
+    (root / "binary.yaml").write_bytes(b"\x00\xff\xfe" * 100)
+    (root / "truncated.yaml").write_text(text[: len(text) // 2] + "\n  - [unclosed")
+    (root / "forty.yaml").write_text(text.replace("num_steps: 12", "num_steps: forty"))
+    (root / "hidden_list.yaml").write_text(text.replace("hidden_size: &hidden_dim 64", "hidden_size: &hidden_dim [64, 64]"))
+    (root / "null_float.yaml").write_text(text.replace("null_class: 10", "null_class: 1.5"))
+    (root / "guidance_nan.yaml").write_text(text.replace("guidance: 3.0", "guidance: .nan"))
+    (root / "tag.yaml").write_text("model: !!python/object/apply:os.system ['echo pwned']\n")
+    (root / "list.yaml").write_text("- a\n- b\n")
+    assert "num_steps: 12" in text and "hidden_size: &hidden_dim 64" in text and "null_class: 10" in text and "guidance: 3.0" in text
+    noise = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(0)).numpy()
+    np.save(root / "noise.npy", noise)
+    np.save(root / "noise2.npy", np.concatenate([noise, noise]))
+    np.save(root / "noise_bad_shape.npy", noise[:, :2])
+    np.save(root / "noise_nan.npy", np.where(noise > 0, np.nan, noise).astype(np.float32))
+    np.save(root / "noise_int.npy", noise.astype(np.int64))
+    np.save(root / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    sim = np.eye(4, dtype=np.float32) * 0.5 + 0.5
+    np.save(root / "sim.npy", sim)
+    np.save(root / "sim_nan.npy", np.where(sim > 0.7, np.nan, sim))
+    return root
+
+
+def run_cli(entry, args, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["prog", *args])
+    with pytest.raises(SystemExit) as e:
+        entry()
+    out, err = capsys.readouterr()
+    return e.value.code, out, err
+
+
+def assert_refused(code, out, err, words):
+    lines = err.strip().splitlines()
+    assert code == 2, (code, out, err)
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err and "internal error" not in err
+    assert words in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args,words", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_ddt_export_refuses(scratch, monkeypatch, capsys, args, words):
+    from ddt_export.cli import main
+
+    monkeypatch.chdir(scratch)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    before = tree(scratch)
+    assert_refused(*run_cli(main, args, monkeypatch, capsys), words)
+    assert tree(scratch) == before
+
+
+@pytest.mark.parametrize("args,words", [c[1:] for c in BENCH], ids=[c[0] for c in BENCH])
+def test_ddt_bench_refuses(scratch, monkeypatch, capsys, args, words):
+    from ddt_export.cli import bench_main
+
+    monkeypatch.chdir(scratch)
+    before = tree(scratch)
+    assert_refused(*run_cli(bench_main, args, monkeypatch, capsys), words)
+    assert tree(scratch) == before
+
+
+def test_the_table_is_large():
+    assert len(CASES) + len(BENCH) >= 100
