@@ -2,8 +2,9 @@
 
 Both loops drive the very same TorchScript encoder and decoder of a `--libtorch` build (the
 C++ one through `ddt-run --backend libtorch`, so the runtime must be built with LibTorch; the
-Python one through `ddt_export.sampler.sample` with a runner over `torch.jit.load`), on one thread, with the same labels, noise and schedule. Each side times its
-encoder and decoder calls; the overhead of a loop is what remains:
+Python one through `ddt_export.sampler.sample` with a runner over `torch.jit.load`), on one
+thread, with the same labels, noise and schedule. Each side times its encoder and decoder
+calls; the overhead of a loop is what remains:
 
     overhead per step = (loop time - time inside encode() and decode()) / steps
 

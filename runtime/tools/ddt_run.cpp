@@ -2,8 +2,6 @@
 // `ddt-export generate ... --save-latents`). Every input is checked before any work; bad input
 // gets one line on stderr, `error: <problem and the fix>`, exit status 2, and nothing written.
 
-#include <sys/statfs.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -119,54 +117,6 @@ std::vector<int64_t> parse_ints(const std::string& text, const std::string& what
   return out;
 }
 
-/// The folder an output file goes to must exist, be a real (not virtual, not read-only) writable
-/// folder, and the path must not name a folder: checked before any work, touching nothing.
-void check_output(const std::string& flag, const std::string& path) {
-  if (path.empty()) throw ddt::Error(flag + " needs a file path, e.g. " + flag + " latents.npy");
-  const fs::path p(path);
-  std::error_code ec;
-  const fs::file_status st = fs::status(p, ec);
-  if (fs::is_directory(st)) {
-    throw ddt::Error("cannot write " + path + ": it is a folder; give a file path such as " +
-                     (fs::path(path) / "latents.npy").string());
-  }
-  if (!p.has_filename()) {
-    throw ddt::Error("cannot write " + path + ": it names a folder (it ends in /); give a file path such as " +
-                     (fs::path(path) / "latents.npy").string());
-  }
-  if (fs::exists(st) && !fs::is_regular_file(st)) {
-    throw ddt::Error("cannot write " + path + ": it exists and is not a regular file; give another path");
-  }
-  const fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
-  const fs::file_status pst = fs::status(parent, ec);
-  if (!fs::exists(pst)) {
-    // a component of the folder path may be a file (ENOTDIR), or the folder is simply missing
-    fs::path up = parent;
-    while (up.has_parent_path() && up != up.parent_path() && !fs::exists(fs::status(up, ec))) up = up.parent_path();
-    if (fs::exists(fs::status(up, ec)) && !fs::is_directory(fs::status(up, ec))) {
-      throw ddt::Error("cannot write " + path + ": " + up.string() + " is a file, not a folder");
-    }
-    throw ddt::Error("cannot write " + path + ": folder " + parent.string() + " does not exist; create it first");
-  }
-  if (!fs::is_directory(pst)) throw ddt::Error("cannot write " + path + ": " + parent.string() + " is a file, not a folder");
-  struct statfs sfs {};
-  if (::statfs(parent.c_str(), &sfs) == 0) {
-    constexpr long kProc = 0x9fa0, kSys = 0x62656572, kCgroup = 0x27e0eb, kCgroup2 = 0x63677270, kDevpts = 0x1cd1;
-    const long type = static_cast<long>(sfs.f_type);
-    if (type == kProc || type == kSys || type == kCgroup || type == kCgroup2 || type == kDevpts) {
-      throw ddt::Error("cannot write " + path + ": " + parent.string() +
-                       " is on a virtual filesystem (/proc, /sys); write the file somewhere else");
-    }
-  }
-  struct statvfs vfs {};
-  if (::statvfs(parent.c_str(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) {
-    throw ddt::Error("cannot write " + path + ": " + parent.string() + " is on a read-only filesystem");
-  }
-  if (::access(parent.c_str(), W_OK | X_OK) != 0) {
-    throw ddt::Error("cannot write " + path + ": folder " + parent.string() + " is not writable (" + std::strerror(errno) + ")");
-  }
-}
-
 void check_input(const std::string& flag, const std::string& path) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
@@ -271,7 +221,10 @@ int run(int argc, char** argv) {
     }
   }
   if (opt.count("--threads")) open.threads = static_cast<int>(parse_int(opt["--threads"], "--threads", 1, kMaxThreads));
-  if (opt.count("--save-latents")) check_output("--save-latents", opt["--save-latents"]);
+  if (opt.count("--save-latents")) {
+    if (opt["--save-latents"].empty()) throw ddt::Error("--save-latents needs a file path, e.g. --save-latents latents.npy");
+    ddt::check_output_path(opt["--save-latents"]);
+  }
   if (opt.count("--noise")) check_input("--noise", opt["--noise"]);
 
   const auto open_start = std::chrono::steady_clock::now();

@@ -47,6 +47,10 @@ struct Array {
 Array read_npy(const std::string& path, int64_t max_values = int64_t{1} << 31);
 /// Writes float32 C-order .npy (format 1.0, as numpy.save), through a temporary file and a rename.
 void write_npy(const std::string& path, const Array& array);
+/// Throws unless a file can be written at `path`: not a folder, in an existing folder that is
+/// writable and on a real, writable filesystem (not /proc or /sys). Touches nothing; call it
+/// before the work whose result goes there.
+void check_output_path(const std::string& path);
 
 /// The official EulerSampler's knobs; a build's defaults come from manifest["sampler"].
 struct SamplerSettings {
