@@ -1,7 +1,9 @@
 // Checks, before any work and without touching the disk, that a file can be written at a path:
 // not a folder, in an existing real folder (not /proc or /sys, not read-only) that is writable.
 
+#ifdef __linux__
 #include <sys/statfs.h>
+#endif
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -43,6 +45,7 @@ void check_output_path(const std::string& path) {
     throw Error("cannot write " + path + ": folder " + parent.string() + " does not exist; create it first");
   }
   if (!fs::is_directory(pst)) throw Error("cannot write " + path + ": " + parent.string() + " is a file, not a folder");
+#ifdef __linux__  // the virtual filesystems' magic numbers (linux/magic.h)
   struct statfs sfs {};
   if (::statfs(parent.c_str(), &sfs) == 0) {
     constexpr long kProc = 0x9fa0, kSys = 0x62656572, kCgroup = 0x27e0eb, kCgroup2 = 0x63677270, kDevpts = 0x1cd1;
@@ -52,6 +55,7 @@ void check_output_path(const std::string& path) {
                 " is on a virtual filesystem (/proc, /sys); write the file somewhere else");
     }
   }
+#endif
   struct statvfs vfs {};
   if (::statvfs(parent.c_str(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) {
     throw Error("cannot write " + path + ": " + parent.string() + " is on a read-only filesystem");
