@@ -254,3 +254,41 @@ def test_build_without_libtorch_modules(lt_build, ddt_run, tmp_path):
     (plain / "manifest.json").write_text(json.dumps(manifest))
     one_line_error(run([ddt_run, plain, "--labels", "1", "--backend", "libtorch"]),
                    "has no libtorch section; rebuild with `ddt-export build --libtorch`")
+
+
+def test_openvino_runs_int8_qdq_graphs(built, ddt_run, tmp_path):
+    """An int8 QDQ build (QuantizeLinear/DequantizeLinear around the matmuls) loads and samples as is."""
+    import hashlib
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    build = tmp_path / "int8"
+    shutil.copytree(built, build)
+    manifest = json.loads((build / "manifest.json").read_text())
+    rng = np.random.default_rng(0)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, name):
+            feeds = [{"x": rng.standard_normal((2, 4, 8, 8), dtype=np.float32), "t": rng.random(2, dtype=np.float32),
+                      "y": np.array([1, NULL])} if name == "encoder" else
+                     {"x": rng.standard_normal((2, 4, 8, 8), dtype=np.float32), "s": rng.standard_normal((2, 16, 64), dtype=np.float32)}
+                     for _ in range(4)]
+            self.feeds = iter(feeds)
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    for name in ("encoder", "decoder"):
+        graph = build / manifest["graphs"][name]["file"]
+        quantized = tmp_path / f"{name}.int8.onnx"
+        quantize_static(str(graph), str(quantized), Reader(name), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        shutil.move(quantized, graph)
+        data = graph.read_bytes()
+        manifest["files"][graph.name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    manifest.pop("digest", None)
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "lat.npy"
+    summary = ddt_run_ok(ddt_run, *f32(build, "--labels", "1,7", "--seed", "3", "--steps", "4", "--save-latents", out))
+    got = np.load(out)
+    assert summary["decode_calls"] == 4 and got.shape == (2, 4, 8, 8) and np.isfinite(got).all()
