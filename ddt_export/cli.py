@@ -67,6 +67,7 @@ CFG = typer.Option(None, help="Guidance scale [default: the build's].")
 INTERVAL = typer.Option(None, help="Guidance interval LO,HI (strict) [default: the build's].")
 TIMESHIFT = typer.Option(None, help="Time shift of the grid (> 0) [default: the build's].")
 LAST_STEP = typer.Option(None, help="Size of the last step, in (0, 1) [default: the build's].")
+FULL_CFG = typer.Option(False, "--full-cfg", help="Run the official full CFG batch at every step (default: only the conditional half where guidance is off; same result, faster).")
 
 
 @app.command()
@@ -153,6 +154,7 @@ def generate(
     recompute: Optional[str] = typer.Option(None, help="Explicit encoder steps, e.g. 0,3,6."),
     sharing_ratio: Optional[float] = typer.Option(None, help="Fraction of steps that reuse the encoder's state, in [0, 1)."),
     schedule: str = typer.Option("dp", help="dp or uniform, with --sharing-ratio."),
+    full_cfg: bool = FULL_CFG,
     save_latents: Optional[Path] = typer.Option(None, help="Write the final latents (.npy)."),
     save_npz: Optional[Path] = typer.Option(None, help="Write uint8 images in the ADM suite's .npz format (arr_0)."),
     out: Optional[Path] = typer.Option(None, help="PNG grid of the images."),
@@ -182,7 +184,7 @@ def generate(
     if out is not None or save_npz is not None:
         pipe.check_images()
     plan = pipe.plan(label_list, seed=seed, noise=noise_arr, recompute=recompute_list, sharing_ratio=sharing_ratio,
-                     schedule=schedule, **overrides)
+                     schedule=schedule, full_cfg=full_cfg, **overrides)
     n = plan.settings.num_steps
     if plan.needs_calibration:
         console.print(f"no calibration for these settings ({n} steps) yet: running it once (8 samples) and keeping it")
@@ -279,13 +281,15 @@ def sample(
     cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="CPUs (and threads) per worker."),
     gpus_per_worker: Optional[float] = typer.Option(None, "--gpus-per-worker", help="GPUs per worker [default: 1 for tensorrt, else 0]."),
     keep_shards: bool = typer.Option(False, "--keep-shards", help="Keep the shard files after merging."),
+    full_cfg: bool = FULL_CFG,
 ):
     """Sample N images over Ray workers: deterministic per sample, resumable, merged into samples.npz (arr_0)."""
     from .scale.run import Request, describe, sample_many
 
     req = Request(build=build_dir, num_samples=num_samples, classes=classes, per_class=per_class, seed=seed, batch=batch,
                   sharing_ratio=sharing_ratio, schedule=schedule, steps=steps, cfg=cfg, backend=backend, out=out, workers=workers,
-                  address=address, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, keep_shards=keep_shards)
+                  address=address, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, keep_shards=keep_shards,
+                  full_cfg=full_cfg)
     for line in describe(sample_many(req, console=console)):
         console.print(line)
 
@@ -344,6 +348,7 @@ def latency(
     backend: str = typer.Option("onnxruntime", help="onnxruntime, openvino, torch or tensorrt."),
     ratios: str = typer.Option(RATIOS_TEXT, help="Sharing ratios in [0, 1); 0 (the baseline) is always measured."),
     steps: int = typer.Option(50, help="Sampling steps N."),
+    cfg: Optional[float] = CFG,
     batch: int = typer.Option(1, help="User batch B (the graphs run at CFG batch 2B)."),
     schedule: str = typer.Option("uniform", help="uniform or dp (dp calibrates once if the build has no matrix for N steps)."),
     repeat: int = typer.Option(3, help="Timed runs per ratio (median, min and max are reported)."),
@@ -358,7 +363,7 @@ def latency(
     from .bench.report import render
     from .manifest import read
 
-    opts = bench.Options(backend=backend, ratios=bench.parse_ratios(ratios), steps=steps, batch=batch, schedule=schedule,
+    opts = bench.Options(backend=backend, ratios=bench.parse_ratios(ratios), steps=steps, guidance=cfg, batch=batch, schedule=schedule,
                          repeat=repeat, reference=reference).validate()
     check_output_file(json_out, "--json", (".json",))
     check_output_file(plot, "--plot", (".png",))

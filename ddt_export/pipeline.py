@@ -49,6 +49,7 @@ class Plan:
     settings: SamplerSettings
     request: schedules.Request
     recompute: tuple[int, ...] | None
+    full_cfg: bool = False  # the official full CFG batch at every call, instead of the conditional half where guidance is off
 
     @property
     def needs_calibration(self) -> bool:
@@ -116,7 +117,8 @@ class Pipeline:
     # ------------------------------------------------------------------ planning (no work yet)
 
     def plan(self, labels: Sequence[int], *, seed: int | None = None, noise: np.ndarray | None = None,
-             recompute: Sequence[int] | None = None, sharing_ratio: float | None = None, schedule: str = "dp", **overrides) -> Plan:
+             recompute: Sequence[int] | None = None, sharing_ratio: float | None = None, schedule: str = "dp",
+             full_cfg: bool = False, **overrides) -> Plan:
         """Every input of a run checked, and its recompute steps where they need no calibration; `overrides`
         are SamplerSettings fields (num_steps, guidance, interval_min, ...)."""
         labels = check_labels(labels, self.arch, self.null_class)
@@ -134,7 +136,7 @@ class Pipeline:
             sim = self.similarity(settings)
             if sim is not None:
                 steps = tuple(request.resolve(settings.num_steps, sim))
-        return Plan(labels, noise, settings, request, steps)
+        return Plan(labels, noise, settings, request, steps, bool(full_cfg))
 
     def check_noise(self, noise: np.ndarray, batch: int) -> np.ndarray:
         want = (batch, *self.arch.latent_shape)
@@ -178,8 +180,8 @@ class Pipeline:
             if progress is not None:
                 progress(i)
 
-        with runner.scope():
-            sample(runner, noise, labels, self.null_class, settings, list(range(settings.num_steps)), keep)
+        with runner.scope():  # both CFG halves at every step: the DP needs every step's whole state
+            sample(runner, noise, labels, self.null_class, settings, list(range(settings.num_steps)), keep, full_cfg=True)
         return schedules.similarity(np.stack(states))
 
     def calibrate_and_store(self, settings: SamplerSettings, samples: int = CALIBRATION_SAMPLES, progress=None) -> bool:
@@ -213,14 +215,18 @@ class Pipeline:
             raise DDTError("this plan's DP schedule has no calibration yet; pass it through Pipeline.calibrated first")
         runner = self.backend.runner(2 * len(plan.labels))
         with runner.scope():  # GPU backends: the loop's own work on the runner's stream
-            x = sample(runner, plan.noise, plan.labels, self.null_class, plan.settings, plan.recompute, progress)
+            x = sample(runner, plan.noise, plan.labels, self.null_class, plan.settings, plan.recompute, progress, plan.full_cfg)
         return Result(np.asarray(runner.host(x), np.float32), list(plan.recompute), plan.settings)
 
     def generate(self, labels: Sequence[int], *, seed: int | None = None, noise: np.ndarray | None = None,
                  recompute: Sequence[int] | None = None, sharing_ratio: float | None = None, schedule: str = "dp",
-                 progress: Callable[[int], None] | None = None, **overrides) -> Result:
-        """Plan, calibrate if the DP needs it, and sample; `overrides` are SamplerSettings fields (num_steps, guidance, ...)."""
-        plan = self.plan(labels, seed=seed, noise=noise, recompute=recompute, sharing_ratio=sharing_ratio, schedule=schedule, **overrides)
+                 full_cfg: bool = False, progress: Callable[[int], None] | None = None, **overrides) -> Result:
+        """Plan, calibrate if the DP needs it, and sample; `overrides` are SamplerSettings fields (num_steps, guidance, ...).
+
+        Where guidance is off only the conditional half of the CFG batch runs; `full_cfg=True` runs the official full
+        batch at every step (same latents within float rounding, slower)."""
+        plan = self.plan(labels, seed=seed, noise=noise, recompute=recompute, sharing_ratio=sharing_ratio, schedule=schedule,
+                         full_cfg=full_cfg, **overrides)
         return self.run(self.calibrated(plan), progress)
 
     def images(self, latents: np.ndarray) -> np.ndarray:

@@ -8,7 +8,9 @@ update with in-place array operators that numpy arrays and torch tensors (CPU or
 
 Semantics follow the official sampler (sharing_sampling.py): t runs from 0 (noise) to 1
 (data); the CFG batch is [uncond; cond]; guidance applies iff lo < t < hi (strict), else the
-same formula with w = 1; s is reused between recompute steps.
+same formula with w = 1, which is the conditional velocity alone: there the graphs run only the
+conditional half (`cfg_halves`), unless `full_cfg` asks for the official full batch; s is reused
+between recompute steps.
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ class Runner(Protocol):
     """A backend bound to one CFG batch size, with buffers allocated once (backends/buffers.py).
 
     x (2B,C,H,W), t (2B,), y (2B,) feed the encoder; x and s feed the decoder; v is its
-    output. `encode()` fills s from x, t, y; `decode()` fills v from x, s. `array(a)` moves a
+    output. `encode()` fills s from x, t, y; `decode()` fills v from x, s; with `cond_only` they run
+    the conditional half alone, rows B:2B of every buffer (guidance off). `array(a)` moves a
     host array to the runner's device and `host(a)` brings one back as float32 numpy
     (identities for CPU backends). `scope()` makes the runner's stream current for the loop's
     own work and `synchronize()` waits for everything queued (both no-ops without a GPU).
@@ -95,12 +98,34 @@ class Runner(Protocol):
     s: Any
     v: Any
 
-    def encode(self) -> None: ...
-    def decode(self) -> None: ...
+    def encode(self, cond_only: bool = False) -> None: ...
+    def decode(self, cond_only: bool = False) -> None: ...
     def array(self, a: np.ndarray) -> Any: ...
     def host(self, a: Any) -> np.ndarray: ...
     def scope(self) -> ContextManager: ...
     def synchronize(self) -> None: ...
+
+
+def guidance_scales(settings: SamplerSettings, grid: np.ndarray) -> list[float]:
+    """w at each step: the guidance inside the strict interval lo < t < hi, else 1 (the official loop's rule).
+
+    The official loop compares a float32 t with the bounds, so the bounds round to float32 too.
+    """
+    lo, hi = np.float32(settings.interval_min), np.float32(settings.interval_max)
+    return [float(settings.guidance) if lo < grid[i] < hi else 1.0 for i in range(settings.num_steps)]
+
+
+def cfg_halves(scales: Sequence[float], recompute: Sequence[int], full_cfg: bool = False) -> tuple[dict[int, bool], list[bool]]:
+    """Where the unconditional half of the CFG batch is needed: ({recompute step: encoder runs both halves}, [decoder
+    runs both halves, per step]).
+
+    The decoder needs it wherever w != 1 (elsewhere v = vu + 1 (vc - vu) is vc). The encoder at a recompute step r
+    needs it iff some step in [r, next recompute) is guided, since its state serves every one of them. `full_cfg`:
+    both halves at every call, as the official sampler runs.
+    """
+    guided = [full_cfg or w != 1.0 for w in scales]
+    bounds = [*recompute, len(scales)]
+    return {r: any(guided[r:n]) for r, n in zip(bounds, bounds[1:])}, guided
 
 
 def sample(
@@ -111,30 +136,37 @@ def sample(
     settings: SamplerSettings,
     recompute: Sequence[int],
     callback: Callable[[int], None] | None = None,
+    full_cfg: bool = False,
 ) -> Any:
-    """Integrate noise (B,C,H,W) at t=0 to latents at t=1; returns x in the runner's array type."""
+    """Integrate noise (B,C,H,W) at t=0 to latents at t=1; returns x in the runner's array type.
+
+    Calls run only the conditional half (rows B:2B) where guidance is off, unless `full_cfg`.
+    """
     B = noise.shape[0]
     grid = timesteps(settings.num_steps, settings.last_step, settings.timeshift)  # N+1
-    refresh = set(recompute)
+    scales = guidance_scales(settings, grid)
+    encode_both, decode_both = cfg_halves(scales, recompute, full_cfg)
     x = runner.array(np.array(noise, dtype=np.float32, copy=True))  # B C H W, updated in place
     guided = runner.array(np.empty_like(noise, dtype=np.float32))  # B C H W scratch
     runner.y[:] = runner.array(np.array([null_class] * B + list(labels), dtype=np.int64))  # [uncond; cond]
     vu, vc = runner.v[:B], runner.v[B:]  # views into the decoder's output buffer
-    # The official loop compares a float32 t with the bounds, so the bounds round to float32 too.
-    lo, hi = np.float32(settings.interval_min), np.float32(settings.interval_max)
     for i in range(settings.num_steps):
         dt = float(grid[i + 1] - grid[i])  # float32 difference, as the official dt
-        runner.x[:B] = x
+        both = decode_both[i] or encode_both.get(i, False)  # does any graph read the unconditional rows now?
+        if both:
+            runner.x[:B] = x
         runner.x[B:] = x
-        if i in refresh:
+        if i in encode_both:
             runner.t[:] = float(grid[i])  # a Python float: torch tensors refuse numpy scalars; exact for float32
-            runner.encode()  # s for this step; reused until the next recompute step
-        runner.decode()
-        w = settings.guidance if lo < grid[i] < hi else 1.0
-        guided[...] = vc  # v = vu + w (vc - vu), then x += v dt, without temporaries
-        guided -= vu
-        guided *= w
-        guided += vu
+            runner.encode(cond_only=not encode_both[i])  # s for this step; reused until the next recompute step
+        runner.decode(cond_only=not decode_both[i])
+        if decode_both[i]:  # v = vu + w (vc - vu), then x += v dt, without temporaries
+            guided[...] = vc
+            guided -= vu
+            guided *= scales[i]
+            guided += vu
+        else:  # w = 1: v = vc
+            guided[...] = vc
         guided *= dt
         x += guided
         if callback is not None:

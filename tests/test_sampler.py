@@ -26,12 +26,13 @@ class FieldRunner:
         self.v = np.zeros_like(self.x)
         self.a, self.b, self.encodes = a, b, []
 
-    def encode(self):
-        self.encodes.append(float(self.t[0]))
+    def encode(self, cond_only=False):
+        self.encodes.append(float(self.t[-1]))
 
-    def decode(self):
+    def decode(self, cond_only=False):
         half = len(self.x) // 2
-        self.v[:half] = self.b * self.x[:half]
+        if not cond_only:
+            self.v[:half] = self.b * self.x[:half]
         self.v[half:] = self.a * self.x[half:]
 
     def array(self, a):

@@ -40,22 +40,26 @@ def default_providers() -> list:
 
 class OnnxRuntimeRunner(HostRunner):
     def __init__(self, backend: "OnnxRuntimeBackend", batch: int):
-        r = backend.roles
         self.x, self.t, self.y, self.s, self.v = host_buffers(backend.encoder_spec, backend.decoder_spec, batch, "onnxruntime",
                                                               half_as_float32=backend.emulate_half)
         self._enc, self._dec = backend.encoder, backend.decoder
-        self._enc_io, self._dec_io = self._enc.io_binding(), self._dec.io_binding()
-        for io, name, a in ((self._enc_io, r.enc_x, self.x), (self._enc_io, r.enc_t, self.t), (self._enc_io, r.enc_y, self.y),
-                            (self._dec_io, r.dec_x, self.x), (self._dec_io, r.dec_s, self.s)):
-            io.bind_input(name, "cpu", 0, a.dtype, list(a.shape), a.ctypes.data)
-        self._enc_io.bind_output(r.enc_s, "cpu", 0, self.s.dtype, list(self.s.shape), self.s.ctypes.data)
-        self._dec_io.bind_output(r.dec_v, "cpu", 0, self.v.dtype, list(self.v.shape), self.v.ctypes.data)
+        # two sets of bindings over the same buffers: every row, and the conditional half (rows B:2B, guidance off)
+        self._io = {False: self._bind(backend.roles, 0), True: self._bind(backend.roles, batch // 2)}
 
-    def encode(self) -> None:
-        self._enc.run_with_iobinding(self._enc_io)
+    def _bind(self, r, lo: int) -> tuple:
+        enc_io, dec_io = self._enc.io_binding(), self._dec.io_binding()
+        for io, name, a in ((enc_io, r.enc_x, self.x), (enc_io, r.enc_t, self.t), (enc_io, r.enc_y, self.y),
+                            (dec_io, r.dec_x, self.x), (dec_io, r.dec_s, self.s)):
+            io.bind_input(name, "cpu", 0, a.dtype, list(a[lo:].shape), a[lo:].ctypes.data)
+        enc_io.bind_output(r.enc_s, "cpu", 0, self.s.dtype, list(self.s[lo:].shape), self.s[lo:].ctypes.data)
+        dec_io.bind_output(r.dec_v, "cpu", 0, self.v.dtype, list(self.v[lo:].shape), self.v[lo:].ctypes.data)
+        return enc_io, dec_io
 
-    def decode(self) -> None:
-        self._dec.run_with_iobinding(self._dec_io)
+    def encode(self, cond_only: bool = False) -> None:
+        self._enc.run_with_iobinding(self._io[cond_only][0])
+
+    def decode(self, cond_only: bool = False) -> None:
+        self._dec.run_with_iobinding(self._io[cond_only][1])
 
 
 class OnnxRuntimeBackend:

@@ -23,26 +23,31 @@ def bf16_supported(core) -> bool:
 
 class OpenVinoRunner(HostRunner):
     def __init__(self, backend: "OpenVinoBackend", batch: int):
+        self.x, self.t, self.y, self.s, self.v = host_buffers(backend.encoder_spec, backend.decoder_spec, batch, "OpenVINO")
+        # requests for every row and for the conditional half (rows B:2B, guidance off), over the same buffers
+        self._req = {False: self._requests(backend, 0, batch), True: self._requests(backend, batch // 2, batch)}
+
+    def _requests(self, backend: "OpenVinoBackend", lo: int, batch: int) -> tuple:
         import openvino as ov
 
         r = backend.roles
-        self.x, self.t, self.y, self.s, self.v = host_buffers(backend.encoder_spec, backend.decoder_spec, batch, "OpenVINO")
-        enc_model, dec_model = backend.compiled(batch)
-        self._enc, self._dec = enc_model.create_infer_request(), dec_model.create_infer_request()
-        # shared_memory: the request reads and writes these numpy arrays in place, no copies per call
-        for req, name, a in ((self._enc, r.enc_x, self.x), (self._enc, r.enc_t, self.t), (self._enc, r.enc_y, self.y),
-                             (self._enc, r.enc_s, self.s), (self._dec, r.dec_x, self.x), (self._dec, r.dec_s, self.s),
-                             (self._dec, r.dec_v, self.v)):
-            req.set_tensor(name, ov.Tensor(a, shared_memory=True))
+        enc, dec = (m.create_infer_request() for m in backend.compiled(batch - lo))
+        # shared_memory: the request reads and writes these numpy arrays (or their row views) in place, no copies per call
+        for req, name, a in ((enc, r.enc_x, self.x), (enc, r.enc_t, self.t), (enc, r.enc_y, self.y), (enc, r.enc_s, self.s),
+                             (dec, r.dec_x, self.x), (dec, r.dec_s, self.s), (dec, r.dec_v, self.v)):
+            req.set_tensor(name, ov.Tensor(a[lo:], shared_memory=True))
+        return enc, dec
 
-    def encode(self) -> None:
+    def encode(self, cond_only: bool = False) -> None:
         # start_async + wait, not infer(): infer() returns copies of the outputs on every call
-        self._enc.start_async()
-        self._enc.wait()
+        req = self._req[cond_only][0]
+        req.start_async()
+        req.wait()
 
-    def decode(self) -> None:
-        self._dec.start_async()
-        self._dec.wait()
+    def decode(self, cond_only: bool = False) -> None:
+        req = self._req[cond_only][1]
+        req.start_async()
+        req.wait()
 
 
 class OpenVinoBackend:

@@ -85,13 +85,22 @@ class TensorRTRunner:
             backend.encoder_spec, backend.decoder_spec, batch, lambda shape, dtype: torch.zeros(shape, dtype=torch_dtype(dtype), device=dev))
         self._stream = Stream(dev)
         self.stream = self._stream.stream  # Pipeline runs the loop on it
-        self._enc = backend.encoder.create_execution_context()
-        self._dec = backend.decoder.create_execution_context()
-        if self._enc is None or self._dec is None:
-            raise DDTError("TensorRT could not create an execution context (out of GPU memory?); close other GPU work or lower the batch")
-        self._bind(self._enc, inputs={r.enc_x: self.x, r.enc_t: self.t, r.enc_y: self.y}, outputs={r.enc_s: self.s})
-        self._bind(self._dec, inputs={r.dec_x: self.x, r.dec_s: self.s}, outputs={r.dec_v: self.v})
-        self._graphs: dict[str, Any] = {}
+        # An execution context per graph and row set: every row, and the conditional half (rows B:2B, guidance off),
+        # bound to slices of the same buffers (views, never copies). Engines whose profile cannot take B rows run the
+        # full batch for both (the unconditional rows' results are then simply unused).
+        self._ctx: dict[tuple[str, bool], Any] = {}
+        half = batch // 2 >= backend.cfg_batch["min"]
+        for cond_only in (False, True) if half else (False,):
+            lo = batch // 2 if cond_only else 0
+            enc, dec = backend.encoder.create_execution_context(), backend.decoder.create_execution_context()
+            if enc is None or dec is None:
+                raise DDTError("TensorRT could not create an execution context (out of GPU memory?); close other GPU work or lower the batch")
+            self._bind(enc, inputs={r.enc_x: self.x[lo:], r.enc_t: self.t[lo:], r.enc_y: self.y[lo:]}, outputs={r.enc_s: self.s[lo:]})
+            self._bind(dec, inputs={r.dec_x: self.x[lo:], r.dec_s: self.s[lo:]}, outputs={r.dec_v: self.v[lo:]})
+            self._ctx[("encode", cond_only)], self._ctx[("decode", cond_only)] = enc, dec
+        if not half:
+            self._ctx[("encode", True)], self._ctx[("decode", True)] = self._ctx[("encode", False)], self._ctx[("decode", False)]
+        self._graphs: dict[int, Any] = {}  # id(context) -> its CUDA graph
         if self._stream.cuda:
             torch.cuda.synchronize(self._stream.device)  # once, at set-up: the zero fills above ran on another stream
             if backend.cuda_graphs:
@@ -113,14 +122,15 @@ class TensorRTRunner:
                 raise DDTError(f"engine output {name} has shape {tuple(ctx.get_tensor_shape(name))}, the manifest says {tuple(tensor.shape)}; rebuild the engines")
 
     def _capture(self) -> None:
-        """One CUDA graph per engine call, captured after one plain run (TensorRT allocates lazily on the first)."""
+        """One CUDA graph per engine call and row set, captured after one plain run (TensorRT allocates lazily on the first)."""
         import torch
 
+        contexts = {id(ctx): ctx for ctx in self._ctx.values()}  # a context shared by both row sets is captured once
         with self._stream.scope():
-            for ctx in (self._enc, self._dec):
+            for ctx in contexts.values():
                 self._enqueue(ctx)
         self._stream.stream.synchronize()
-        for key, ctx in (("encode", self._enc), ("decode", self._dec)):
+        for key, ctx in contexts.items():
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, stream=self._stream.stream, capture_error_mode="thread_local"):
                 self._enqueue(ctx)
@@ -130,9 +140,10 @@ class TensorRTRunner:
         if not ctx.execute_async_v3(self._stream.handle):
             raise RuntimeError("TensorRT execute_async_v3 failed (see TensorRT's log above)")
 
-    def _call(self, key: str, ctx) -> None:
+    def _call(self, key: tuple[str, bool]) -> None:
         caller = self._stream.join()
-        graph = self._graphs.get(key)
+        ctx = self._ctx[key]
+        graph = self._graphs.get(id(ctx))
         if graph is not None:
             with self._stream.scope():
                 graph.replay()  # launches on the current (= the runner's) stream
@@ -140,11 +151,11 @@ class TensorRTRunner:
             self._enqueue(ctx)
         self._stream.release(caller)
 
-    def encode(self) -> None:
-        self._call("encode", self._enc)
+    def encode(self, cond_only: bool = False) -> None:
+        self._call(("encode", cond_only))
 
-    def decode(self) -> None:
-        self._call("decode", self._dec)
+    def decode(self, cond_only: bool = False) -> None:
+        self._call(("decode", cond_only))
 
     def array(self, a: np.ndarray):
         import torch

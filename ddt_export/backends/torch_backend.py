@@ -24,14 +24,22 @@ class TorchRunner(HostRunner):
         return torch.autocast("cpu", dtype=self.dtype, enabled=self.dtype is not None)
 
     @torch.inference_mode()
-    def encode(self) -> None:
+    def encode(self, cond_only: bool = False) -> None:
+        lo = len(self.x) // 2 if cond_only else 0  # cond_only: rows B:2B (guidance off)
         with self._autocast():
-            self.s = self.model.encode(self._x, self._t, self._y)
+            s = self.model.encode(self._x[lo:], self._t[lo:], self._y[lo:])
+        if lo == 0:
+            self.s = s
+        else:  # the unconditional rows keep whatever they held: no step before the next recompute reads them
+            if self.s is None:
+                self.s = torch.zeros((len(self.x), *s.shape[1:]), dtype=s.dtype)
+            self.s[lo:].copy_(s)
 
     @torch.inference_mode()
-    def decode(self) -> None:
+    def decode(self, cond_only: bool = False) -> None:
+        lo = len(self.x) // 2 if cond_only else 0
         with self._autocast():
-            self._v.copy_(self.model.decode(self._x, self.s))
+            self._v[lo:].copy_(self.model.decode(self._x[lo:], self.s[lo:]))
 
 
 class TorchBackend:

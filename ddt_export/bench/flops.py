@@ -66,3 +66,14 @@ def ideal_speedup(encoder_cost: float, decoder_cost: float, encoder_calls: int, 
     if not 1 <= encoder_calls <= num_steps:
         raise ValueError(f"encoder calls {encoder_calls} must be in [1, {num_steps}]")
     return (encoder_cost + decoder_cost) / (decoder_cost + encoder_cost * encoder_calls / num_steps)
+
+
+def run_cost(encoder: tuple[float, float], decoder: tuple[float, float], encode_both: dict[int, bool], decode_both: list[bool]) -> float:
+    """Cost of one sampling run with guidance-aware batches: each call costs `graph[1]` on both CFG halves and
+    `graph[0]` on the conditional half alone (for MACs: 2x and 1x the per-sample count; for time: the measured calls).
+
+        cost = sum over steps i of D(rows_i) + sum over recompute steps r of E(rows_r)
+
+    where rows is both halves where the decoder's step is guided (or the encoder's state serves a guided step),
+    else the conditional half (sampler.cfg_halves)."""
+    return sum(decoder[b] for b in decode_both) + sum(encoder[b] for b in encode_both.values())

@@ -29,7 +29,7 @@ from ..backends import resolve_name
 from ..backends.buffers import HostRunner
 from ..errors import DDTError
 from ..metrics import rel_error
-from ..sampler import MAX_BATCH, SamplerSettings, sample
+from ..sampler import MAX_BATCH, SamplerSettings, cfg_halves, guidance_scales, sample, timesteps
 from . import ceiling, flops, machine
 
 REFERENCES = (("torch-fp32", None), ("torch-bf16-autocast", "bfloat16"))  # (name, autocast dtype)
@@ -40,6 +40,7 @@ class Options:
     backend: str = "onnxruntime"
     ratios: tuple[float, ...] = schedules.PAPER_RATIOS
     steps: int = 50
+    guidance: float | None = None  # None: the build's (the official configs: 2.0 in the interval 0.3-1.0)
     batch: int = 1
     schedule: str = "uniform"
     repeat: int = 3
@@ -54,7 +55,7 @@ class Options:
             raise DDTError("give at least one sharing ratio, e.g. --ratios 0,0.5,0.75")
         for r in self.ratios:
             schedules.Request(ratio=r, method=self.schedule)
-        SamplerSettings(num_steps=self.steps).validate()
+        SamplerSettings(num_steps=self.steps, guidance=1.0 if self.guidance is None else self.guidance).validate()
         if not 1 <= self.batch <= MAX_BATCH:
             raise DDTError(f"--batch must be between 1 and {MAX_BATCH} (got {self.batch})")
         if not 1 <= self.repeat <= 1000:
@@ -93,10 +94,10 @@ class NoopRunner(HostRunner):
         self.y = np.zeros(tuple(like.y.shape), np.int64)
         self.s = None
 
-    def encode(self) -> None:
+    def encode(self, cond_only: bool = False) -> None:
         pass
 
-    def decode(self) -> None:
+    def decode(self, cond_only: bool = False) -> None:
         pass
 
 
@@ -109,10 +110,10 @@ def _timed(fn: Callable[[], object], runner=None) -> tuple[float, object]:
     return time.perf_counter() - t0, out
 
 
-def _sample(runner, *args):
+def _sample(runner, *args, full_cfg: bool = False):
     """`sample` on the runner's stream (a no-op scope on CPUs), as Pipeline.run runs it."""
     with runner.scope():
-        return sample(runner, *args)
+        return sample(runner, *args, full_cfg=full_cfg)
 
 
 def _timed_cpu(fn: Callable[[], object], runner=None) -> tuple[float, float, object]:
@@ -129,8 +130,8 @@ def _timed_cpu(fn: Callable[[], object], runner=None) -> tuple[float, float, obj
     return time.perf_counter() - t0, time.process_time() - c0, out
 
 
-def call_times(runner, noise: np.ndarray, labels: Sequence[int], null_class: int, repeat: int) -> tuple[list[float], list[float]]:
-    """Seconds per encode() and decode() at the runner's batch, on realistic inputs, alternating."""
+def call_times(runner, noise: np.ndarray, labels: Sequence[int], null_class: int, repeat: int, cond_only: bool = False) -> tuple[list[float], list[float]]:
+    """Seconds per encode() and decode() at the runner's batch (or its conditional half), on realistic inputs, alternating."""
     B = noise.shape[0]
     runner.x[:B] = runner.array(noise)
     runner.x[B:] = runner.array(noise)
@@ -138,8 +139,8 @@ def call_times(runner, noise: np.ndarray, labels: Sequence[int], null_class: int
     runner.y[:] = runner.array(np.array([null_class] * B + list(labels), dtype=np.int64))
     enc, dec = [], []
     for _ in range(repeat):
-        enc.append(_timed(runner.encode, runner)[0])
-        dec.append(_timed(runner.decode, runner)[0])
+        enc.append(_timed(lambda: runner.encode(cond_only), runner)[0])
+        dec.append(_timed(lambda: runner.decode(cond_only), runner)[0])
     return enc, dec
 
 
@@ -181,11 +182,12 @@ def run(build_dir: str | Path, opts: Options, progress: Callable[[str, int, int]
     load_start = machine.load_average()
     pipe = Pipeline.load(build_dir, opts.backend)
     arch, N, B = pipe.arch, opts.steps, opts.batch
-    settings = pipe.defaults.with_overrides(num_steps=N)
+    settings = pipe.defaults.with_overrides(num_steps=N, guidance=opts.guidance)
     ratios = opts.measured_ratios
     say("scheduling", 0, 1)
     labels = [(7 * i + 1) % arch.num_classes for i in range(B)]
-    plans = [(r, list(pipe.calibrated(pipe.plan(labels, sharing_ratio=r, schedule=opts.schedule, num_steps=N)).recompute)) for r in ratios]
+    plans = [(r, list(pipe.calibrated(pipe.plan(labels, sharing_ratio=r, schedule=opts.schedule, num_steps=N, guidance=opts.guidance)).recompute))
+             for r in ratios]
     noise = seeded_noise(B, arch.latent_shape, opts.seed)
     null = pipe.null_class
 
@@ -204,15 +206,16 @@ def run(build_dir: str | Path, opts: Options, progress: Callable[[str, int, int]
 
     say("timing graph calls", 0, 1)
     enc_s, dec_s = call_times(runner, noise, labels, null, max(opts.repeat, 7))
+    enc_half_s, dec_half_s = call_times(runner, noise, labels, null, max(opts.repeat, 7), cond_only=True)
     overhead_s = loop_overhead(runner, noise, labels, null, settings)
 
     # round-robin: each repeat times every ratio, then every reference, so load hits all alike
-    times, cpu = {r: [] for r in ratios}, {r: [] for r in ratios}
+    times, cpu, times_full = {r: [] for r in ratios}, {r: [] for r in ratios}, {r: [] for r in ratios}
     ref_times = {name: [] for name, _ in ref_runners}
     ref_calls = {name: call_times(r, noise, labels, null, max(opts.repeat, 3)) for name, r in ref_runners}
     settle()
-    latents, ref_latents = None, {}
-    total, done = opts.repeat * (len(plans) + len(ref_runners)), 0
+    latents, latents_full, ref_latents = None, None, {}
+    total, done = opts.repeat * (2 * len(plans) + len(ref_runners)), 0
     every = list(range(N))
     for rep in range(opts.repeat):
         for ratio, steps in plans:
@@ -223,9 +226,15 @@ def run(build_dir: str | Path, opts: Options, progress: Callable[[str, int, int]
             if ratio == 0.0 and latents is None:
                 latents = np.array(runner.host(x), np.float32)
             done += 1
+            say(f"{pipe.backend.name} ratio {ratio:g}, full CFG batch (run {rep + 1}/{opts.repeat})", done, total)
+            elapsed, x = _timed(lambda: _sample(runner, noise, labels, null, settings, steps, full_cfg=True), runner)
+            times_full[ratio].append(elapsed)
+            if ratio == 0.0 and latents_full is None:
+                latents_full = np.array(runner.host(x), np.float32)
+            done += 1
         for name, r in ref_runners:
             say(f"{name} ratio 0 (run {rep + 1}/{opts.repeat})", done, total)
-            elapsed, x = _timed(lambda: _sample(r, noise, labels, null, settings, every), r)
+            elapsed, x = _timed(lambda: _sample(r, noise, labels, null, settings, every, full_cfg=True), r)  # what users run today
             ref_times[name].append(elapsed)
             ref_latents.setdefault(name, np.array(r.host(x), np.float32))
             done += 1
@@ -233,8 +242,9 @@ def run(build_dir: str | Path, opts: Options, progress: Callable[[str, int, int]
     ceil_end = ceiling.measure(threads, opts.ceiling_size or ceiling.SIZE)
     say("done", total, total)
 
-    raw = Timings(plans=plans, times=times, cpu=cpu, enc_s=enc_s, dec_s=dec_s, overhead_s=overhead_s, ref_times=ref_times,
-                  ref_calls=ref_calls, latents=latents, ref_latents=ref_latents, ceil=[ceil_start, ceil_end], threads=threads,
+    raw = Timings(plans=plans, times=times, times_full=times_full, cpu=cpu, enc_s=enc_s, dec_s=dec_s, enc_half_s=enc_half_s,
+                  dec_half_s=dec_half_s, overhead_s=overhead_s, ref_times=ref_times, ref_calls=ref_calls, latents=latents,
+                  latents_full=latents_full, ref_latents=ref_latents, ceil=[ceil_start, ceil_end], threads=threads,
                   load=[load_start, machine.load_average()])
     return assemble(pipe, opts, settings, raw, build_dir)
 
@@ -244,14 +254,18 @@ class Timings:
     """What one `run` measured, in seconds (and the latents it produced), before any arithmetic."""
 
     plans: list  # (ratio, recompute steps)
-    times: dict  # ratio -> whole-loop seconds per repeat
+    times: dict  # ratio -> whole-loop seconds per repeat (conditional half where guidance is off: the default)
+    times_full: dict  # ratio -> the same with the official full CFG batch at every call
     cpu: dict  # ratio -> this process's CPU seconds per repeat
     enc_s: list  # seconds per encoder call
     dec_s: list
+    enc_half_s: list  # the same calls on the conditional half alone
+    dec_half_s: list
     overhead_s: float  # the loop's own seconds per step
     ref_times: dict  # reference name -> seconds per repeat
     ref_calls: dict  # reference name -> (encoder seconds, decoder seconds)
     latents: np.ndarray | None
+    latents_full: np.ndarray | None
     ref_latents: dict
     ceil: list  # matmul ceilings before and after
     threads: int
@@ -272,22 +286,33 @@ def assemble(pipe, opts: Options, settings: SamplerSettings, raw: Timings, build
     E_mac, D_mac = flops.encoder_macs(arch), flops.decoder_macs(arch)
     enc, dec = stats(enc_s), stats(dec_s)
     E_ms, D_ms = enc["median"], dec["median"]
+    E_half_ms, D_half_ms = stats(raw.enc_half_s)["median"], stats(raw.dec_half_s)["median"]
+    scales = guidance_scales(settings, timesteps(N, settings.last_step, settings.timeshift))
+    macs = ((E_mac.total, 2 * E_mac.total), (D_mac.total, 2 * D_mac.total))  # (conditional half, both halves) per sample
+    calls = ((E_half_ms, E_ms), (D_half_ms, D_ms))
+
+    def cost(costs, steps, full_cfg: bool) -> float:
+        return flops.run_cost(*costs, *cfg_halves(scales, steps, full_cfg))
+
     base = statistics.median(times[0.0])
+    every = list(range(N))
     ref_fp32 = statistics.median(ref_times["torch-fp32"]) if "torch-fp32" in ref_times else None
     rows = []
     for ratio, steps in plans:
         K = len(steps)
-        lat = statistics.median(times[ratio])
-        ideal = flops.ideal_speedup(E_ms, D_ms, K, N)
-        flop_ideal = flops.ideal_speedup(E_mac.total, D_mac.total, K, N)
+        lat, lat_full = statistics.median(times[ratio]), statistics.median(raw.times_full[ratio])
+        ideal = cost(calls, every, False) / cost(calls, steps, False)
+        flop_ideal = cost(macs, every, False) / cost(macs, steps, False)
+        skip_ideal = cost(macs, steps, True) / cost(macs, steps, False)
         rows.append({
             "ratio": ratio,
             "effective_ratio": round(1 - K / N, 4),
             "schedule": opts.schedule if ratio > 0 else "none",
             "encoder_calls": K,
             "recompute": list(steps),
-            "latency_ms": stats(times[ratio]),
-            "predicted_ms": N * D_ms + K * E_ms,  # from the per-call times alone
+            "latency_ms": stats(times[ratio]),  # the default: conditional half alone where guidance is off
+            "latency_full_cfg_ms": stats(raw.times_full[ratio]),  # the official full CFG batch at every call
+            "predicted_ms": cost(calls, steps, False),  # from the per-call times alone
             "cpu_ms": statistics.median(cpu[ratio]) * 1e3,  # process CPU time, all threads
             "cpu_speedup": statistics.median(cpu[0.0]) / statistics.median(cpu[ratio]),
             "speedup": base / lat,
@@ -295,6 +320,9 @@ def assemble(pipe, opts: Options, settings: SamplerSettings, raw: Timings, build
             "efficiency": base / lat / ideal,
             "flop_ideal_speedup": flop_ideal,
             "flop_efficiency": base / lat / flop_ideal,
+            "skip_speedup": lat_full / lat,
+            "skip_flop_ideal": skip_ideal,
+            "skip_efficiency": lat_full / lat / skip_ideal,
             "vs_torch_fp32": ref_fp32 / lat if ref_fp32 else None,
         })
     reference = []
@@ -336,12 +364,14 @@ def assemble(pipe, opts: Options, settings: SamplerSettings, raw: Timings, build
         "sampler": settings.to_dict(),
         "encoder_ms": E_ms,
         "decoder_ms": D_ms,
-        "calls_ms": {"encoder": enc, "decoder": dec},
+        "calls_ms": {"encoder": enc, "decoder": dec, "encoder_half": stats(raw.enc_half_s), "decoder_half": stats(raw.dec_half_s)},
         "macs_per_sample": {"encoder": E_mac.to_dict(), "decoder": D_mac.to_dict()},
         "graphs": {"encoder": graph(E_mac, E_ms), "decoder": graph(D_mac, D_ms)},
         "ceiling_gflops": {"fp32": best["fp32"], "bf16": best["bf16"], "ceiling_precision": prec, "measurements": ceil},
         "overhead": {"per_step_ms": overhead_s * 1e3, "fraction_of_decoder": overhead_s * 1e3 / D_ms},
         "latents_error_vs_torch_fp32": rel_error(latents, ref_latents["torch-fp32"]) if "torch-fp32" in ref_latents else None,
+        "skip_vs_full_cfg_error": rel_error(latents, raw.latents_full),  # ratio 0, same noise: float rounding only
+        "guided_steps": sum(w != 1.0 for w in scales),
         "rows": rows,
         "reference": reference,
         "machine": machine.describe(),

@@ -22,7 +22,7 @@ def latency_table(res: dict) -> Table:
     t = Table(title=f"{res['model']} on {res['backend']} ({res['compute_precision']}): {res['steps']} steps, batch {res['batch']} "
                     f"(CFG {res['cfg_batch']}), {res['threads']} threads, median of {res['repeat']}")
     for col in ("ratio", "schedule", "enc calls", f"latency ({unit})", f"min-max ({unit})", "speedup", "ideal (calls)", "eff.",
-                "ideal (FLOPs)", "eff. (FLOPs)", "vs torch fp32"):
+                "ideal (FLOPs)", "eff. (FLOPs)", f"full CFG ({unit})", "skip speedup", "skip ideal", "vs torch fp32"):
         t.add_column(col, justify="right")
     ref_fp32 = next((r["latency_ms"]["median"] for r in res["reference"] if r["name"] == "torch-fp32"), None)
     for r in res["rows"]:
@@ -31,12 +31,13 @@ def latency_table(res: dict) -> Table:
             f"{r['ratio']:.2f}", r["schedule"], str(r["encoder_calls"]), fmt(lat["median"]), f"{fmt(lat['min'])}-{fmt(lat['max'])}",
             f"{r['speedup']:.2f}x", f"{r['ideal_speedup']:.2f}x", f"{100 * r['efficiency']:.0f}%",
             f"{r['flop_ideal_speedup']:.2f}x", f"{100 * r['flop_efficiency']:.0f}%",
+            fmt(r["latency_full_cfg_ms"]["median"]), f"{r['skip_speedup']:.3f}x", f"{r['skip_flop_ideal']:.3f}x",
             "" if r["vs_torch_fp32"] is None else f"{r['vs_torch_fp32']:.2f}x",
         )
     for ref in res["reference"]:
         lat = ref["latency_ms"]
         t.add_row(f"{ref['ratio']:.2f}", ref["name"], str(ref["encoder_calls"]), fmt(lat["median"]),
-                  f"{fmt(lat['min'])}-{fmt(lat['max'])}", "", "", "", "", "",
+                  f"{fmt(lat['min'])}-{fmt(lat['max'])}", "", "", "", "", "", "", "", "",
                   f"{ref_fp32 / lat['median']:.2f}x" if ref_fp32 else "", style="dim")
     return t
 
@@ -49,6 +50,8 @@ def summary(res: dict) -> Text:
         f"{c['ceiling_precision']} matmul ceiling), decoder {g['decoder']['gflops']:.0f} GFLOP/s "
         f"({100 * g['decoder']['fraction_of_ceiling']:.0f}%); ceiling measured now: fp32 {c['fp32']:.0f}, bf16 {c['bf16']:.0f} GFLOP/s",
         f"loop overhead: {o['per_step_ms']:.3f} ms per step = {100 * o['fraction_of_decoder']:.2g}% of a decoder call",
+        f"guidance-aware batches: {res['guided_steps']} of {res['steps']} steps guided, the rest run the conditional half alone; "
+        f"latents vs the full CFG batch (ratio 0): max rel. error {res['skip_vs_full_cfg_error']:.1e}",
     ]
     for ref in res["reference"]:
         err = "" if ref["error_vs_torch_fp32"] is None else f", latents differ from fp32 by {ref['error_vs_torch_fp32']:.1e}"

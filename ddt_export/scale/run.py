@@ -102,6 +102,7 @@ class Request:
     cpus_per_worker: float = 1.0
     gpus_per_worker: float | None = None  # None: 1 for tensorrt, else 0
     keep_shards: bool = False
+    full_cfg: bool = False  # the official full CFG batch at every step
 
     def check(self) -> None:
         """The checks that need no build."""
@@ -176,6 +177,7 @@ def plan(req: Request) -> tuple[Job, Manifest]:
         sharing_ratio=float(req.sharing_ratio) if request.sharing else None,
         recompute=recompute,
         latent_shape=tuple(manifest.arch.latent_shape),
+        full_cfg=bool(req.full_cfg),
     )
     return job, manifest
 

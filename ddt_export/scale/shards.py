@@ -63,6 +63,7 @@ class Job:
     sharing_ratio: float | None
     recompute: tuple[int, ...]  # the steps where the encoder runs, resolved in the driver
     latent_shape: tuple[int, int, int]
+    full_cfg: bool = False  # the official full CFG batch everywhere (default: the conditional half where guidance is off)
 
     def key(self) -> dict:
         """The resume key: equal keys promise byte-identical shards."""

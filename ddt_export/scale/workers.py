@@ -40,5 +40,5 @@ class ShardWorker:
         job = self.job
         labels = job.labels(shard.lo, shard.hi)
         noise = job.noise(shard.lo, shard.hi)
-        result = self.pipe.generate(labels.tolist(), noise=noise, recompute=list(job.recompute), **job.sampler)
+        result = self.pipe.generate(labels.tolist(), noise=noise, recompute=list(job.recompute), full_cfg=job.full_cfg, **job.sampler)
         return shard.index, self.pipe.images(result.latents), labels

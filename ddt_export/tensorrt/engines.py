@@ -4,7 +4,8 @@ The ONNX graphs already carry their precision: an fp16 build's graphs compute in
 explicit fp32 islands (norms, RoPE, the residual stream and its modulation; see model.py),
 so the network is parsed **strongly typed** and TensorRT keeps every dtype the graph
 declares, no precision flags and no TF32. One optimisation profile per engine covers the
-CFG batch (twice the user batch): min 2, opt 2 x --max-batch, max twice the larger of
+CFG batch (twice the user batch): min 1 (the conditional half alone, where guidance is off),
+opt 2 x --max-batch, max twice the larger of
 --max-batch and the 8-sample calibration run. One timing cache per TensorRT version and
 GPU architecture lives in the user's cache folder and is reused (and extended) by every
 build. Engines only run on the TensorRT version and compute capability they were built
@@ -33,7 +34,7 @@ OPT_LEVEL = 3  # default builder optimisation level (TensorRT's own default)
 
 def cfg_batch_range(max_batch: int) -> dict[str, int]:
     """min/opt/max of the CFG batch ([uncond; cond], twice the user batch) an engine accepts."""
-    return {"min": 2, "opt": 2 * max_batch, "max": 2 * max(max_batch, CALIBRATION_SAMPLES)}
+    return {"min": 1, "opt": 2 * max_batch, "max": 2 * max(max_batch, CALIBRATION_SAMPLES)}  # min 1: a conditional half alone
 
 
 def cache_dir() -> Path:

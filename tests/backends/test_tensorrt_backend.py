@@ -19,7 +19,7 @@ from ddt_export.manifest import read
 from ddt_export.tensorrt import env
 
 ENGINES = {"tensorrt": "10.8.0.43", "gpu": "NVIDIA L4", "compute_capability": "8.9", "precision": "fp32", "max_batch": 4,
-           "builder_optimization_level": 3, "cfg_batch": {"min": 2, "opt": 8, "max": 16},
+           "builder_optimization_level": 3, "cfg_batch": {"min": 1, "opt": 8, "max": 16},
            "files": {"encoder": "encoder.plan", "decoder": "decoder.plan"}}
 
 

@@ -13,7 +13,7 @@ import pytest
 from ddt_export.bench import ceiling, flops
 from ddt_export.bench import latency as bench
 from ddt_export.manifest import read
-from ddt_export.sampler import SamplerSettings
+from ddt_export.sampler import SamplerSettings, timesteps
 
 STEPS = 8
 
@@ -52,21 +52,40 @@ def test_baseline_is_measured_first_and_schedules_are_uniform(result):
 
 
 def test_ideal_and_efficiency_arithmetic(result, built):
+    """Every ideal recomputed here from the per-call times and MACs with guidance-aware batches: a call on both CFG
+    halves costs its full-batch time (2x the MACs), one on the conditional half its half-batch time (1x)."""
     arch = read(built).arch
+    settings = read(built).sampler.with_overrides(num_steps=STEPS)
+    grid = timesteps(STEPS, settings.last_step, settings.timeshift)
+    lo, hi = np.float32(settings.interval_min), np.float32(settings.interval_max)
+    guided = [bool(lo < grid[i] < hi) and settings.guidance != 1.0 for i in range(STEPS)]
+    assert 0 < sum(guided) < STEPS and result["guided_steps"] == sum(guided)  # both kinds of step occur
     E, D = result["encoder_ms"], result["decoder_ms"]
+    Eh, Dh = (stats["median"] for stats in (result["calls_ms"]["encoder_half"], result["calls_ms"]["decoder_half"]))
     Em, Dm = flops.encoder_macs(arch).total, flops.decoder_macs(arch).total
+
+    def cost(e_both, e_half, d_both, d_half, steps, full=False):
+        ends = [*steps[1:], STEPS]
+        enc = sum(e_both if full or any(guided[r:n]) else e_half for r, n in zip(steps, ends))
+        return enc + sum(d_both if full or g else d_half for g in guided)
+
     base = result["rows"][0]["latency_ms"]["median"]
+    every = list(range(STEPS))
     for row in result["rows"]:
-        K, med = row["encoder_calls"], row["latency_ms"]["median"]
+        steps, med, full = row["recompute"], row["latency_ms"]["median"], row["latency_full_cfg_ms"]["median"]
         assert row["speedup"] == pytest.approx(base / med)
-        assert row["ideal_speedup"] == pytest.approx((E + D) / (D + E * K / STEPS))
+        assert row["ideal_speedup"] == pytest.approx(cost(E, Eh, D, Dh, every) / cost(E, Eh, D, Dh, steps))
         assert row["efficiency"] == pytest.approx(row["speedup"] / row["ideal_speedup"])
-        assert row["flop_ideal_speedup"] == pytest.approx((Em + Dm) / (Dm + Em * K / STEPS))
+        assert row["flop_ideal_speedup"] == pytest.approx(cost(2 * Em, Em, 2 * Dm, Dm, every) / cost(2 * Em, Em, 2 * Dm, Dm, steps))
         assert row["flop_efficiency"] == pytest.approx(row["speedup"] / row["flop_ideal_speedup"])
-        assert row["predicted_ms"] == pytest.approx(STEPS * D + K * E)
+        assert row["predicted_ms"] == pytest.approx(cost(E, Eh, D, Dh, steps))
+        assert row["skip_speedup"] == pytest.approx(full / med)
+        assert row["skip_flop_ideal"] == pytest.approx(cost(2 * Em, Em, 2 * Dm, Dm, steps, True) / cost(2 * Em, Em, 2 * Dm, Dm, steps))
+        assert row["skip_flop_ideal"] > 1.0
     macs = result["graphs"]["encoder"]["gmacs_per_call"]
     assert macs == pytest.approx(Em * result["cfg_batch"] / 1e9)
     assert result["graphs"]["encoder"]["gflops"] == pytest.approx(2 * macs / (E / 1e3))
+    assert result["skip_vs_full_cfg_error"] < 1e-5  # the skip changes float rounding only
 
 
 def test_backend_and_references_sample_the_same_thing(result):
@@ -89,8 +108,8 @@ def test_the_timed_loop_is_the_users_loop_with_runners_made_once(built, monkeypa
     monkeypatch.setattr(bench, "sample", lambda *a, **k: sampled.append(a[4].num_steps) or real_sample(*a, **k))
     bench.run(built, bench.Options(ratios=(0.5,), steps=4, repeat=2, ceiling_size=64))
     assert made.count("OnnxRuntimeBackend") == 1 and made.count("TorchBackend") == 2
-    # 3 warm-ups (3 steps), 6 overhead runs with no-op graphs, 2 repeats x (2 ratios + 2 references)
-    assert sampled.count(4) == 6 + 2 * 4 and sampled.count(3) == 3
+    # 3 warm-ups (3 steps), 6 overhead runs with no-op graphs, 2 repeats x (2 ratios x (skip, full CFG) + 2 references)
+    assert sampled.count(4) == 6 + 2 * 6 and sampled.count(3) == 3
 
 
 def test_loop_overhead_is_measured_with_noop_graphs(built):

@@ -22,8 +22,9 @@ pytestmark = pytest.mark.skipif(missing() is None, reason="TensorRT and a GPU ar
 
 
 def test_cfg_batch_profile_covers_user_batches_and_calibration():
-    assert E.cfg_batch_range(4) == {"min": 2, "opt": 8, "max": 16}  # calibration runs 8 samples: CFG batch 16
-    assert E.cfg_batch_range(12) == {"min": 2, "opt": 24, "max": 24}
+    # min 1: the conditional half alone (guidance off); calibration runs 8 samples: CFG batch 16
+    assert E.cfg_batch_range(4) == {"min": 1, "opt": 8, "max": 16}
+    assert E.cfg_batch_range(12) == {"min": 1, "opt": 24, "max": 24}
 
 
 def test_loader_chain_is_strongly_typed_with_profiles_cache_and_level(built_fp16, tmp_path):
@@ -46,15 +47,15 @@ def test_loader_chain_is_strongly_typed_with_profiles_cache_and_level(built_fp16
     (profile,) = config.profiles
     N, D = m.arch.num_tokens, m.arch.hidden_size
     assert list(profile) == ["x", "s"]
-    assert (profile["x"].min, profile["x"].opt, profile["x"].max) == ((2, 4, 8, 8), (6, 4, 8, 8), (16, 4, 8, 8))
-    assert (profile["s"].min, profile["s"].opt, profile["s"].max) == ((2, N, D), (6, N, D), (16, N, D))
+    assert (profile["x"].min, profile["x"].opt, profile["x"].max) == ((1, 4, 8, 8), (6, 4, 8, 8), (16, 4, 8, 8))
+    assert (profile["s"].min, profile["s"].opt, profile["s"].max) == ((1, N, D), (6, N, D), (16, N, D))
 
 
 def test_encoder_profile_names_every_input(built_fp16):
     spec = GraphSpec.from_dict("encoder", read(built_fp16).data["graphs"]["encoder"])
     shapes = E.profile_shapes(spec, E.cfg_batch_range(1))
-    assert shapes == {"x": {"min": [2, 4, 8, 8], "opt": [2, 4, 8, 8], "max": [16, 4, 8, 8]},
-                      "t": {"min": [2], "opt": [2], "max": [16]}, "y": {"min": [2], "opt": [2], "max": [16]}}
+    assert shapes == {"x": {"min": [1, 4, 8, 8], "opt": [2, 4, 8, 8], "max": [16, 4, 8, 8]},
+                      "t": {"min": [1], "opt": [2], "max": [16]}, "y": {"min": [1], "opt": [2], "max": [16]}}
 
 
 def test_timing_cache_is_per_tensorrt_version_and_architecture(monkeypatch, tmp_path):
