@@ -1,0 +1,484 @@
+"""W8A8 post-training quantisation of a build's two graphs: int8 (CPUs, TensorRT) and fp8 e4m3 (TensorRT on Ada/Hopper).
+
+The quantiser is onnxruntime.quantization (`quantize_static`, QDQ format): it ships with the
+runtime ddt-export already depends on, calibrates on the CPU, and writes standard-domain
+QuantizeLinear/DequantizeLinear pairs that onnxruntime, OpenVINO and TensorRT all read.
+It is set up the way TensorRT's explicit quantisation wants it and the way NVIDIA Model
+Optimizer's ONNX PTQ drives the same function: max calibration (MinMax with symmetric
+activations), symmetric int8 activations per tensor, symmetric int8 weights per output
+channel, only MatMul/Gemm inputs quantised, biases left in float. fp8 follows Model
+Optimizer's recipe for fp8 from a max-calibrated int8 graph: every scale times 127/448
+(amax/448, e4m3's largest value) and the weights re-quantised from the fp32 weights.
+
+Calibration data are the model's own sampling trajectories: the encoder and decoder inputs
+of every step of full CFG runs (both halves, several seeds and classes), recorded from the
+fp32 PyTorch model, because activation ranges move with t. A second, held-out set of runs
+(other seeds and classes) measures each quantisable site's sensitivity: the graph's error
+against fp32 with only that site quantised. Sites far more sensitive than the median site
+stay in float (`choose_float_sites`); the manifest records every number.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import logging
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+
+QUANTISED_OPS = ("MatMul", "Gemm")
+EXTERNAL_LIMIT = 1_800_000_000  # bytes; larger graphs are written with `<file>.data`, as export does
+FP8_MAX = 448.0  # largest finite float8 e4m3fn
+INT8_MAX = 127.0  # symmetric int8 range [-127, 127]
+
+# Site groups, each named after what it computes. Every MatMul/Gemm of a DDT graph is in exactly one.
+SITES = {
+    "timestep_embedder": "t_embedder MLP (B x 256 -> D): a GEMV per sample",
+    "patch_embedding": "x_embedder / s_embedder: patch -> token linear",
+    "encoder_adaln": "encoder adaLN Linear(D, 6D) on c = silu(t_emb + y_emb): per sample (B x 1 x D)",
+    "decoder_adaln": "decoder adaLN Linear(D, 6D) on s: per token (B x N x D)",
+    "qkv": "attention qkv Linear(D, 3D)",
+    "attention_scores": "attention Q K^T (activation x activation)",
+    "attention_values": "attention softmax(Q K^T) V (activation x activation)",
+    "attention_proj": "attention output Linear(D, D)",
+    "swiglu_w1_w3": "SwiGLU first matmuls w1 x, w3 x",
+    "swiglu_w2": "SwiGLU second matmul, input silu(w1 x) * w3 x",
+    "final_adaln": "final layer adaLN Linear(D, 2D) on s, per token",
+    "final_linear": "final layer Linear(D, C p^2)",
+}
+
+
+@dataclass(frozen=True)
+class CalibrationPlan:
+    """Which sampling runs feed calibration and the sensitivity measurement."""
+
+    seeds: tuple[int, ...] = (0, 1, 2, 3)
+    samples_per_seed: int = 5  # user batch per run; the CFG batch is twice it (uncond + cond)
+    steps: int | None = None  # None: the model's own sampler steps, capped at max_steps
+    max_steps: int = 40
+    heldout_seeds: tuple[int, ...] = (1000, 1001)
+    heldout_samples: int = 3
+    threshold: float = 1.5  # a site stays float when quantising it alone costs >= this x the median site's error
+    float_sites: tuple[str, ...] | None = None  # given: these stay float whatever the sensitivity (experiments)
+
+    @classmethod
+    def for_model(cls, cfg) -> "CalibrationPlan":
+        """Smaller runs for large models: the calibration runs cost trajectory + calibration passes."""
+        if cfg.hidden_size * cfg.num_blocks * cfg.num_tokens >= 768 * 12 * 256:  # B/2-256 and up
+            return cls(seeds=(0, 1), samples_per_seed=2, max_steps=16, heldout_seeds=(1000,), heldout_samples=1)
+        return cls()
+
+    def labels(self, seed: int, count: int, num_classes: int) -> list[int]:
+        return [(seed * 7919 + 31 * i) % num_classes for i in range(count)]  # spread over the classes
+
+
+# ----------------------------------------------------------------------------- trajectories
+
+
+def trajectories(graphs: Path, source, plan: CalibrationPlan, seeds: Sequence[int], samples: int) -> dict[str, list[dict]]:
+    """{"encoder": [feeds], "decoder": [feeds]}: every step's graph inputs of full CFG runs of the fp32 graphs in `graphs`.
+
+    The fp32 graphs are the build's export of the fp32 model (checked against PyTorch to 1e-4
+    by every build); onnxruntime runs them several times faster than eager PyTorch here.
+    """
+    import onnxruntime as ort
+
+    from .backends.buffers import HostRunner
+    from .pipeline import seeded_noise
+    from .sampler import sample
+
+    settings = source.sampler.with_overrides(num_steps=plan_steps(plan, source))
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    enc = ort.InferenceSession(str(Path(graphs) / "encoder.onnx"), opts, providers=["CPUExecutionProvider"])
+    dec = ort.InferenceSession(str(Path(graphs) / "decoder.onnx"), opts, providers=["CPUExecutionProvider"])
+    (ex, et, ey), (dx, ds) = [i.name for i in enc.get_inputs()], [i.name for i in dec.get_inputs()]
+    out: dict[str, list[dict]] = {"encoder": [], "decoder": []}
+
+    class Recording(HostRunner):
+        def __init__(self, batch: int):
+            C, H = source.arch.in_channels, source.arch.latent_size
+            self.x, self.t = np.zeros((batch, C, H, H), np.float32), np.zeros(batch, np.float32)
+            self.y, self.v, self.s = np.zeros(batch, np.int64), np.zeros((batch, C, H, H), np.float32), None
+
+        def encode(self, cond_only: bool = False) -> None:  # both halves always: calibration covers the unconditional one
+            feeds = {ex: self.x.copy(), et: self.t.copy(), ey: self.y.copy()}
+            out["encoder"].append(feeds)
+            self.s = enc.run(None, feeds)[0]
+
+        def decode(self, cond_only: bool = False) -> None:
+            feeds = {dx: self.x.copy(), ds: self.s}
+            out["decoder"].append(feeds)
+            self.v[...] = dec.run(None, feeds)[0]
+
+    full = {"full_cfg": True} if "full_cfg" in inspect.signature(sample).parameters else {}  # the official loop: both halves
+    for seed in seeds:
+        labels = plan.labels(seed, samples, source.arch.num_classes)
+        noise = seeded_noise(samples, source.arch.latent_shape, seed)
+        sample(Recording(2 * samples), noise, labels, source.null_class, settings, list(range(settings.num_steps)), **full)
+    return out
+
+
+def plan_steps(plan: CalibrationPlan, source) -> int:
+    return plan.steps or min(source.sampler.num_steps, plan.max_steps)
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader over recorded feeds."""
+
+    def __init__(self, feeds: list[dict]):
+        self.feeds, self.i = feeds, 0
+
+    def get_next(self):
+        if self.i >= len(self.feeds):
+            return None
+        self.i += 1
+        return self.feeds[self.i - 1]
+
+    def rewind(self):
+        self.i = 0
+
+    def __len__(self):
+        return len(self.feeds)
+
+    def set_range(self, start_index: int, end_index: int):  # used only with CalibStridedMinMax
+        self.feeds = self.feeds[start_index:end_index]
+        self.i = 0
+
+
+# ----------------------------------------------------------------------------- sites
+
+
+def _scopes(node: onnx.NodeProto) -> list[str]:
+    meta = {p.key: p.value for p in node.metadata_props}
+    try:
+        return list(ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]")))
+    except (ValueError, SyntaxError):
+        return []
+
+
+def site_of(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto], num_encoder_blocks: int) -> str | None:
+    """The site group of a MatMul/Gemm node, from the exporter's module scopes (None: not a DDT site)."""
+    path = " ".join(_scopes(node))
+    if "t_embedder" in path:
+        return "timestep_embedder"
+    if "x_embedder" in path or "s_embedder" in path:
+        return "patch_embedding"
+    if "final_layer.adaLN_modulation" in path:
+        return "final_adaln"
+    if "final_layer.linear" in path:
+        return "final_linear"
+    if "adaLN_modulation" in path:
+        block = int(path.split("blocks.")[1].split(".")[0].split()[0])
+        return "encoder_adaln" if block < num_encoder_blocks else "decoder_adaln"
+    if "attn.qkv" in path:
+        return "qkv"
+    if "attn.proj" in path:
+        return "attention_proj"
+    if "mlp.w2" in path:
+        return "swiglu_w2"
+    if "mlp.w1" in path or "mlp.w3" in path:
+        return "swiglu_w1_w3"
+    if "scaled_dot_product_attention" in path:
+        return "attention_values" if _after_softmax(node.input[0], producers) else "attention_scores"
+    return None
+
+
+def _after_softmax(name: str, producers: dict[str, onnx.NodeProto], depth: int = 4) -> bool:
+    node = producers.get(name)
+    for _ in range(depth):
+        if node is None:
+            return False
+        if node.op_type == "Softmax":
+            return True
+        node = producers.get(node.input[0]) if node.input else None
+    return False
+
+
+def site_nodes(model: onnx.ModelProto, num_encoder_blocks: int) -> dict[str, list[str]]:
+    """{site: [node names]} over the graph's MatMul/Gemm nodes; every one must belong to a site."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    out: dict[str, list[str]] = {}
+    for n in model.graph.node:
+        if n.op_type in QUANTISED_OPS:
+            site = site_of(n, producers, num_encoder_blocks)
+            if site is None:
+                raise RuntimeError(f"{n.name} ({n.op_type}) belongs to no known site; update quantize.SITES")
+            out.setdefault(site, []).append(n.name)
+    return out
+
+
+# ----------------------------------------------------------------------------- quantising
+
+
+def _ort_quantize(fp32: Path, out: Path, nodes: list[str], cache: Path, feeds: list[dict], large: bool) -> None:
+    """int8 QDQ of `nodes` only (weights int8 per output channel, activations int8 per tensor, both symmetric)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    quantize_static(
+        str(fp32), str(out), _Reader(feeds) if not cache.exists() else None,
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=list(QUANTISED_OPS),
+        nodes_to_quantize=nodes,
+        per_channel=True,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+        use_external_data_format=large,
+        calibration_cache_path=str(cache),
+        extra_options={
+            "ActivationSymmetric": True,  # TensorRT: zero points must be 0
+            "WeightSymmetric": True,
+            "QuantizeBias": False,  # TensorRT has no int32 DequantizeLinear; biases stay float
+            "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},  # MatMul B is (K, N): one scale per output column
+        },
+    )
+
+
+def to_fp8(model: onnx.ModelProto, fp32_weights: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """A max-calibrated int8 QDQ graph -> fp8 e4m3 QDQ: scales x 127/448, zero points fp8 0, weights re-quantised.
+
+    The same conversion as Model Optimizer's `int8_to_fp8`, except that weights stored as int8
+    are re-quantised from their fp32 values (not reinterpreted), so they keep e4m3's precision.
+    """
+    import ml_dtypes
+
+    g = model.graph
+    inits = {t.name: i for i, t in enumerate(g.initializer)}
+    done: set[str] = set()
+
+    def put(name: str, array: np.ndarray, dtype: int | None = None) -> None:
+        if dtype == TensorProto.FLOAT8E4M3FN:
+            t = onnx.helper.make_tensor(name, dtype, array.shape, array.view(np.uint8).tobytes(), raw=True)
+        else:
+            t = numpy_helper.from_array(array, name)
+        g.initializer[inits[name]].CopyFrom(t)
+
+    for n in g.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        scale_name, zp_name = n.input[1], n.input[2]
+        if scale_name not in done:
+            scale = numpy_helper.to_array(g.initializer[inits[scale_name]]).astype(np.float32)
+            put(scale_name, (scale * (INT8_MAX / FP8_MAX)).astype(np.float32))
+            done.add(scale_name)
+        if zp_name not in done:
+            zp = numpy_helper.to_array(g.initializer[inits[zp_name]])
+            put(zp_name, np.zeros(zp.shape, ml_dtypes.float8_e4m3fn), TensorProto.FLOAT8E4M3FN)
+            done.add(zp_name)
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits and n.input[0] not in done:
+            q = n.input[0]  # an int8 weight `<w>_quantized`: re-quantise the fp32 weight with the fp8 scale
+            w = fp32_weights[q.removesuffix("_quantized")]
+            scale = numpy_helper.to_array(g.initializer[inits[scale_name]]).astype(np.float32)
+            axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+            shape = [1] * w.ndim
+            if scale.ndim:
+                shape[axis] = -1
+            scaled = np.clip(w / scale.reshape(shape), -FP8_MAX, FP8_MAX)
+            put(q, scaled.astype(ml_dtypes.float8_e4m3fn), TensorProto.FLOAT8E4M3FN)
+            done.add(q)
+    for imp in model.opset_import:  # float8 Q/DQ need opset 19; no op in these graphs changed meaning 18 -> 19
+        if imp.domain in ("", "ai.onnx") and imp.version < 19:
+            imp.version = 19
+    return model
+
+
+def _load(path: Path) -> onnx.ModelProto:
+    return onnx.load(str(path), load_external_data=True)
+
+
+def _save(model: onnx.ModelProto, path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".data")):
+        p.unlink(missing_ok=True)
+    if model.ByteSize() > EXTERNAL_LIMIT:
+        onnx.save(model, str(path), save_as_external_data=True, location=path.name + ".data", all_tensors_to_one_file=True)
+    else:
+        onnx.save(model, str(path))
+
+
+def _fp32_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == TensorProto.FLOAT and len(t.dims) == 2}
+
+
+class _Graph:
+    """One graph being quantised: its fp32 file, calibration cache, held-out feeds and fp32 outputs on them."""
+
+    def __init__(self, name: str, fp32: Path, work: Path, calib: list[dict], heldout: list[dict], precision: str, num_encoder_blocks: int):
+        import onnxruntime as ort
+
+        self.name, self.fp32, self.work, self.calib, self.heldout, self.precision = name, fp32, work, calib, heldout, precision
+        self.model = onnx.load(str(fp32), load_external_data=False)
+        self.sites = site_nodes(self.model, num_encoder_blocks)
+        self.large = fp32.with_name(fp32.name + ".data").exists()
+        self.cache = work / f"{name}-ranges.json"
+        self.weights: dict[str, np.ndarray] | None = None
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(fp32), opts, providers=["CPUExecutionProvider"])
+        self.reference = [session.run(None, f)[0] for f in heldout]
+        self.variant = 0
+
+    def quantised(self, sites: Sequence[str]) -> onnx.ModelProto:
+        nodes = [n for s in sites for n in self.sites[s]]
+        out = self.work / f"{self.name}-{self.variant}.onnx"
+        self.variant += 1
+        _ort_quantize(self.fp32, out, nodes, self.cache, self.calib, self.large)
+        model = _load(out)
+        for p in (out, out.with_name(out.name + ".data")):
+            p.unlink(missing_ok=True)
+        if self.precision == "fp8":
+            if self.weights is None:
+                self.weights = _fp32_weights(_load(self.fp32))
+            model = to_fp8(model, self.weights)
+        return model
+
+    def error(self, model: onnx.ModelProto) -> float:
+        """Relative L2 error of the graph's output against fp32 over the held-out trajectory inputs."""
+        import onnxruntime as ort
+
+        path = self.work / f"{self.name}-eval.onnx"
+        _save(model, path)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        num = den = 0.0
+        for feeds, want in zip(self.heldout, self.reference):
+            got = session.run(None, feeds)[0].astype(np.float64)
+            num += float(((got - want) ** 2).sum())
+            den += float((want.astype(np.float64) ** 2).sum())
+        del session
+        for p in (path, path.with_name(path.name + ".data")):
+            p.unlink(missing_ok=True)
+        return math.sqrt(num / max(den, 1e-30))
+
+
+def choose_float_sites(alone: dict[str, float], ratio: float) -> list[str]:
+    """The sites that stay float: those whose error, quantised alone, is >= `ratio` x the median site's.
+
+    Per-tensor int8 costs every matmul input about the same relative error (its step is
+    amax / 127), so most sites cluster around one value; a site far above that cluster has
+    outliers or amplifies its error downstream, and is where float pays. The rule compares
+    sites with each other, so it holds whatever the model's overall error level.
+    """
+    if not alone:
+        return []
+    median = float(np.median(list(alone.values())))
+    return sorted(s for s, e in alone.items() if e >= ratio * median)
+
+
+def quantize_graphs(tmp: Path, model, source, precision: str, progress: Callable[[str], None] = lambda m: None,
+                    plan: CalibrationPlan | None = None) -> dict:
+    """Replace tmp/encoder.onnx and tmp/decoder.onnx by QDQ graphs in place; returns the manifest's "quantization"."""
+    import onnxruntime
+
+    if precision not in ("int8", "fp8"):
+        raise ValueError(f"quantize_graphs quantises to int8 or fp8, not {precision!r}")
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # the quantiser's advice is for other models
+    plan = plan or CalibrationPlan.for_model(source.arch)
+    tmp = Path(tmp)
+    started = time.perf_counter()
+    progress(f"{precision}: recording calibration trajectories")
+    calib = trajectories(tmp, source, plan, plan.seeds, plan.samples_per_seed)
+    heldout = trajectories(tmp, source, plan, plan.heldout_seeds, plan.heldout_samples)
+    trajectory_s = time.perf_counter() - started
+    steps = plan_steps(plan, source)
+    record = {
+        "quantizer": "onnxruntime.quantization.quantize_static",
+        "quantizer_version": onnxruntime.__version__,
+        "why": "ships with the runtime ddt-export already uses, calibrates on the CPU, writes standard QDQ that onnxruntime, "
+               "OpenVINO and TensorRT read; set up as TensorRT and NVIDIA Model Optimizer's ONNX PTQ set it up",
+        "scheme": {
+            "format": "QDQ (QuantizeLinear/DequantizeLinear, standard domain)",
+            "element_type": "int8" if precision == "int8" else "float8e4m3fn",
+            "weights": "symmetric, per output channel, max |w| (stored " + ("int8" if precision == "int8" else "float8e4m3fn") + " + DequantizeLinear)",
+            "activations": "symmetric, per tensor, max |x| over the calibration set (MinMax, zero point 0)",
+            "scale": "amax / 127" if precision == "int8" else "amax / 448 (Model Optimizer's int8_to_fp8: int8 max scales x 127/448)",
+            "ops": list(QUANTISED_OPS),
+            "biases": "float",
+        },
+        "calibration": {
+            "data": "inputs of both graphs at every step of full sampling runs of the fp32 graphs "
+                    "(CFG batch: unconditional and conditional halves), encoder at every step",
+            "seeds": list(plan.seeds),
+            "samples_per_seed": plan.samples_per_seed,
+            "labels": {str(s): plan.labels(s, plan.samples_per_seed, source.arch.num_classes) for s in plan.seeds},
+            "steps_per_run": steps,
+            "sampler": source.sampler.with_overrides(num_steps=steps).to_dict(),
+            "encoder_batches": len(calib["encoder"]),
+            "decoder_batches": len(calib["decoder"]),
+            "cfg_batch": 2 * plan.samples_per_seed,
+            "method": "MinMax (max calibration)",
+        },
+        "sensitivity": {
+            "data": f"held-out runs: seeds {list(plan.heldout_seeds)}, {plan.heldout_samples} samples each, {steps} steps, every step",
+            "metric": "relative L2 error of the graph output vs the fp32 graph (||q - f|| / ||f||) over the held-out inputs",
+            "rule": f"a site stays float when quantising it alone gives >= {plan.threshold:g} x the median site's error",
+            "threshold": plan.threshold,
+        },
+        "graphs": {},
+        "seconds": {"trajectories": round(trajectory_s, 1)},
+    }
+    with tempfile.TemporaryDirectory(prefix="ddt-quant-", dir=tmp) as work_dir:
+        work = Path(work_dir)
+        for name in ("encoder", "decoder"):
+            t0 = time.perf_counter()
+            fp32 = work / f"{name}-fp32.onnx"
+            shutil.copy(tmp / f"{name}.onnx", fp32)
+            if (tmp / f"{name}.onnx.data").exists():
+                shutil.copy(tmp / f"{name}.onnx.data", work / f"{name}.onnx.data")  # the location the graph names
+            progress(f"{precision}: calibrating {name} on {len(calib[name])} trajectory batches")
+            g = _Graph(name, fp32, work, calib[name], heldout[name], precision, source.arch.num_encoder_blocks)
+            every_model = g.quantised(list(g.sites))  # also writes the calibration cache
+            calibrate_s = time.perf_counter() - t0
+            every = g.error(every_model)
+            del every_model
+            alone = {}
+            for site in g.sites:
+                progress(f"{precision}: {name} sensitivity of {site}")
+                alone[site] = g.error(g.quantised([site]))
+            keep_float = choose_float_sites(alone, plan.threshold) if plan.float_sites is None else \
+                [s for s in g.sites if s in plan.float_sites]
+            quantised_sites = [s for s in g.sites if s not in keep_float]
+            progress(f"{precision}: quantising {name} ({len(quantised_sites)} of {len(g.sites)} sites)")
+            final = g.quantised(quantised_sites)
+            final_error = g.error(final)
+            counts = _counts(final)
+            _save(final, tmp / f"{name}.onnx")
+            ranges = json.loads(g.cache.read_text()) if g.cache.exists() else {}
+            record["graphs"][name] = {
+                "sites": {s: {"nodes": len(g.sites[s]), "what": SITES[s], "error_alone": alone[s],
+                              "float": s in keep_float} for s in g.sites},
+                "error_all_sites_quantised": every,
+                "median_site_error": float(np.median(list(alone.values()))),
+                "float_sites": {s: f"quantised alone: {alone[s]:.2e}, {alone[s] / np.median(list(alone.values())):.1f}x the median site"
+                                for s in keep_float},
+                "error": final_error,
+                "quantized_nodes": sum(len(g.sites[s]) for s in quantised_sites),
+                "matmul_nodes": sum(len(v) for v in g.sites.values()),
+                "ops": counts,
+                "calibrated_tensors": len(ranges.get("data", ranges)) if isinstance(ranges, dict) else None,
+                "seconds": {"calibration": round(calibrate_s, 1), "total": round(time.perf_counter() - t0, 1)},
+            }
+            del final, g
+    record["seconds"]["total"] = round(time.perf_counter() - started, 1)
+    return record
+
+
+def _counts(model: onnx.ModelProto) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for n in model.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear", "MatMul", "Gemm"):
+            out[n.op_type] = out.get(n.op_type, 0) + 1
+    return out
+
+
