@@ -241,15 +241,9 @@ def schedule_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print {\"recompute\": [...]} as the last line."),
 ):
     """Recompute steps for a budget from a similarity matrix."""
-    from . import schedules
+    from .schedules import at_budget
 
-    sim = schedules.check_similarity(load_npy(similarity, "similarity"))
-    if method == "dp":
-        steps = schedules.dp(sim, budget)
-    elif method == "uniform":
-        steps = schedules.evenly_spaced(sim.shape[0], budget)
-    else:
-        raise DDTError(f"unknown method {method!r}; choose dp or uniform")
+    steps = at_budget(load_npy(similarity, "similarity"), budget, method)
     print(json.dumps({"recompute": steps}) if as_json else ",".join(map(str, steps)))
 
 

@@ -70,9 +70,10 @@ class SamplerSettings:
 def timesteps(num_steps: int, last_step: float | None = None, timeshift: float = 1.0) -> np.ndarray:
     """The N + 1 time points (float32) of the official grid: linspace to 1 - last_step, then 1.
 
-    Computed with torch's own float32 linspace: its CPU kernel rounds differently in its
-    vectorised and scalar parts, and bit-identical t values keep the strict guidance
-    interval test identical to the official sampler's.
+    Computed with torch's own float32 linspace, so the strict guidance-interval test sees the very
+    same t as the official sampler: torch's kernel counts the first half up from 0 and the second
+    half down from the end, and its AVX2 build fuses multiply-adds that its default build rounds
+    separately (the C++ runtime reproduces both, runtime/src/time_grid.cpp).
     """
     import torch
 

@@ -114,6 +114,14 @@ def dp(sim: np.ndarray, num_recompute: int) -> list[int]:
     return steps[::-1][:-1]  # K steps starting at 0 (the trailing N is the sentinel)
 
 
+def at_budget(sim: np.ndarray, budget: int, method: str = "dp") -> list[int]:
+    """K recompute steps for an N x N similarity matrix: the DP's, or evenly spaced (`ddt-export schedule`)."""
+    sim = check_similarity(sim)
+    if method not in METHODS:
+        raise DDTError(f"unknown method {method!r}; choose {' or '.join(METHODS)}")
+    return dp(sim, budget) if method == "dp" else evenly_spaced(sim.shape[0], budget)
+
+
 @dataclass(frozen=True)
 class Request:
     """Which steps a user asked to run the encoder at: an explicit list, a sharing ratio by a method, or

@@ -43,9 +43,14 @@ def resolve_name(name: str, manifest: Manifest | None) -> str:
     return "onnxruntime"
 
 
-def open_backend(name: str, manifest: Manifest | None = None, model=None, threads: int | None = None) -> Backend:
-    """The named backend for a build folder (or, for torch, an in-memory model); `threads` caps the CPU backends' pools."""
+def open_backend(name: str, manifest: Manifest | None = None, model=None, threads: int | None = None,
+                 precision: str | None = None) -> Backend:
+    """The named backend for a build folder (or, for torch, an in-memory model); `threads` caps the CPU backends' pools,
+    `precision` is OpenVINO's inference precision ("fp32" or "bf16"; default bf16 where the CPU has it), as
+    `ddt-run --inference-precision`."""
     name = resolve_name(name, manifest)
+    if precision is not None and name != "openvino":
+        raise DDTError(f"--precision chooses OpenVINO's inference precision; the {name} backend runs the build's own ({manifest.precision if manifest else 'fp32'})")
     if name == "torch":
         from .torch_backend import TorchBackend
 
@@ -63,7 +68,7 @@ def open_backend(name: str, manifest: Manifest | None = None, model=None, thread
     if name == "openvino":
         from .openvino_backend import OpenVinoBackend
 
-        return OpenVinoBackend(manifest, threads=threads)
+        return OpenVinoBackend(manifest, precision=precision, threads=threads)
     from .tensorrt_backend import TensorRTBackend
 
     return TensorRTBackend(manifest)
