@@ -14,8 +14,11 @@ namespace ddt::detail {
 ///
 /// The loop writes x (2B, C, H, W), t (2B,) and y (2B,) through these host pointers, calls
 /// encode() at recompute steps (fills the backend's own s from x, t, y; s never leaves it) and
-/// decode() at every step (fills v (2B, C, H, W) from x and s). Pointers stay valid for the
-/// runner's lifetime.
+/// decode() at every step (fills v (2B, C, H, W) from x and s). With `cond_only` a call runs the
+/// conditional half alone, rows B:2B of every buffer (guidance off there): it reads only those
+/// rows of x, t, y, s and writes only those rows of s or v (a backend whose graphs cannot run B
+/// rows may run all 2B; the loop never reads the unconditional rows such a call leaves behind).
+/// Pointers stay valid for the runner's lifetime.
 class Runner {
  public:
   virtual ~Runner() = default;
@@ -23,16 +26,17 @@ class Runner {
   virtual float* t() = 0;
   virtual int64_t* y() = 0;
   virtual const float* v() = 0;
-  virtual void encode() = 0;
-  virtual void decode() = 0;
+  virtual void encode(bool cond_only) = 0;
+  virtual void decode(bool cond_only) = 0;
 };
 
-/// Does the slow part once (read graphs, load modules, deserialize engines); runner(batch)
-/// compiles for that batch where the backend needs to and allocates the buffers.
+/// Does the slow part once (read graphs, load modules, deserialize engines); runner(batch, halves)
+/// compiles for that batch where the backend needs to and allocates the buffers. `halves`: the
+/// loop will make cond_only calls (the OpenVINO backend then also compiles the graphs at batch/2).
 class Backend {
  public:
   virtual ~Backend() = default;
-  virtual std::unique_ptr<Runner> runner(int64_t batch) = 0;
+  virtual std::unique_ptr<Runner> runner(int64_t batch, bool halves) = 0;
   /// The precision it computes in: "f32" or "bf16".
   virtual const std::string& precision() const = 0;
 };

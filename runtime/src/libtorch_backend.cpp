@@ -1,7 +1,8 @@
 // LibTorch backend (compiled only where CMake finds Torch): the TorchScript encoder and decoder
-// `ddt-export build --libtorch` writes (manifest["libtorch"]), in fp32 on the CPU. The runner's x, t, y, v are CPU tensors allocated once;
-// the loop writes and reads them through their data pointers, and s stays a tensor between the
-// encoder and the decoder.
+// `ddt-export build --libtorch` writes (manifest["libtorch"]), in fp32 on the CPU. The runner's
+// x, t, y, v are CPU tensors allocated once; the loop writes and reads them through their data
+// pointers, and s stays a tensor between the encoder and the decoder. A cond_only call runs the
+// modules on rows B:2B (narrow: views of the same tensors, never copies of the inputs).
 
 #include <ATen/Parallel.h>
 #include <torch/script.h>
@@ -41,24 +42,37 @@ class LibTorchRunner final : public Runner {
   int64_t* y() override { return y_.data_ptr<int64_t>(); }
   const float* v() override { return v_.data_ptr<float>(); }
 
-  void encode() override {
+  void encode(bool cond_only) override {
     c10::InferenceMode guard;
-    s_ = modules_->encoder.forward({x_, t_, y_}).toTensor();
+    const int64_t lo = cond_only ? x_.size(0) / 2 : 0;  // cond_only: rows B:2B (guidance off)
+    const int64_t rows = x_.size(0) - lo;
+    at::Tensor s = modules_->encoder.forward({x_.narrow(0, lo, rows), t_.narrow(0, lo, rows), y_.narrow(0, lo, rows)}).toTensor();
     if (!checked_s_) {
-      check("encoder", s_, s_shape_);
+      std::vector<int64_t> want(s_shape_);
+      want[0] = rows;
+      check("encoder", s, want);
       checked_s_ = true;
+    }
+    if (lo == 0) {
+      s_ = s;
+    } else {  // the unconditional rows keep whatever they held: no step before the next recompute reads them
+      if (!s_.defined()) s_ = at::zeros(s_shape_, s.options());
+      s_.narrow(0, lo, rows).copy_(s);
     }
   }
 
-  void decode() override {
+  void decode(bool cond_only) override {
     if (!s_.defined()) throw Error("decode() before encode(): the first step must be a recompute step");
     c10::InferenceMode guard;
-    const at::Tensor v = modules_->decoder.forward({x_, s_}).toTensor();
+    const int64_t lo = cond_only ? x_.size(0) / 2 : 0;
+    const int64_t rows = x_.size(0) - lo;
+    at::Tensor v_rows = v_.narrow(0, lo, rows);  // a view: the result lands in the loop's buffer
+    const at::Tensor v = modules_->decoder.forward({x_.narrow(0, lo, rows), s_.narrow(0, lo, rows)}).toTensor();
     if (!checked_v_) {
-      check("decoder", v, v_.sizes().vec());
+      check("decoder", v, v_rows.sizes().vec());
       checked_v_ = true;
     }
-    v_.copy_(v);
+    v_rows.copy_(v);
   }
 
  private:
@@ -94,7 +108,7 @@ class LibTorchBackend final : public Backend {
     modules_->decoder = load(sec, "decoder", m.decoder);
   }
 
-  std::unique_ptr<Runner> runner(int64_t batch) override {
+  std::unique_ptr<Runner> runner(int64_t batch, bool) override {
     return std::make_unique<LibTorchRunner>(modules_, manifest_, batch);
   }
 

@@ -3,6 +3,8 @@
 // batch with INFERENCE_PRECISION_HINT (bf16 where the CPU has bf16 hardware, else f32) and
 // PERFORMANCE_HINT LATENCY. Each runner allocates x, t, y, s, v once and binds them once: x to
 // both graphs, s as the encoder's output and the decoder's input (one buffer, never copied).
+// Where guidance is off the loop runs the conditional half alone: a second pair of requests,
+// compiled at batch B, bound to tensors over the same memory from row B on (views, never copies).
 
 #include <openvino/frontend/manager.hpp>
 #include <openvino/openvino.hpp>
@@ -47,22 +49,23 @@ struct Compiled {
 
 class OpenVinoRunner final : public Runner {
  public:
-  OpenVinoRunner(Compiled& compiled, const Manifest& m, int64_t batch)
-      : enc_(compiled.encoder.create_infer_request()), dec_(compiled.decoder.create_infer_request()) {
+  /// `half`: the graphs compiled at batch/2, for the cond_only calls (rows B:2B), or null when
+  /// the loop makes none.
+  OpenVinoRunner(Compiled& full, Compiled* half, const Manifest& m, int64_t batch) {
     const Roles r = m.roles();
+    for (const TensorSpec* t : {&r.enc_x, &r.enc_t, &r.enc_y, &r.enc_s, &r.dec_v}) {
+      if (t->shape.empty() || t->shape[0] != kBatch) {  // rows B:2B must be one contiguous block
+        throw Error("tensor " + t->name + " does not have the batch as its first axis; rebuild the folder");
+      }
+    }
     x_ = ov::Tensor(element_type(r.enc_x), static_shape(r.enc_x, batch));
     t_ = ov::Tensor(element_type(r.enc_t), static_shape(r.enc_t, batch));
     y_ = ov::Tensor(element_type(r.enc_y), static_shape(r.enc_y, batch));
     s_ = ov::Tensor(element_type(r.enc_s), static_shape(r.enc_s, batch));
     v_ = ov::Tensor(element_type(r.dec_v), static_shape(r.dec_v, batch));
     std::fill_n(static_cast<char*>(s_.data()), s_.get_byte_size(), 0);
-    enc_.set_tensor(r.enc_x.name, x_);
-    enc_.set_tensor(r.enc_t.name, t_);
-    enc_.set_tensor(r.enc_y.name, y_);
-    enc_.set_tensor(r.enc_s.name, s_);  // the encoder writes s here ...
-    dec_.set_tensor(r.dec_x.name, x_);
-    dec_.set_tensor(r.dec_s.name, s_);  // ... and the decoder reads it from here
-    dec_.set_tensor(r.dec_v.name, v_);
+    requests_[0] = bind(full, r, 0, batch);
+    if (half) requests_[1] = bind(*half, r, batch / 2, batch);
   }
 
   float* x() override { return x_.data<float>(); }
@@ -70,17 +73,50 @@ class OpenVinoRunner final : public Runner {
   int64_t* y() override { return y_.data<int64_t>(); }
   const float* v() override { return v_.data<float>(); }
 
-  void encode() override {
-    run(enc_, "encoder");
+  void encode(bool cond_only) override {
+    run(requests(cond_only).encoder, "encoder");
     encoded_ = true;
   }
 
-  void decode() override {
+  void decode(bool cond_only) override {
     if (!encoded_) throw Error("decode() before encode(): the first step must be a recompute step");
-    run(dec_, "decoder");
+    run(requests(cond_only).decoder, "decoder");
   }
 
  private:
+  struct Requests {
+    ov::InferRequest encoder, decoder;
+  };
+
+  /// Rows lo:batch of `whole`: a tensor over the same memory (a view, never a copy).
+  static ov::Tensor rows(ov::Tensor& whole, int64_t lo, int64_t batch) {
+    if (lo == 0) return whole;
+    ov::Shape shape = whole.get_shape();
+    shape[0] = static_cast<size_t>(batch - lo);
+    const size_t offset = whole.get_byte_size() / static_cast<size_t>(batch) * static_cast<size_t>(lo);
+    return ov::Tensor(whole.get_element_type(), shape, static_cast<char*>(whole.data()) + offset);
+  }
+
+  /// Requests for rows lo:batch, bound once: x to both graphs, s as the encoder's output and the
+  /// decoder's input (one buffer, never copied), v read in place by the loop.
+  Requests bind(Compiled& compiled, const Roles& r, int64_t lo, int64_t batch) {
+    Requests q{compiled.encoder.create_infer_request(), compiled.decoder.create_infer_request()};
+    ov::Tensor x = rows(x_, lo, batch), s = rows(s_, lo, batch);
+    q.encoder.set_tensor(r.enc_x.name, x);
+    q.encoder.set_tensor(r.enc_t.name, rows(t_, lo, batch));
+    q.encoder.set_tensor(r.enc_y.name, rows(y_, lo, batch));
+    q.encoder.set_tensor(r.enc_s.name, s);  // the encoder writes s here ...
+    q.decoder.set_tensor(r.dec_x.name, x);
+    q.decoder.set_tensor(r.dec_s.name, s);  // ... and the decoder reads it from here
+    q.decoder.set_tensor(r.dec_v.name, rows(v_, lo, batch));
+    return q;
+  }
+
+  Requests& requests(bool cond_only) {
+    if (cond_only && !requests_[1].encoder) throw Error("internal: a cond_only call on a runner made without halves");
+    return requests_[cond_only ? 1 : 0];
+  }
+
   static void run(ov::InferRequest& request, const char* graph) {
     try {
       request.infer();  // in place: the bound tensors are the graph's inputs and outputs
@@ -89,8 +125,8 @@ class OpenVinoRunner final : public Runner {
     }
   }
 
-  ov::InferRequest enc_, dec_;
   ov::Tensor x_, t_, y_, s_, v_;
+  Requests requests_[2];  // every row; the conditional half (rows B:2B)
   bool encoded_ = false;
 };
 
@@ -120,10 +156,10 @@ class OpenVinoBackend final : public Backend {
     }
   }
 
-  std::unique_ptr<Runner> runner(int64_t batch) override {
-    auto it = compiled_.find(batch);
-    if (it == compiled_.end()) it = compiled_.emplace(batch, compile(batch)).first;
-    return std::make_unique<OpenVinoRunner>(it->second, manifest_, batch);
+  std::unique_ptr<Runner> runner(int64_t batch, bool halves) override {
+    Compiled& full = compiled(batch);
+    Compiled* half = halves ? &compiled(batch / 2) : nullptr;  // the conditional half's static batch B
+    return std::make_unique<OpenVinoRunner>(full, half, manifest_, batch);
   }
 
   const std::string& precision() const override { return precision_; }
@@ -150,6 +186,13 @@ class OpenVinoBackend final : public Backend {
       }
     }
     return model;
+  }
+
+  /// The graphs compiled for a static batch, once per batch size (std::map: references stay valid).
+  Compiled& compiled(int64_t batch) {
+    auto it = compiled_.find(batch);
+    if (it == compiled_.end()) it = compiled_.emplace(batch, compile(batch)).first;
+    return it->second;
   }
 
   Compiled compile(int64_t batch) {

@@ -33,17 +33,19 @@ class TimedRunner final : public detail::Runner {
   float* t() override { return inner_.t(); }
   int64_t* y() override { return inner_.y(); }
   const float* v() override { return inner_.v(); }
-  void encode() override {
+  void encode(bool cond_only) override {
     const auto start = Clock::now();
-    inner_.encode();
+    inner_.encode(cond_only);
     timing_.encode_seconds += std::chrono::duration<double>(Clock::now() - start).count();
     ++timing_.encode_calls;
+    timing_.encode_cond_only_calls += cond_only;
   }
-  void decode() override {
+  void decode(bool cond_only) override {
     const auto start = Clock::now();
-    inner_.decode();
+    inner_.decode(cond_only);
     timing_.decode_seconds += std::chrono::duration<double>(Clock::now() - start).count();
     ++timing_.decode_calls;
+    timing_.decode_cond_only_calls += cond_only;
   }
 
  private:
@@ -261,12 +263,16 @@ Result Pipeline::generate(const std::vector<int64_t>& labels_in, const GenerateO
   Result result;
   result.recompute = steps;
   result.settings = settings;
+  const std::vector<double> scales =
+      detail::guidance_scales(settings, timesteps(settings.num_steps, settings.last_step, settings.timeshift));
+  const bool halves = detail::cfg_halves(scales, steps, o.full_cfg).any_cond_only();
   const auto setup = Clock::now();
-  std::unique_ptr<detail::Runner> runner = impl_->backend->runner(2 * B);
+  std::unique_ptr<detail::Runner> runner = impl_->backend->runner(2 * B, halves);
   result.timing.runner_seconds = std::chrono::duration<double>(Clock::now() - setup).count();
   TimedRunner timed(*runner, result.timing);
   const auto start = Clock::now();
-  result.latents.data = detail::sample(timed, noise, labels, impl_->manifest.null_class, settings, steps, o.progress);
+  result.latents.data =
+      detail::sample(timed, noise, labels, impl_->manifest.null_class, settings, steps, o.progress, o.full_cfg);
   result.timing.loop_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   result.latents.shape = {B};
   result.latents.shape.insert(result.latents.shape.end(), impl_->manifest.latent_shape.begin(),

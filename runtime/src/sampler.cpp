@@ -2,15 +2,16 @@
 //
 // Semantics follow the official sampler (sharing_sampling.py): t runs from 0 (noise) to 1
 // (data); the CFG batch is [uncond; cond]; guidance applies iff lo < t < hi (strict), else the
-// same formula with w = 1; s is reused between recompute steps. All arithmetic is float32, one
-// rounding per operation (this file is compiled with -ffp-contract=off: no fused multiply-add),
-// so the update rounds exactly as torch's and numpy's elementwise kernels do.
+// same formula with w = 1, which is the conditional velocity alone: there the graphs run only the
+// conditional half (cfg_halves), unless full_cfg asks for the official full batch; s is reused
+// between recompute steps. All arithmetic is float32, one rounding per operation (this file is
+// compiled with -ffp-contract=off: no fused multiply-add), so the update rounds exactly as
+// torch's and numpy's elementwise kernels do.
 
 #include "sampler.h"
 
 #include <algorithm>
 #include <cmath>
-#include <set>
 #include <sstream>
 
 #include "manifest.h"
@@ -41,13 +42,41 @@ void SamplerSettings::validate() const {
 
 namespace detail {
 
+std::vector<double> guidance_scales(const SamplerSettings& settings, const std::vector<float>& grid) {
+  const float lo = static_cast<float>(settings.interval_min), hi = static_cast<float>(settings.interval_max);
+  std::vector<double> scales(settings.num_steps);
+  for (int i = 0; i < settings.num_steps; ++i) scales[i] = lo < grid[i] && grid[i] < hi ? settings.guidance : 1.0;
+  return scales;
+}
+
+bool CfgHalves::any_cond_only() const {
+  for (const auto& [step, both] : encode_both) {
+    if (!both) return true;
+  }
+  return std::find(decode_both.begin(), decode_both.end(), false) != decode_both.end();
+}
+
+CfgHalves cfg_halves(const std::vector<double>& scales, const std::vector<int>& recompute, bool full_cfg) {
+  CfgHalves out;
+  for (double w : scales) out.decode_both.push_back(full_cfg || w != 1.0);
+  std::vector<int> bounds(recompute);
+  bounds.push_back(static_cast<int>(scales.size()));
+  for (size_t j = 0; j + 1 < bounds.size(); ++j) {  // [r, next recompute)
+    bool any = false;
+    for (int i = bounds[j]; i < bounds[j + 1]; ++i) any = any || out.decode_both[i];
+    out.encode_both[bounds[j]] = any;
+  }
+  return out;
+}
+
 std::vector<float> sample(Runner& runner, const std::vector<float>& noise, const std::vector<int64_t>& labels,
                           int64_t null_class, const SamplerSettings& settings, const std::vector<int>& recompute,
-                          const std::function<void(int)>& callback) {
+                          const std::function<void(int)>& callback, bool full_cfg) {
   const size_t B = labels.size();
   const size_t n = noise.size();  // B * C * H * W
   const std::vector<float> grid = timesteps(settings.num_steps, settings.last_step, settings.timeshift);  // N+1
-  const std::set<int> refresh(recompute.begin(), recompute.end());
+  const std::vector<double> scales = guidance_scales(settings, grid);
+  const CfgHalves halves = cfg_halves(scales, recompute, full_cfg);
   std::vector<float> x(noise);  // B C H W, updated in place
   std::vector<float> guided(n);  // B C H W scratch
   int64_t* y = runner.y();  // [uncond; cond]
@@ -55,23 +84,30 @@ std::vector<float> sample(Runner& runner, const std::vector<float>& noise, const
   std::copy(labels.begin(), labels.end(), y + B);
   const float* vu = runner.v();  // views into the decoder's output buffer
   const float* vc = runner.v() + n;
-  // The official loop compares a float32 t with the bounds, so the bounds round to float32 too.
-  const float lo = static_cast<float>(settings.interval_min), hi = static_cast<float>(settings.interval_max);
   for (int i = 0; i < settings.num_steps; ++i) {
     const float dt = grid[i + 1] - grid[i];  // float32 difference, as the official dt
-    std::copy(x.begin(), x.end(), runner.x());
+    const auto enc = halves.encode_both.find(i);
+    const bool decode_both = halves.decode_both[i];
+    const bool both = decode_both || (enc != halves.encode_both.end() && enc->second);  // does any graph read rows 0:B now?
+    if (both) std::copy(x.begin(), x.end(), runner.x());
     std::copy(x.begin(), x.end(), runner.x() + n);
-    if (refresh.count(i)) {
+    if (enc != halves.encode_both.end()) {
       std::fill(runner.t(), runner.t() + 2 * B, grid[i]);
-      runner.encode();  // s for this step; reused until the next recompute step
+      runner.encode(!enc->second);  // s for this step; reused until the next recompute step
     }
-    runner.decode();
-    const float w = lo < grid[i] && grid[i] < hi ? static_cast<float>(settings.guidance) : 1.0f;
-    for (size_t k = 0; k < n; ++k) {  // v = vu + w (vc - vu), then x += v dt, one rounding per op
-      guided[k] = vc[k];
-      guided[k] -= vu[k];
-      guided[k] *= w;
-      guided[k] += vu[k];
+    runner.decode(!decode_both);
+    if (decode_both) {  // v = vu + w (vc - vu), then x += v dt, one rounding per op
+      const float w = static_cast<float>(scales[i]);  // numpy: a Python float times a float32 array is float32
+      for (size_t k = 0; k < n; ++k) {
+        guided[k] = vc[k];
+        guided[k] -= vu[k];
+        guided[k] *= w;
+        guided[k] += vu[k];
+      }
+    } else {  // w = 1: v = vc
+      std::copy(vc, vc + n, guided.begin());
+    }
+    for (size_t k = 0; k < n; ++k) {
       guided[k] *= dt;
       x[k] += guided[k];
     }

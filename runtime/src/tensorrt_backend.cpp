@@ -8,11 +8,16 @@
 // and cfg_batch {min, max}, the CFG batch range of their profile. Each runner allocates its device
 // buffers once and binds them once: x, t, y to the encoder; the encoder's output s is the very
 // buffer bound as the decoder's s input (s never leaves the GPU); v comes back to pinned host
-// memory for the loop's guidance and Euler update (2B x C x H x W floats per step).
+// memory for the loop's guidance and Euler update (2B x C x H x W floats per step). Where guidance
+// is off the loop runs only the conditional half: a second execution context per engine, with
+// input shapes at batch B and tensor addresses offset by B rows into the same device buffers; the
+// host<->device copies then move rows B:2B only. Engines whose profile minimum (cfg_batch.min) is
+// above B run the full batch for those calls instead.
 
 #include <NvInferRuntime.h>
 #include <cuda_runtime_api.h>
 
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -64,10 +69,16 @@ struct Engines {
   Engine encoder, decoder;
 };
 
+// Buffers start zeroed: rows 0:B of x stay unwritten where only the conditional half runs, and a
+// full-batch fallback call (engines that cannot run B rows) should compute on zeros there.
+
 /// A device buffer, freed with the runner.
 struct DeviceBuffer {
   void* ptr = nullptr;
-  explicit DeviceBuffer(size_t bytes) { cuda_check(cudaMalloc(&ptr, bytes), "cudaMalloc"); }
+  explicit DeviceBuffer(size_t bytes) {
+    cuda_check(cudaMalloc(&ptr, bytes), "cudaMalloc");
+    cuda_check(cudaMemset(ptr, 0, bytes), "cudaMemset");
+  }
   ~DeviceBuffer() { cudaFree(ptr); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
@@ -76,7 +87,10 @@ struct DeviceBuffer {
 /// Pinned host memory, so the per-step copies are true async DMA.
 struct HostBuffer {
   void* ptr = nullptr;
-  explicit HostBuffer(size_t bytes) { cuda_check(cudaMallocHost(&ptr, bytes), "cudaMallocHost"); }
+  explicit HostBuffer(size_t bytes) {
+    cuda_check(cudaMallocHost(&ptr, bytes), "cudaMallocHost");
+    std::memset(ptr, 0, bytes);
+  }
   ~HostBuffer() { cudaFreeHost(ptr); }
   HostBuffer(const HostBuffer&) = delete;
   HostBuffer& operator=(const HostBuffer&) = delete;
@@ -84,9 +98,14 @@ struct HostBuffer {
 
 class TensorRTRunner final : public Runner {
  public:
-  TensorRTRunner(std::shared_ptr<Engines> engines, const Manifest& m, int64_t batch)
+  /// `half`: also bind execution contexts for the conditional half (rows B:2B) at batch B. Without
+  /// them (the engines' profile minimum is above B, or the loop makes no cond_only calls) a
+  /// cond_only call runs all 2B rows, as the Python backend: the unconditional rows' results are
+  /// then simply unused.
+  TensorRTRunner(std::shared_ptr<Engines> engines, const Manifest& m, int64_t batch, bool half)
       : engines_(std::move(engines)),
         r_(m.roles()),
+        batch_(batch),
         x_bytes_(r_.enc_x.numel(batch) * 4),
         t_bytes_(r_.enc_t.numel(batch) * 4),
         y_bytes_(r_.enc_y.numel(batch) * 8),
@@ -95,23 +114,21 @@ class TensorRTRunner final : public Runner {
                  dtype_size(engines_->encoder.engine->getTensorDataType(r_.enc_s.name.c_str()))),
         hx_(x_bytes_), ht_(t_bytes_), hy_(y_bytes_), hv_(v_bytes_),
         dx_(x_bytes_), dt_(t_bytes_), dy_(y_bytes_), ds_(s_bytes_), dv_(v_bytes_) {
+    for (const TensorSpec* t : {&r_.enc_x, &r_.enc_t, &r_.enc_y, &r_.enc_s, &r_.dec_v}) {
+      if (t->shape.empty() || t->shape[0] != kBatch) {  // rows B:2B must be one contiguous block
+        throw Error("tensor " + t->name + " does not have the batch as its first axis; rebuild the folder");
+      }
+    }
     cuda_check(cudaStreamCreate(&stream_), "cudaStreamCreate");
-    enc_.reset(engines_->encoder.engine->createExecutionContext());
-    dec_.reset(engines_->decoder.engine->createExecutionContext());
-    if (!enc_ || !dec_) throw Error("TensorRT could not create an execution context (out of GPU memory?)");
-    // Shapes and addresses are set once: the buffers never move for the runner's lifetime.
-    bind_input(*enc_, r_.enc_x, batch, dx_.ptr);
-    bind_input(*enc_, r_.enc_t, batch, dt_.ptr);
-    bind_input(*enc_, r_.enc_y, batch, dy_.ptr);
-    bind(*enc_, r_.enc_s.name, ds_.ptr);
-    bind_input(*dec_, r_.dec_x, batch, dx_.ptr);
-    bind_input(*dec_, r_.dec_s, batch, ds_.ptr);  // the encoder's output is the decoder's input
-    bind(*dec_, r_.dec_v.name, dv_.ptr);
+    contexts_[0] = bind_rows(0);
+    if (half) contexts_[1] = bind_rows(batch / 2);
   }
 
   ~TensorRTRunner() override {
-    enc_.reset();
-    dec_.reset();
+    for (Contexts& c : contexts_) {
+      c.encoder.reset();
+      c.decoder.reset();
+    }
     cudaStreamDestroy(stream_);
   }
 
@@ -120,22 +137,68 @@ class TensorRTRunner final : public Runner {
   int64_t* y() override { return static_cast<int64_t*>(hy_.ptr); }
   const float* v() override { return static_cast<const float*>(hv_.ptr); }
 
-  void encode() override {
-    // x is copied again by decode(): 2B x C x H x W floats, noise next to a transformer call.
-    cuda_check(cudaMemcpyAsync(dx_.ptr, hx_.ptr, x_bytes_, cudaMemcpyHostToDevice, stream_), "copy x");
-    cuda_check(cudaMemcpyAsync(dt_.ptr, ht_.ptr, t_bytes_, cudaMemcpyHostToDevice, stream_), "copy t");
-    cuda_check(cudaMemcpyAsync(dy_.ptr, hy_.ptr, y_bytes_, cudaMemcpyHostToDevice, stream_), "copy y");
-    if (!enc_->enqueueV3(stream_)) throw Error("TensorRT encoder enqueueV3 failed (see the tensorrt: lines above)");
+  void encode(bool cond_only) override {
+    // x is copied again by decode(): x rows, noise next to a transformer call.
+    const Contexts& c = contexts(cond_only);
+    upload(dx_, hx_, x_bytes_, c.lo, "copy x");
+    upload(dt_, ht_, t_bytes_, c.lo, "copy t");
+    upload(dy_, hy_, y_bytes_, c.lo, "copy y");
+    if (!c.encoder->enqueueV3(stream_)) throw Error("TensorRT encoder enqueueV3 failed (see the tensorrt: lines above)");
   }
 
-  void decode() override {
-    cuda_check(cudaMemcpyAsync(dx_.ptr, hx_.ptr, x_bytes_, cudaMemcpyHostToDevice, stream_), "copy x");
-    if (!dec_->enqueueV3(stream_)) throw Error("TensorRT decoder enqueueV3 failed (see the tensorrt: lines above)");
-    cuda_check(cudaMemcpyAsync(hv_.ptr, dv_.ptr, v_bytes_, cudaMemcpyDeviceToHost, stream_), "copy v");
+  void decode(bool cond_only) override {
+    const Contexts& c = contexts(cond_only);
+    upload(dx_, hx_, x_bytes_, c.lo, "copy x");
+    if (!c.decoder->enqueueV3(stream_)) throw Error("TensorRT decoder enqueueV3 failed (see the tensorrt: lines above)");
+    const size_t off = offset(v_bytes_, c.lo);
+    cuda_check(cudaMemcpyAsync(static_cast<char*>(hv_.ptr) + off, static_cast<char*>(dv_.ptr) + off, v_bytes_ - off,
+                               cudaMemcpyDeviceToHost, stream_),
+               "copy v");
     cuda_check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   }
 
  private:
+  /// Execution contexts for rows lo:2B (one per engine: a context holds its input shapes).
+  struct Contexts {
+    int64_t lo = 0;
+    std::unique_ptr<nvinfer1::IExecutionContext> encoder, decoder;
+  };
+
+  /// The byte offset of row `lo` in a buffer of `bytes` for the whole batch.
+  size_t offset(size_t bytes, int64_t lo) const { return bytes / static_cast<size_t>(batch_) * static_cast<size_t>(lo); }
+
+  void upload(DeviceBuffer& dev, HostBuffer& host, size_t bytes, int64_t lo, const char* what) {
+    const size_t off = offset(bytes, lo);
+    cuda_check(cudaMemcpyAsync(static_cast<char*>(dev.ptr) + off, static_cast<char*>(host.ptr) + off, bytes - off,
+                               cudaMemcpyHostToDevice, stream_),
+               what);
+  }
+
+  const Contexts& contexts(bool cond_only) const { return contexts_[cond_only && contexts_[1].encoder ? 1 : 0]; }
+
+  /// Shapes and addresses set once, for rows lo:2B at batch 2B - lo: the device buffers from row
+  /// lo on (views of the same memory, never copies), and they never move for the runner's lifetime.
+  Contexts bind_rows(int64_t lo) {
+    Contexts c;
+    c.lo = lo;
+    c.encoder.reset(engines_->encoder.engine->createExecutionContext());
+    c.decoder.reset(engines_->decoder.engine->createExecutionContext());
+    if (!c.encoder || !c.decoder) throw Error("TensorRT could not create an execution context (out of GPU memory?)");
+    const int64_t rows = batch_ - lo;
+    char* x = static_cast<char*>(dx_.ptr) + offset(x_bytes_, lo);
+    char* s = static_cast<char*>(ds_.ptr) + offset(s_bytes_, lo);
+    bind_input(*c.encoder, r_.enc_x, rows, x);
+    bind_input(*c.encoder, r_.enc_t, rows, static_cast<char*>(dt_.ptr) + offset(t_bytes_, lo));
+    bind_input(*c.encoder, r_.enc_y, rows, static_cast<char*>(dy_.ptr) + offset(y_bytes_, lo));
+    bind(*c.encoder, r_.enc_s.name, s);
+    bind_input(*c.decoder, r_.dec_x, rows, x);
+    bind_input(*c.decoder, r_.dec_s, rows, s);  // the encoder's output is the decoder's input
+    bind(*c.decoder, r_.dec_v.name, static_cast<char*>(dv_.ptr) + offset(v_bytes_, lo));
+    check_output(*c.encoder, r_.enc_s, rows);
+    check_output(*c.decoder, r_.dec_v, rows);
+    return c;
+  }
+
   static void bind(nvinfer1::IExecutionContext& ctx, const std::string& name, void* ptr) {
     if (!ctx.setTensorAddress(name.c_str(), ptr)) {
       throw Error("TensorRT engine has no tensor '" + name + "' the manifest names; rebuild the engines");
@@ -149,13 +212,27 @@ class TensorRTRunner final : public Runner {
     bind(ctx, spec.name, ptr);
   }
 
+  /// Every input has its shape and the output's is the manifest's at this batch.
+  static void check_output(nvinfer1::IExecutionContext& ctx, const TensorSpec& spec, int64_t batch) {
+    if (ctx.inferShapes(0, nullptr) != 0) throw Error("TensorRT engine inputs without shapes; rebuild the engines");
+    const nvinfer1::Dims got = ctx.getTensorShape(spec.name.c_str());
+    const std::vector<int64_t> want = spec.concrete(batch);
+    bool same = got.nbDims == static_cast<int32_t>(want.size());
+    for (int32_t i = 0; same && i < got.nbDims; ++i) same = got.d[i] == want[i];
+    if (!same) {
+      throw Error("TensorRT engine output '" + spec.name + "' does not have the manifest's shape at batch " +
+                  std::to_string(batch) + "; rebuild the engines");
+    }
+  }
+
   std::shared_ptr<Engines> engines_;
   Roles r_;
+  int64_t batch_;
   size_t x_bytes_, t_bytes_, y_bytes_, v_bytes_, s_bytes_;
   HostBuffer hx_, ht_, hy_, hv_;
   DeviceBuffer dx_, dt_, dy_, ds_, dv_;
   cudaStream_t stream_ = nullptr;
-  std::unique_ptr<nvinfer1::IExecutionContext> enc_, dec_;
+  Contexts contexts_[2];  // every row; the conditional half (rows B:2B), where the profile takes B rows
 };
 
 std::string rebuild_command(const Manifest& m, const nlohmann::json& eng) {
@@ -206,7 +283,7 @@ class TensorRTBackend final : public Backend {
     engines_->decoder = load(require(files, "decoder", "manifest engines.files").get<std::string>(), rebuild);
   }
 
-  std::unique_ptr<Runner> runner(int64_t batch) override {
+  std::unique_ptr<Runner> runner(int64_t batch, bool halves) override {
     if (batch < cfg_min_ || batch > cfg_max_) {
       throw Error("the engines take " + std::to_string(cfg_min_ / 2) + " to " + std::to_string(cfg_max_ / 2) +
                   " samples per call (CFG batch " + std::to_string(cfg_min_) + ".." + std::to_string(cfg_max_) + "), asked for " +
@@ -214,7 +291,9 @@ class TensorRTBackend final : public Backend {
                   manifest_.root.string() + " --max-batch " + std::to_string(std::max<int64_t>(batch / 2, 1)) + " --opt-level " +
                   std::to_string(opt_level_));
     }
-    return std::make_unique<TensorRTRunner>(engines_, manifest_, batch);
+    // engines built with a profile minimum above B (before Python's minimum became 1) cannot run
+    // the conditional half alone: those calls run the full batch (tensorrt_backend.py does the same)
+    return std::make_unique<TensorRTRunner>(engines_, manifest_, batch, halves && batch / 2 >= cfg_min_);
   }
 
   const std::string& precision() const override { return precision_; }

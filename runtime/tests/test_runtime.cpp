@@ -13,6 +13,7 @@
 #include <functional>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -344,7 +345,8 @@ void test_manifest_errors() {
 // ---------------------------------------------------------------- the loop
 
 /// A fake backend: s is (t, label) per row; v = 0.5 x + s.t - 0.01 s.label, so every step's
-/// update depends on x, t, y and on which step computed s.
+/// update depends on x, t, y and on which step computed s. A cond_only call touches rows B:2B
+/// only, and rows 0:B of x are poisoned after every call so that a stale read shows up as nan.
 class FakeRunner : public ddt::detail::Runner {
  public:
   explicit FakeRunner(size_t batch, size_t per) : per_(per), x_(batch * per), t_(batch), y_(batch), v_(batch * per), s_(batch * 2) {}
@@ -352,22 +354,29 @@ class FakeRunner : public ddt::detail::Runner {
   float* t() override { return t_.data(); }
   int64_t* y() override { return y_.data(); }
   const float* v() override { return v_.data(); }
-  void encode() override {
-    encoded_at.push_back(t_[0]);
-    for (size_t b = 0; b < t_.size(); ++b) {
+  void encode(bool cond_only) override {
+    calls.emplace_back('e', cond_only);
+    encoded_at.push_back(t_[t_.size() - 1]);
+    for (size_t b = cond_only ? t_.size() / 2 : 0; b < t_.size(); ++b) {
       s_[2 * b] = t_[b];
       s_[2 * b + 1] = static_cast<float>(y_[b]);
     }
   }
-  void decode() override {
+  void decode(bool cond_only) override {
+    calls.emplace_back('d', cond_only);
     ++decodes;
     const size_t half = x_.size() / 2;
-    for (size_t k = 0; k < half; ++k) halves_equal = halves_equal && x_[k] == x_[half + k];
-    for (size_t k = 0; k < x_.size(); ++k) {
+    if (!cond_only) {
+      for (size_t k = 0; k < half; ++k) halves_equal = halves_equal && x_[k] == x_[half + k];
+    }
+    for (size_t k = cond_only ? half : 0; k < x_.size(); ++k) {
       const size_t b = k / per_;
       v_[k] = 0.5f * x_[k] + s_[2 * b] - 0.01f * s_[2 * b + 1];
     }
+    std::fill(x_.begin(), x_.begin() + half, std::nanf(""));  // the loop must write rows 0:B again before they are read
+    if (cond_only) std::fill(v_.begin(), v_.begin() + half, std::nanf(""));  // and never read vu after a cond_only call
   }
+  std::vector<std::pair<char, bool>> calls;  // ('e' or 'd', cond_only)
   std::vector<float> encoded_at;
   int decodes = 0;
   bool halves_equal = true;
@@ -380,6 +389,26 @@ class FakeRunner : public ddt::detail::Runner {
   std::vector<float> v_, s_;
 };
 
+/// The integration written out independently: full CFG at every step, the official formula.
+std::vector<float> fake_reference(const std::vector<float>& noise, const std::vector<int64_t>& labels, size_t per,
+                                  const ddt::SamplerSettings& st, const std::vector<int>& recompute) {
+  const std::vector<float> grid = ddt::timesteps(st.num_steps, st.last_step, st.timeshift);
+  const float lo = static_cast<float>(st.interval_min), hi = static_cast<float>(st.interval_max);
+  std::vector<float> want(noise);
+  float s_t = 0;
+  for (int i = 0; i < st.num_steps; ++i) {
+    if (std::find(recompute.begin(), recompute.end(), i) != recompute.end()) s_t = grid[i];
+    const float w = (grid[i] > lo && grid[i] < hi) ? static_cast<float>(st.guidance) : 1.0f;
+    for (size_t k = 0; k < want.size(); ++k) {
+      const float vu = 0.5f * want[k] + s_t - 0.01f * 10.0f;
+      const float vc = 0.5f * want[k] + s_t - 0.01f * static_cast<float>(labels[k / per]);
+      const float v = vu + w * (vc - vu);
+      want[k] = want[k] + v * (grid[i + 1] - grid[i]);
+    }
+  }
+  return want;
+}
+
 void test_loop_protocol_and_update() {
   const size_t B = 2, per = 3;
   ddt::SamplerSettings st;
@@ -391,27 +420,80 @@ void test_loop_protocol_and_update() {
   const std::vector<float> noise = {0.1f, -0.2f, 0.3f, 1.0f, 0.5f, -1.5f};
   const std::vector<int64_t> labels = {3, 7};
   const std::vector<int> recompute = {0, 2, 5};
-  FakeRunner fake(2 * B, per);
-  std::vector<int> called;
-  const std::vector<float> x = ddt::detail::sample(fake, noise, labels, 10, st, recompute, [&](int i) { called.push_back(i); });
   const std::vector<float> grid = ddt::timesteps(6, std::nullopt, 1.3);
-  CHECK(fake.encoded_at == std::vector<float>({grid[0], grid[2], grid[5]}));  // encoder only at recompute steps
-  CHECK(fake.decodes == 6 && fake.halves_equal && called == std::vector<int>({0, 1, 2, 3, 4, 5}));
-  CHECK(fake.labels() == std::vector<int64_t>({10, 10, 3, 7}));  // [uncond; cond]
-  // the same integration written out independently
-  std::vector<float> want(noise);
-  float s_t = 0;
-  for (int i = 0; i < 6; ++i) {
-    if (i == 0 || i == 2 || i == 5) s_t = grid[i];
-    const float w = (grid[i] > 0.2f && grid[i] < 0.7f) ? 2.5f : 1.0f;
-    for (size_t k = 0; k < want.size(); ++k) {
-      const float vu = 0.5f * want[k] + s_t - 0.01f * 10.0f;
-      const float vc = 0.5f * want[k] + s_t - 0.01f * static_cast<float>(labels[k / per]);
-      const float v = vu + w * (vc - vu);
-      want[k] = want[k] + v * (grid[i + 1] - grid[i]);
+  const std::vector<float> want = fake_reference(noise, labels, per, st, recompute);
+  for (const bool full_cfg : {false, true}) {
+    FakeRunner fake(2 * B, per);
+    std::vector<int> called;
+    const std::vector<float> x =
+        ddt::detail::sample(fake, noise, labels, 10, st, recompute, [&](int i) { called.push_back(i); }, full_cfg);
+    CHECK(fake.encoded_at == std::vector<float>({grid[0], grid[2], grid[5]}));  // encoder only at recompute steps
+    CHECK(fake.decodes == 6 && fake.halves_equal && called == std::vector<int>({0, 1, 2, 3, 4, 5}));
+    CHECK(fake.labels() == std::vector<int64_t>({10, 10, 3, 7}));  // [uncond; cond]
+    for (size_t k = 0; k < want.size(); ++k) CHECK(std::fabs(x[k] - want[k]) <= 1e-6f * (1 + std::fabs(want[k])));
+    // the calls, as cfg_halves plans them (full_cfg: every call on both halves)
+    const ddt::detail::CfgHalves h = ddt::detail::cfg_halves(ddt::detail::guidance_scales(st, grid), recompute, full_cfg);
+    std::vector<std::pair<char, bool>> plan;
+    for (int i = 0; i < 6; ++i) {
+      if (h.encode_both.count(i)) plan.emplace_back('e', !h.encode_both.at(i));
+      plan.emplace_back('d', !h.decode_both[i]);
     }
+    CHECK(fake.calls == plan);
+    CHECK(h.any_cond_only() == !full_cfg);
   }
+}
+
+/// The case the skip can get wrong: a state computed at an unguided step and reused at guided ones
+/// keeps its unconditional half; and guidance 1.0 runs only conditional halves.
+void test_loop_reuses_a_state_across_the_interval_edge() {
+  const size_t B = 1, per = 2;
+  ddt::SamplerSettings st;
+  st.num_steps = 8;
+  st.guidance = 3.0;
+  st.interval_min = 0.3;
+  st.interval_max = 0.8;
+  const std::vector<float> grid = ddt::timesteps(8);
+  const std::vector<int> recompute = {0, 2, 6};  // step 2 (t = 0.25, unguided) serves steps 3..5 (guided)
+  const ddt::detail::CfgHalves h = ddt::detail::cfg_halves(ddt::detail::guidance_scales(st, grid), recompute, false);
+  CHECK(!h.decode_both[2] && h.decode_both[3] && h.encode_both.at(2));  // the case occurs
+  const std::vector<float> noise = {0.4f, -0.9f};
+  FakeRunner fake(2 * B, per);
+  const std::vector<float> x = ddt::detail::sample(fake, noise, {4}, 10, st, recompute, nullptr);
+  const std::vector<float> want = fake_reference(noise, {4}, per, st, recompute);
   for (size_t k = 0; k < want.size(); ++k) CHECK(std::fabs(x[k] - want[k]) <= 1e-6f * (1 + std::fabs(want[k])));
+  st.guidance = 1.0;
+  FakeRunner one(2 * B, per);
+  const std::vector<float> x1 = ddt::detail::sample(one, noise, {4}, 10, st, recompute, nullptr);
+  for (const auto& [kind, cond_only] : one.calls) CHECK(cond_only);
+  const std::vector<float> want1 = fake_reference(noise, {4}, per, st, recompute);
+  for (size_t k = 0; k < want1.size(); ++k) CHECK(std::fabs(x1[k] - want1[k]) <= 1e-6f * (1 + std::fabs(want1[k])));
+}
+
+/// The same cases as tests/test_cfg_skip.py::test_which_calls_need_the_unconditional_half.
+void test_which_calls_need_the_unconditional_half() {
+  using ddt::detail::cfg_halves;
+  using Enc = std::map<int, bool>;
+  using Dec = std::vector<bool>;
+  const std::vector<double> scales = {1.0, 1.0, 2.0, 2.0, 1.0, 1.0};
+  ddt::detail::CfgHalves h = cfg_halves(scales, {0, 3}, false);
+  CHECK(h.encode_both == Enc({{0, true}, {3, true}}) && h.decode_both == Dec({false, false, true, true, false, false}));
+  h = cfg_halves(scales, {0, 4}, false);
+  CHECK(h.encode_both == Enc({{0, true}, {4, false}}) && h.decode_both == Dec({false, false, true, true, false, false}));
+  // a state computed at an unguided step 1 serves guided steps 2 and 3: the encoder there runs both halves
+  CHECK(cfg_halves(scales, {0, 1, 5}, false).encode_both == Enc({{0, false}, {1, true}, {5, false}}));
+  h = cfg_halves({1.0, 1.0, 1.0, 1.0}, {0, 2}, false);  // guidance 1.0: never
+  CHECK(h.encode_both == Enc({{0, false}, {2, false}}) && h.decode_both == Dec(4, false) && h.any_cond_only());
+  h = cfg_halves(scales, {0, 3}, true);
+  CHECK(h.encode_both == Enc({{0, true}, {3, true}}) && h.decode_both == Dec(6, true) && !h.any_cond_only());
+  // the scales: strict interval, bounds rounded to float32 as the official loop compares float32 t
+  ddt::SamplerSettings st;
+  st.num_steps = 4;
+  st.guidance = 2.0;
+  st.interval_min = 0.25;  // t = 0.25 exactly: not inside
+  st.interval_max = 0.75;  // t = 0.75 exactly: not inside
+  CHECK(ddt::detail::guidance_scales(st, ddt::timesteps(4)) == std::vector<double>({1.0, 1.0, 2.0, 1.0}));
+  st.interval_max = 0.5 + 1e-12;  // above t = 0.5 as a double, but 0.5 as float32: t = 0.5 is not inside
+  CHECK(ddt::detail::guidance_scales(st, ddt::timesteps(4)) == std::vector<double>({1.0, 1.0, 1.0, 1.0}));
 }
 
 void test_settings_validation() {
@@ -515,6 +597,8 @@ int main() {
   run("manifest_reads_defaults_and_roles", test_manifest_reads_defaults_and_roles);
   run("manifest_errors", test_manifest_errors);
   run("loop_protocol_and_update", test_loop_protocol_and_update);
+  run("loop_reuses_a_state_across_the_interval_edge", test_loop_reuses_a_state_across_the_interval_edge);
+  run("which_calls_need_the_unconditional_half", test_which_calls_need_the_unconditional_half);
   run("settings_validation", test_settings_validation);
   run("sha256_vectors", test_sha256_vectors);
   run("calibration_found_by_settings", test_calibration_found_by_settings);

@@ -43,6 +43,8 @@ Sample latents with the Euler loop, CFG in its interval, and the encoder only at
   --recompute 0,3,6     explicit encoder steps
   --sharing-ratio R     fraction of steps that reuse the encoder's state, in [0, 1)
   --schedule dp|uniform with --sharing-ratio [default: dp, needs `ddt-export calibrate`]
+  --full-cfg            run both CFG halves at every step, as the official sampler [default: only
+                        the conditional half where guidance is off; the same latents, faster]
   --save-latents FILE   write the final latents (.npy, float32), atomically
   --threads N           CPU threads, 1 to 1024 [default: all cores]
   --json                print a JSON summary (schedule, timing) on stdout
@@ -137,7 +139,7 @@ int run(int argc, char** argv) {
       {"--noise", true},         {"--steps", true},               {"--cfg", true},       {"--interval", true},
       {"--timeshift", true},     {"--last-step", true},           {"--recompute", true}, {"--sharing-ratio", true},
       {"--schedule", true},      {"--save-latents", true},        {"--threads", true},   {"--json", false},
-      {"--help", false}};
+      {"--full-cfg", false},     {"--help", false}};
   std::map<std::string, std::string> opt;
   std::vector<std::string> positional;
   for (int i = 1; i < argc; ++i) {
@@ -212,6 +214,7 @@ int run(int argc, char** argv) {
       throw ddt::Error("unknown schedule '" + o.schedule.method + "'; choose dp or uniform");
     }
   }
+  o.full_cfg = opt.count("--full-cfg") > 0;
   ddt::OpenOptions open;
   if (opt.count("--backend")) open.backend = opt["--backend"];
   if (opt.count("--inference-precision")) {
@@ -244,7 +247,7 @@ int run(int argc, char** argv) {
   if (opt.count("--save-latents")) ddt::write_npy(opt["--save-latents"], r.latents);
   std::cerr << labels.size() << " samples, " << r.settings.num_steps << " steps, encoder ran " << r.recompute.size()
             << " times (sharing ratio " << std::fixed << std::setprecision(2) << r.sharing_ratio() << "), " << backend << " "
-            << pipe.precision() << "\n"
+            << pipe.precision() << (o.full_cfg ? ", full CFG batch at every call" : "") << "\n"
             << std::defaultfloat;
   std::cerr << (opt.count("--save-latents") ? "latents -> " + opt["--save-latents"] : "nothing saved: pass --save-latents FILE.npy")
             << "\n";
@@ -257,7 +260,10 @@ int run(int argc, char** argv) {
               << ", \"open_seconds\": " << open_seconds << ", \"runner_seconds\": " << t.runner_seconds
               << ", \"loop_seconds\": " << t.loop_seconds << ", \"encode_seconds\": " << t.encode_seconds
               << ", \"decode_seconds\": " << t.decode_seconds << ", \"encode_calls\": " << t.encode_calls
-              << ", \"decode_calls\": " << t.decode_calls << ", \"overhead_seconds_per_step\": " << overhead / r.settings.num_steps
+              << ", \"decode_calls\": " << t.decode_calls << ", \"encode_cond_only_calls\": " << t.encode_cond_only_calls
+              << ", \"decode_cond_only_calls\": " << t.decode_cond_only_calls
+              << ", \"full_cfg\": " << (o.full_cfg ? "true" : "false")
+              << ", \"overhead_seconds_per_step\": " << overhead / r.settings.num_steps
               << "}" << std::endl;
   }
   return 0;

@@ -20,8 +20,6 @@ import numpy as np
 import pytest
 import torch
 
-from tests.runtime.test_cpp_runtime import runtime_build  # noqa: F401  (the session fixture)
-
 # Step counts: every N up to 600 (torch's halfway split and all small grids), then a sweep to 10,000.
 GRID_STEPS = list(range(1, 601)) + list(range(601, 10_001, 97)) + [10_000]
 GRID_SETTINGS = [(None, 1.0), (0.04, 1.0), (0.05, 1.5), (0.3, 3.0), (0.001, 0.25)]
@@ -62,7 +60,7 @@ def bits(line: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize("capability", ["native", "default"])
-def test_grid_and_noise_bit_identical_to_torch(runtime_build, tmp_path, capability):  # noqa: F811
+def test_grid_and_noise_bit_identical_to_torch(runtime_build, tmp_path, capability):
     env = dict(os.environ)
     if capability == "default":
         env["ATEN_CPU_CAPABILITY"] = "default"  # torch's DEFAULT kernels: no FMA, libm in randn
@@ -94,7 +92,7 @@ def test_grid_and_noise_bit_identical_to_torch(runtime_build, tmp_path, capabili
     assert offset == want.size
 
 
-def test_sha256_matches_hashlib(runtime_build, tmp_path):  # noqa: F811
+def test_sha256_matches_hashlib(runtime_build, tmp_path):
     rng = np.random.default_rng(0)
     contents = {
         "empty": b"",

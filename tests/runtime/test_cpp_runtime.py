@@ -12,7 +12,6 @@ on the same eager model within 1e-6.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,47 +21,13 @@ import pytest
 import torch
 
 from tests.conftest import SAMPLER, rel_l2, seeded
+from tests.runtime.conftest import run
 from tests.reference.official_ddt import official_dp, official_sample
 
-ROOT = Path(__file__).resolve().parents[2]
 TOL = 1e-4  # vs the official implementation, relative L2
 SAME_GRAPHS = 1e-5  # vs the Python runtime on the same ONNX graphs (another engine: OpenVINO vs onnxruntime)
 SAME_KERNELS = 1e-6  # vs the Python runtime on the same weights and ATen kernels (LibTorch)
 NULL = 10  # the conftest model's null class (10 classes)
-
-
-def run(cmd: list, timeout: int = 600, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw)
-
-
-def prefix_path() -> str:
-    """Where CMake finds OpenVINO (the openvino wheel's cmake folder) and LibTorch (the torch wheel's)."""
-    paths = []
-    try:
-        import openvino
-
-        paths.append(str(Path(openvino.__file__).parent / "cmake"))
-    except ImportError:
-        pass
-    paths.append(torch.utils.cmake_prefix_path)
-    return ";".join(paths)
-
-
-@pytest.fixture(scope="session")
-def runtime_build() -> Path:
-    """runtime/ configured (OpenVINO + LibTorch backends) and built (Release, -j2); skipped where there is no cmake or C++ compiler."""
-    cmake = shutil.which("cmake")
-    if cmake is None:
-        pytest.skip("cmake is not installed: the C++ runtime cannot be built here (apt-get install cmake g++)")
-    if not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
-        pytest.skip("no C++ compiler: the C++ runtime cannot be built here (apt-get install g++)")
-    build = Path(os.environ.get("DDT_RUNTIME_BUILD_DIR", ROOT / "runtime" / "build"))
-    configure = run([cmake, "-S", ROOT / "runtime", "-B", build, f"-DCMAKE_PREFIX_PATH={prefix_path()}",
-                     "-DCMAKE_BUILD_TYPE=Release"])
-    assert configure.returncode == 0, configure.stdout[-3000:] + configure.stderr[-3000:]
-    compiled = run([cmake, "--build", build, "-j2"], timeout=1800)
-    assert compiled.returncode == 0, compiled.stdout[-5000:] + compiled.stderr[-3000:]
-    return build
 
 
 def test_cpp_unit_suite(runtime_build):
@@ -72,11 +37,6 @@ def test_cpp_unit_suite(runtime_build):
         pytest.skip("ctest is not installed (it comes with cmake)")
     result = run([ctest, "--test-dir", runtime_build, "--output-on-failure"])
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
-
-
-@pytest.fixture(scope="session")
-def ddt_run(runtime_build) -> Path:
-    return runtime_build / "ddt-run"
 
 
 def ddt_run_ok(ddt_run: Path, *args) -> dict:
@@ -196,15 +156,6 @@ def test_openvino_bf16_runs_close_to_f32(built, ddt_run, tmp_path):
 
 
 # ---------------------------------------------------------------- parity: LibTorch modules
-
-
-@pytest.fixture(scope="session")
-def lt_build(official, tmp_path_factory) -> Path:
-    """The official-format checkpoint built with `ddt-export build --config --ckpt --libtorch` (the CLI path)."""
-    out = tmp_path_factory.mktemp("libtorch") / "tiny"
-    result = run(["ddt-export", "build", "--config", official.config, "--ckpt", official.ckpt, "--libtorch", "--out", out])
-    assert result.returncode == 0, result.stderr
-    return out
 
 
 def test_build_records_libtorch_modules(lt_build):

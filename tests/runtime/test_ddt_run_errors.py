@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import seeded
-from tests.runtime.test_cpp_runtime import ddt_run, run, runtime_build  # noqa: F401  (session fixtures)
+from tests.runtime.conftest import run
 
 
 @pytest.fixture(scope="module")

@@ -79,6 +79,10 @@ struct GenerateOptions {
   std::optional<int> num_steps;
   std::optional<double> guidance, interval_min, interval_max, timeshift, last_step;
   Schedule schedule;
+  /// Run both CFG halves at every call, as the official sampler. Default (false): where guidance
+  /// is off (w = 1, outside the interval) only the conditional half runs, since there
+  /// v = vu + 1 (vc - vu) is vc; the latents agree within float rounding, and it is faster.
+  bool full_cfg = false;
   std::function<void(int)> progress;  // called after each step with its index
 };
 
@@ -90,6 +94,8 @@ struct Timing {
   double decode_seconds = 0;  // inside the decoder calls
   int encode_calls = 0;
   int decode_calls = 0;
+  int encode_cond_only_calls = 0;  // of those, the calls that ran only the conditional half (batch B)
+  int decode_cond_only_calls = 0;
 };
 
 struct Result {
