@@ -266,8 +266,8 @@ def run(build_dir: Path, *, samples: int = 1000, steps: int | None = None, seed:
         for ratio in precision_ratios:
             for schedule in precision_schedules if ratio > 0 else ("uniform",):
                 configs.append((p, ratio, schedule))
-    if "fp32" in precisions:
-        for ratio in precision_ratios:  # every precision row needs its fp32 counterpart
+    if "fp32" in precisions and set(precisions) - {"fp32"}:
+        for ratio in precision_ratios:  # every other precision's row needs its fp32 counterpart
             for schedule in precision_schedules if ratio > 0 else ("uniform",):
                 if ("fp32", ratio, schedule) not in configs:
                     configs.append(("fp32", ratio, schedule))
@@ -279,7 +279,8 @@ def run(build_dir: Path, *, samples: int = 1000, steps: int | None = None, seed:
             if precision not in pipes:
                 pipes[precision] = open_precision(build_dir, precision, backend, builds, into, progress)
             pp = pipes[precision]
-            progress(f"{precision} ratio {ratio:.2f} {schedule if ratio > 0 else '(no sharing)'}")
+            what = f"ratio {ratio:.2f} {schedule if ratio > 0 else '(no sharing)'}"
+            progress(what if precision == "fp32" else f"{precision} {what}")
             if schedule == "dp@uniform":
                 pp.calibrated(pp.plan(labels[:1], sharing_ratio=ratio, schedule="dp", num_steps=N))
                 recompute = sched.dp(pp.similarity(settings), len(sched.uniform(N, ratio)))
@@ -366,44 +367,48 @@ def run(build_dir: Path, *, samples: int = 1000, steps: int | None = None, seed:
 
 
 def _fmt_cmp(cmp: dict | None, rel: bool = False) -> str:
+    """Every space's difference (relative: in %), the first space's 95% interval, and the verdict (intervals in the JSON)."""
     if not cmp:
         return ""
     parts = []
-    for k in FeatureSpaces.NAMES:
+    for i, k in enumerate(FeatureSpaces.NAMES):
         v = cmp["by_space"][k]
-        if rel:
-            parts.append(f"{100 * v['rel']:+.1f}% [{100 * v['rel_ci95'][0]:+.1f},{100 * v['rel_ci95'][1]:+.1f}]")
-        else:
-            parts.append(f"{v['diff']:+.3f} [{v['ci95'][0]:+.3f},{v['ci95'][1]:+.3f}]")
+        ci = v["rel_ci95"] if rel else v["ci95"]
+        val = f"{100 * v['rel']:+.1f}%" if rel else f"{v['diff']:+.3f}"
+        if i == 0:
+            val += f" [{100 * ci[0]:+.1f},{100 * ci[1]:+.1f}]" if rel else f" [{ci[0]:+.3f},{ci[1]:+.3f}]"
+        parts.append(val)
     return " / ".join(parts) + f" {cmp['verdict']}"
 
 
 def table(result: dict):
+    """One line per row; the paired column is DP (or DP at uniform's calls) minus uniform for fp32 sharing rows, and the
+    relative change from fp32 at the same ratio for other precisions."""
     from rich.table import Table
 
     seeds = result.get("seeds", [result.get("seed")])
     t = Table(title=f"quality ({result['samples']} samples x seeds {seeds}, {result['steps']} steps)")
-    for col in ("precision", "ratio", "schedule", "encoder calls", "accuracy", "Frechet mlp / pca16 / pixels",
-                "vs uniform (mlp / pca16 / pixels) [95% CI]", "vs fp32, relative", "seconds"):
+    for col in ("precision", "ratio", "schedule", "calls", "accuracy", "Frechet mlp / pca16 / pixels",
+                "paired diff: mlp [95% CI] / pca16 / pixels", "seconds"):
         t.add_column(col, justify="right")
     for r in result["rows"]:
         fs = r.get("frechet_by_space") or {"mlp": r["frechet"]}
-        fstd = r.get("frechet_std_by_space") or {"mlp": r.get("frechet_std", 0)}
-        fr = " / ".join(f"{fs[k]:.3f}±{fstd.get(k, 0):.3f}" for k in fs)
+        fr = " / ".join(f"{v:.3f}" + (f"±{r.get('frechet_std', 0):.3f}" if k == "mlp" else "") for k, v in fs.items())
         ratio_key = f"{r['ratio']:g}"
         diff = ""
-        if r.get("precision", "fp32") == "fp32" and r["schedule"] == "dp":
+        if r.get("precision", "fp32") != "fp32":
+            diff = _fmt_cmp(result.get("precision_vs_fp32", {}).get(f"{r['precision']} {r['ratio']:g} {r['schedule']}"), rel=True)
+        elif r["schedule"] == "dp":
             d = result.get("dp_vs_uniform", {}).get(ratio_key)
             diff = _fmt_cmp(d) if d and "by_space" in d else (f"{d['dp_minus_uniform']:+.3f}" if d else "")
         elif r["schedule"] == "dp@uniform":
             diff = _fmt_cmp(result.get("dp_equal_calls_vs_uniform", {}).get(ratio_key))
-        key = f"{r.get('precision', 'fp32')} {r['ratio']:g} {r['schedule']}"
-        rel = _fmt_cmp(result.get("precision_vs_fp32", {}).get(key), rel=True)
         t.add_row(r.get("precision", "fp32"), f"{r['ratio']:.2f}", r["schedule"], str(r["encoder_calls"]), f"{100 * r['accuracy']:.1f}%",
-                  fr, diff, rel, f"{r['latency_s']:.1f}")
+                  fr, diff, f"{r['latency_s']:.1f}")
     if "real_floor" in result:
         by = result["real_floor"].get("by_space", {"mlp": result["real_floor"]["frechet"]})
-        t.caption = f"floor ({result['real_floor']['what']}): " + " / ".join(f"{k} {v:.3f}" for k, v in by.items())
+        t.caption = (f"paired diff: DP rows minus uniform; other precisions vs fp32 at the same ratio, in %. "
+                     f"floor ({result['real_floor']['what']}): " + " / ".join(f"{k} {v:.3f}" for k, v in by.items()))
     return t
 
 
@@ -441,8 +446,8 @@ def plot(result: dict, path: Path) -> None:
             c = v["by_space"][space]
             xs.append(i + (j - 1) * 0.22)
             ys.append(100 * c["rel"])
-            lo.append(100 * (c["rel"] - c["rel_ci95"][0]))
-            hi.append(100 * (c["rel_ci95"][1] - c["rel"]))
+            lo.append(max(0.0, 100 * (c["rel"] - c["rel_ci95"][0])))  # a percentile interval need not contain the estimate
+            hi.append(max(0.0, 100 * (c["rel_ci95"][1] - c["rel"])))
         ax2.errorbar(xs, ys, yerr=[lo, hi], marker="os^"[j % 3], ls="none", capsize=2, label=space)
     ax2.set_xticks(range(len(vs)), [k.replace(" uniform", "").replace(" none", "") for k in vs], rotation=60, fontsize=7)
     ax2.axhline(3, color="red", lw=0.8, ls="--", label="+3% goal")
@@ -458,8 +463,8 @@ def plot(result: dict, path: Path) -> None:
             c = v["by_space"][space]
             xs.append(i + (j - 1) * 0.22)
             ys.append(100 * c["rel"])
-            lo.append(100 * (c["rel"] - c["rel_ci95"][0]))
-            hi.append(100 * (c["rel_ci95"][1] - c["rel"]))
+            lo.append(max(0.0, 100 * (c["rel"] - c["rel_ci95"][0])))  # a percentile interval need not contain the estimate
+            hi.append(max(0.0, 100 * (c["rel_ci95"][1] - c["rel"])))
         ax3.errorbar(xs, ys, yerr=[lo, hi], marker="os^"[j % 3], ls="none", capsize=2, label=space)
     ax3.set_xticks(range(len(items)), [k for k, _ in items], rotation=60, fontsize=7)
     ax3.axhline(0, color="grey", lw=0.8)

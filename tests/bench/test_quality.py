@@ -71,4 +71,49 @@ def test_cli_writes_json_and_png_and_reports_progress_in_a_log(bundled_build, be
     # a 20-minute run must show where it is even without a spinner, one line per configuration
     assert [line for line in r.err.splitlines() if line.startswith("ratio")] == [
         "ratio 0.00 (no sharing)", "ratio 0.75 uniform", "ratio 0.75 dp"]
-    assert "DP - uniform [95% CI]" in r.out  # the table is not wrapped at 80 columns in a log
+    assert "paired diff: mlp [95% CI] / pca16 / pixels" in r.out  # the table is not wrapped at 80 columns in a log
+
+
+def test_verdict_needs_every_space_and_every_seed():
+    from ddt_export.bench.quality import verdict
+
+    def space(lo, hi, *seeds):
+        return {"ci95": [lo, hi], "per_seed": {str(i): v for i, v in enumerate(seeds)}}
+
+    assert verdict({"a": space(-0.2, -0.1, -0.1, -0.2), "b": space(-0.3, -0.1, -0.2, -0.1)}) == "lower"
+    assert verdict({"a": space(-0.2, -0.1, -0.1, -0.2), "b": space(0.1, 0.3, 0.2, 0.1)}) == "mixed"
+    assert verdict({"a": space(-0.2, -0.1, -0.1, 0.05)}) == "mixed"  # one seed disagrees
+    assert verdict({"a": space(-0.1, 0.1, 0.0, 0.0), "b": space(-0.2, 0.1, -0.1, 0.1)}) == "tie"
+
+
+def test_every_row_is_judged_in_three_spaces_over_two_seeds_with_equal_call_dp_and_a_precision_axis(bundled_build, tmp_path):
+    """fp32 sharing rows + DP at uniform's calls + bf16 (OpenVINO) rows, each compared with fp32 in every space."""
+    from ddt_export.bench import quality
+
+    # 8 steps at ratio 0.66 (refresh rate 3): the DP's budget is 8 // 3 = 2 calls, uniform runs steps 0, 3, 6
+    res = quality.run(bundled_build, samples=10, steps=8, ratios=(0.0, 0.66), precisions=("fp32", "bf16"),
+                      precision_ratios=(0.0,), seeds=(0, 1), resamples=10)
+    rows = {(r["precision"], r["ratio"], r["schedule"]): r for r in res["rows"]}
+    assert set(rows) == {("fp32", 0.0, "none"), ("fp32", 0.66, "uniform"), ("fp32", 0.66, "dp"), ("fp32", 0.66, "dp@uniform"),
+                         ("bf16", 0.0, "none")}
+    assert rows[("fp32", 0.66, "dp")]["encoder_calls"] == 2 < rows[("fp32", 0.66, "uniform")]["encoder_calls"] == 3
+    assert rows[("fp32", 0.66, "dp@uniform")]["encoder_calls"] == 3  # DP at uniform's budget
+    for r in res["rows"]:
+        assert set(r["frechet_by_space"]) == {"mlp", "pca16", "pixels"} == set(r["frechet_std_by_space"])
+        assert set(r["per_seed"]) == {"0", "1"}
+        assert r["frechet"] == r["frechet_by_space"]["mlp"]
+    assert rows[("bf16", 0.0, "none")]["backend"] == "openvino"
+    bf16 = res["precision_vs_fp32"]["bf16 0 none"]
+    assert set(bf16["by_space"]) == {"mlp", "pca16", "pixels"}
+    for v in bf16["by_space"].values():  # bf16 matmuls move 10 digits' Frechet distance by far less than 10%
+        assert abs(v["rel"]) < 0.1 and v["ci95"][0] <= v["ci95"][1]
+    assert res["dp_equal_calls_vs_uniform"]["0.66"]["calls"] == [3, 3]
+    assert res["dp_vs_uniform"]["0.66"]["verdict"] in ("lower", "higher", "tie", "mixed")
+    png = tmp_path / "q.png"
+    quality.plot(res, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from rich.console import Console
+
+    with Console(width=250, record=True, file=open(tmp_path / "t.txt", "w")) as c:
+        c.print(quality.table(res))
+    assert "dp@uniform" in (tmp_path / "t.txt").read_text()

@@ -3,15 +3,19 @@
 The allowlist is TensorRT 10's operator support matrix (onnx-tensorrt docs/operators.md,
 "Supported Types" column), restricted to the operators a DDT graph can plausibly contain;
 anything else the exporter emits fails here and must be looked up before it is allowed.
+int8/fp8 builds add QuantizeLinear/DequantizeLinear under TensorRT's explicit-quantisation
+rules: int8 or fp8 e4m3 only, scales and zero points initializers, zero points 0 (symmetric).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto
 
-from ddt_export.precision import op_inventory
+from ddt_export.halfprec import op_inventory
+from tests.test_quantize import built_fp8, built_int8  # noqa: F401 (session fixtures: the int8 and fp8 builds)
 
 T = TensorProto
 F, H, B, I32, I64, BOOL = T.FLOAT, T.FLOAT16, T.BFLOAT16, T.INT32, T.INT64, T.BOOL
@@ -26,7 +30,10 @@ TRT10 = {
                                                  "ConstantOfShape", "Tile")},
     "Cast": FLOATS | {I32, I64, BOOL, T.UINT8},
     "Equal": {BOOL}, "Less": {BOOL}, "Greater": {BOOL}, "Not": {BOOL}, "And": {BOOL}, "Or": {BOOL},
+    "QuantizeLinear": {T.INT8, T.FLOAT8E4M3FN},  # explicit quantisation: TensorRT 10 parses int8 and fp8 e4m3 Q/DQ
+    "DequantizeLinear": FLOATS,
 }
+QUANT_TYPES = {T.INT8, T.FLOAT8E4M3FN}
 # inputs TensorRT needs as build-time constants (initializer or Constant): (op, input index)
 CONST_INPUTS = {("ReduceMean", 1), ("ReduceSum", 1), ("Squeeze", 1), ("Unsqueeze", 1), ("Slice", 3)}
 COMPLEX = {T.COMPLEX64, T.COMPLEX128}
@@ -64,12 +71,35 @@ def check_graph(model: onnx.ModelProto) -> list[str]:
             problems.append(f"{n.name}: {n.op_type} output has no inferred type")
         elif out_type not in TRT10[n.op_type]:
             problems.append(f"{n.name}: {n.op_type} producing {T.DataType.Name(out_type)}, which TensorRT does not support for it")
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            problems += check_qdq(n, types, {t.name: t for t in g.initializer})
         for op, idx in CONST_INPUTS:
             if n.op_type == op and len(n.input) > idx and n.input[idx] and n.input[idx] not in consts:
                 problems.append(f"{n.name}: {op} input {idx} must be a build-time constant")
     for name, tp in types.items():
         if tp in COMPLEX or tp == T.DOUBLE:
             problems.append(f"tensor {name} is {T.DataType.Name(tp)}")
+    return problems
+
+
+def check_qdq(n, types: dict, inits: dict) -> list[str]:
+    """TensorRT's Q/DQ rules: scale and zero point are initializers, zero points 0, quantised side int8 or fp8 e4m3."""
+    from onnx import numpy_helper
+
+    problems = []
+    if len(n.input) < 3 or n.input[1] not in inits or n.input[2] not in inits:
+        return [f"{n.name}: {n.op_type} scale and zero point must be initializers"]
+    zp = inits[n.input[2]]
+    if zp.data_type not in QUANT_TYPES:
+        problems.append(f"{n.name}: {n.op_type} zero point of type {T.DataType.Name(zp.data_type)}")
+    elif zp.data_type == T.INT8 and numpy_helper.to_array(zp).any():
+        problems.append(f"{n.name}: int8 zero point not 0 (TensorRT quantises symmetrically)")
+    elif zp.data_type == T.FLOAT8E4M3FN and any(b for b in zp.raw_data):
+        problems.append(f"{n.name}: fp8 zero point not 0")
+    if inits[n.input[1]].data_type != T.FLOAT:
+        problems.append(f"{n.name}: scale must be float32 below opset 21")
+    if n.op_type == "DequantizeLinear" and types.get(n.input[0]) not in QUANT_TYPES:
+        problems.append(f"{n.name}: DequantizeLinear of {T.DataType.Name(types.get(n.input[0], 0))}, TensorRT reads int8 or fp8 only")
     return problems
 
 
@@ -93,6 +123,34 @@ def test_fp16_graph_types_are_fp16_with_fp32_io_where_declared(built_fp16):
         want = {t.name: {"float32": F, "float16": H, "int64": I64}[t.dtype] for t in spec.inputs + spec.outputs}
         assert io == want  # x, t, v fp32 at the boundary; s fp16 between the graphs
         assert {t.data_type for t in model.graph.initializer if t.data_type in FLOATS} <= {H, F}
+
+
+def test_int8_and_fp8_qdq_graphs_use_only_what_tensorrt_parses(built_int8, built_fp8):
+    for folder, name, model in graphs(built_int8, built_fp8):
+        assert check_graph(model) == [], f"{folder.name}/{name}"
+        ops = op_inventory(model)
+        assert ops.get("ai.onnx::QuantizeLinear", 0) > 0 and ops.get("ai.onnx::DequantizeLinear", 0) > 0
+        assert all(op.startswith("ai.onnx::") for op in ops)  # no com.microsoft Q/DQ or QLinear* contrib ops
+
+
+def test_the_checker_catches_qdq_tensorrt_would_refuse():
+    from onnx import helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", F, [2, 3])
+    y = helper.make_tensor_value_info("y", F, [2, 3])
+
+    def qdq(zp_value, zp_type=np.int8, dq_from_int32=False):
+        inits = [numpy_helper.from_array(np.float32(0.1), "s"), numpy_helper.from_array(np.array(zp_value, zp_type), "z"),
+                 numpy_helper.from_array(np.zeros((2, 3), np.int32), "w32"), numpy_helper.from_array(np.int32(0), "z32")]
+        nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]), helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+        if dq_from_int32:
+            nodes[1] = helper.make_node("DequantizeLinear", ["w32", "s", "z32"], ["y"])
+        return helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits), opset_imports=[helper.make_opsetid("", 19)])
+
+    assert check_graph(qdq(0)) == []
+    assert any("zero point not 0" in p for p in check_graph(qdq(3)))
+    assert any("uint8" in p.lower() or "UINT8" in p for p in check_graph(qdq(0, np.uint8)))
+    assert any("int8 or fp8 only" in p for p in check_graph(qdq(0, dq_from_int32=True)))
 
 
 def test_the_checker_catches_what_tensorrt_would_refuse():
