@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "build_lock.h"
 #include "sha256.h"
 
 namespace fs = std::filesystem;
@@ -161,6 +162,7 @@ std::optional<Array> Manifest::similarity(const SamplerSettings& settings) const
     if (!entry.is_object() || !entry.contains("sampler") || !same_settings(entry.at("sampler"), settings)) continue;
     const int n = settings.num_steps;
     const std::string file = require(entry, "file", "manifest calibration." + key).get<std::string>();
+    const SharedBuildLock lock(root);  // not while a rebuild swaps the folder or calibrate rewrites it
     Array sim = read_npy(path(file).string(), int64_t{kMaxSteps} * kMaxSteps);
     if (sim.shape.size() != 2 || sim.shape[0] != n || sim.shape[1] != n) {
       throw Error(root.string() + ": the calibration " + file + " is not " + std::to_string(n) + " x " + std::to_string(n) +

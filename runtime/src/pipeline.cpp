@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "backend.h"
+#include "build_lock.h"
 #include "ddt/runtime.h"
 #include "manifest.h"
 #include "sampler.h"
@@ -179,6 +180,10 @@ Pipeline Pipeline::open(const std::string& build_dir, const OpenOptions& options
     throw Error("unknown inference precision '" + options.precision + "'; choose f32 or bf16");
   }
   auto impl = std::make_unique<Impl>();
+  // Shared while the manifest is read and verified and the backend reads the graphs it verified,
+  // as ddt_export's Pipeline.load: a rebuild swaps the folder under the exclusive lock, so this
+  // reads the old build or the new one, never a half-swapped folder.
+  const detail::SharedBuildLock lock(build_dir);
   impl->manifest = detail::read_manifest(build_dir);
   impl->backend_name = choose_backend(impl->manifest, options.backend);
   detail::BackendOptions bo{options.precision, options.threads > 0 ? options.threads : g_default_threads};

@@ -4,14 +4,19 @@
 //   randn SEED D0 D1 ...     seeded_noise((D0), (D1, ...), SEED) as float32 bit patterns
 //   sha256 PATH              the file's sha256, hex
 //   kernels                  which torch kernel build the numbers follow: avx2 or default
+//   lockpath PATH            the build folder's lock file (build_lock.h), or an empty line
+//   lockshared PATH SECONDS  holds the folder's shared lock that long, then prints held or unheld
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "ddt/runtime.h"
+#include "build_lock.h"
 #include "sha256.h"
 #include "torch_cpu.h"
 
@@ -58,6 +63,17 @@ int main() {
         std::string path;
         std::getline(in >> std::ws, path);
         std::cout << ddt::detail::sha256_file(path) << "\n";
+      } else if (cmd == "lockpath") {
+        std::string path;
+        std::getline(in >> std::ws, path);
+        std::cout << ddt::detail::lock_path(path).string() << "\n";
+      } else if (cmd == "lockshared") {
+        std::string path;
+        double seconds;
+        in >> path >> seconds;
+        const ddt::detail::SharedBuildLock lock(path);
+        std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+        std::cout << (lock.held() ? "held" : "unheld") << std::endl;
       } else if (cmd == "kernels") {
         std::cout << (ddt::detail::torch_kernels() == ddt::detail::TorchKernels::Avx2 ? "avx2" : "default") << "\n";
       } else {
