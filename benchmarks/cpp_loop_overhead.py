@@ -47,16 +47,24 @@ class TorchScriptRunner:
         self.s = None
         self.encode_seconds = self.decode_seconds = 0.0
 
-    def encode(self) -> None:
+    def encode(self, cond_only: bool = False) -> None:
         start = time.perf_counter()
+        lo = len(self.x) // 2 if cond_only else 0  # cond_only: rows B:2B, as ddt-run's libtorch runner
         with torch.inference_mode():
-            self.s = self.enc(self._x, self._t, self._y)
+            s = self.enc(self._x[lo:], self._t[lo:], self._y[lo:])
+            if lo == 0:
+                self.s = s
+            else:
+                if self.s is None:
+                    self.s = torch.zeros((len(self.x), *s.shape[1:]), dtype=s.dtype)
+                self.s[lo:].copy_(s)
         self.encode_seconds += time.perf_counter() - start
 
-    def decode(self) -> None:
+    def decode(self, cond_only: bool = False) -> None:
         start = time.perf_counter()
+        lo = len(self.x) // 2 if cond_only else 0
         with torch.inference_mode():
-            self._v.copy_(self.dec(self._x, self.s))
+            self._v[lo:].copy_(self.dec(self._x[lo:], self.s[lo:]))
         self.decode_seconds += time.perf_counter() - start
 
     def array(self, a: np.ndarray) -> np.ndarray:

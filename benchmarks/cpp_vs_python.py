@@ -44,15 +44,15 @@ class TimedRunner:
     def __getattr__(self, name):
         return getattr(self._runner, name)
 
-    def encode(self) -> None:
+    def encode(self, cond_only: bool = False) -> None:
         start = time.perf_counter()
-        self._runner.encode()
+        self._runner.encode(cond_only)
         self.encode_seconds += time.perf_counter() - start
         self.encode_calls += 1
 
-    def decode(self) -> None:
+    def decode(self, cond_only: bool = False) -> None:
         start = time.perf_counter()
-        self._runner.decode()
+        self._runner.decode(cond_only)
         self.decode_seconds += time.perf_counter() - start
         self.decode_calls += 1
 
