@@ -76,16 +76,20 @@ def check_destination(out: Path) -> None:
 
 
 def remove_leftovers(out: Path) -> None:
-    """Staging folders of killed builds of `out` (their process is gone); live builds' folders are left alone."""
+    """What killed builds of `out` left beside it, once their process is gone: staging folders (their owner file
+    names host and pid) and the previous build a swap had moved aside (`.NAME.old-PID-*`). Live builds' are left alone."""
     for tmp in out.parent.glob(f".{out.name}.*{STAGING}"):
-        owner = tmp / OWNER
         try:
-            host, pid = owner.read_text().split()
+            host, pid = (tmp / OWNER).read_text().split()
             if host != socket.gethostname() or _alive(int(pid)):
                 continue
         except (OSError, ValueError):
             continue  # not ours to judge (no owner file): leave it
         shutil.rmtree(tmp, ignore_errors=True)
+    for old in out.parent.glob(f".{out.name}.old-*-*"):
+        pid = old.name[len(f".{out.name}.old-"):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)) and is_build(old):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:

@@ -149,7 +149,7 @@ def locked(folder: str | Path, *, shared: bool = False) -> Iterator[bool]:
     """
     path = lock_path(Path(folder))
     try:
-        fd = os.open(path, os.O_RDWR if shared else os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        fd = os.open(path, os.O_RDONLY if shared else os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())  # flock needs no write access
     except OSError as e:
         if shared:
             yield False

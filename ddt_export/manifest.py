@@ -83,7 +83,10 @@ class Manifest:
 
     def similarity(self, settings: SamplerSettings) -> np.ndarray | None:
         entry = self.calibration(settings)
-        return None if entry is None else np.load(self.root / entry["file"], allow_pickle=False)
+        if entry is None:
+            return None
+        with locked(self.root, shared=True):  # not while a rebuild swaps the folder
+            return np.load(self.root / entry["file"], allow_pickle=False)
 
     def load_model(self):
         """The fp32 PyTorch model from the build's own weights (the reference every check compares with)."""

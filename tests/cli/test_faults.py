@@ -60,11 +60,13 @@ def test_generate_during_a_rebuild_of_the_same_folder(official, built, tmp_path)
     build = tmp_path / "b"
     shutil.copytree(built, build)
     rebuild = start("build", "--config", official.config, "--ckpt", official.ckpt, "--out", build)
+    deadline = time.time() + 300
+    while not list(tmp_path.glob(".b.*.partial")) and rebuild.poll() is None and time.time() < deadline:
+        time.sleep(0.05)  # the rebuild is exporting: its swap comes in a few seconds
     gens = []
-    deadline = time.time() + 120
-    while rebuild.poll() is None and time.time() < deadline:  # keep calibrating generates running through the rebuild
-        gens.append(start("generate", build, "--labels", "1", "--steps", 6, "--sharing-ratio", 0.5, "--cfg", 1.0 + len(gens),
-                          "--save-latents", tmp_path / f"x{len(gens)}.npy"))
+    for k in range(WORKERS):  # calibrating generates spread over the rebuild's export and swap (a bounded number)
+        gens.append(start("generate", build, "--labels", "1", "--steps", 6, "--sharing-ratio", 0.5, "--cfg", 1.0 + k,
+                          "--save-latents", tmp_path / f"x{k}.npy"))
         time.sleep(1.5)
     code, err = finish(rebuild)
     assert code == 0, err
