@@ -108,15 +108,21 @@ def engines(real, args: dict) -> dict:
     got = trt_pipe.generate(args["labels"], **kw).latents
     want = ort_pipe.generate(args["labels"], **kw).latents
     runner = backend.runner(2 * len(args["labels"]))
-    enc_ctx, dec_ctx = runner._enc.state, runner._dec.state
+    enc_ctx, dec_ctx = runner._ctx[("encode", False)].state, runner._ctx[("decode", False)].state  # every row
+    enc_half, dec_half = runner._ctx[("encode", True)].state, runner._ctx[("decode", True)].state  # the conditional half
     again = trt_pipe.generate(args["labels"], **kw).latents  # reuses the runner: buffers allocated once per batch
     out["run"] = {
         "max_abs_diff_vs_onnxruntime": float(np.abs(got - want).max()),
         "max_abs_want": float(np.abs(want).max()),
         "repeat_identical": bool(np.array_equal(got, again)),
         "same_runner_reused": backend.runner(2 * len(args["labels"])) is runner,
-        "encoder_executions": enc_ctx["executions"],
-        "decoder_executions": dec_ctx["executions"],
+        "encoder_executions": enc_ctx.get("executions", 0),
+        "decoder_executions": dec_ctx.get("executions", 0),
+        "encoder_half_executions": enc_half.get("executions", 0),
+        "decoder_half_executions": dec_half.get("executions", 0),
+        "half_rows_are_views": all(c["addresses"][k] - getattr(runner, k).data_ptr() == getattr(runner, k)[: len(args["labels"])].numel()
+                                   * getattr(runner, k).element_size() for c, ks in ((enc_half, "xtys"), (dec_half, "xsv")) for k in ks),
+        "half_shapes": {**{f"encoder.{k}": list(v) for k, v in enc_half["shapes"].items()}, **{f"decoder.{k}": list(v) for k, v in dec_half["shapes"].items()}},
         "state_shared": enc_ctx["addresses"]["s"] == dec_ctx["addresses"]["s"] == runner.s.data_ptr(),
         "x_shared": enc_ctx["addresses"]["x"] == dec_ctx["addresses"]["x"],
         "input_shapes": {**{f"encoder.{k}": list(v) for k, v in enc_ctx["shapes"].items()}, **{f"decoder.{k}": list(v) for k, v in dec_ctx["shapes"].items()}},
