@@ -70,6 +70,7 @@ class CalibrationPlan:
     heldout_samples: int = 3
     threshold: float = 1.5  # a site stays float when quantising it alone costs >= this x the median site's error
     float_sites: tuple[str, ...] | None = None  # given: these stay float whatever the sensitivity (experiments)
+    max_rel: float = 0.1  # then more sites go float, largest max error first, until max |q - f| / max |f| <= this
 
     @classmethod
     def for_model(cls, cfg) -> "CalibrationPlan":
@@ -344,6 +345,10 @@ class _Graph:
 
     def error(self, model: onnx.ModelProto) -> float:
         """Relative L2 error of the graph's output against fp32 over the held-out trajectory inputs."""
+        return self.errors(model)[0]
+
+    def errors(self, model: onnx.ModelProto, extra: list[dict] = ()) -> tuple[float, float]:
+        """(relative L2 error over the held-out trajectory inputs, max |q - f| / max |f| over them and `extra` feeds)."""
         import onnxruntime as ort
 
         path = self.work / f"{self.name}-eval.onnx"
@@ -352,14 +357,21 @@ class _Graph:
         opts.log_severity_level = 3
         session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         num = den = 0.0
+        worst = 0.0
         for feeds, want in zip(self.heldout, self.reference):
             got = session.run(None, feeds)[0].astype(np.float64)
             num += float(((got - want) ** 2).sum())
             den += float((want.astype(np.float64) ** 2).sum())
+            worst = max(worst, float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)))
+        if extra:
+            ref = ort.InferenceSession(str(self.fp32), opts, providers=["CPUExecutionProvider"])
+            for feeds in extra:
+                got, want = session.run(None, feeds)[0], ref.run(None, feeds)[0]
+                worst = max(worst, float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)))
         del session
         for p in (path, path.with_name(path.name + ".data")):
             p.unlink(missing_ok=True)
-        return math.sqrt(num / max(den, 1e-30))
+        return math.sqrt(num / max(den, 1e-30)), worst
 
 
 def choose_float_sites(alone: dict[str, float], ratio: float) -> list[str]:
@@ -390,6 +402,7 @@ def quantize_graphs(tmp: Path, model, source, precision: str, progress: Callable
     progress(f"{precision}: recording calibration trajectories")
     calib = trajectories(tmp, source, plan, plan.seeds, plan.samples_per_seed)
     heldout = trajectories(tmp, source, plan, plan.heldout_seeds, plan.heldout_samples)
+    probes = _probes(model)
     trajectory_s = time.perf_counter() - started
     steps = plan_steps(plan, source)
     record = {
@@ -422,7 +435,9 @@ def quantize_graphs(tmp: Path, model, source, precision: str, progress: Callable
         "sensitivity": {
             "data": f"held-out runs: seeds {list(plan.heldout_seeds)}, {plan.heldout_samples} samples each, {steps} steps, every step",
             "metric": "relative L2 error of the graph output vs the fp32 graph (||q - f|| / ||f||) over the held-out inputs",
-            "rule": f"a site stays float when quantising it alone gives >= {plan.threshold:g} x the median site's error",
+            "rule": f"a site stays float when quantising it alone gives >= {plan.threshold:g} x the median site's error; then, "
+                    f"largest max error alone first, more sites go float until the graph's max |q - f| / max |f| <= {plan.max_rel:g} "
+                    "over the held-out trajectories and random inputs drawn as the build check draws them (other seeds)",
             "threshold": plan.threshold,
         },
         "graphs": {},
@@ -442,27 +457,39 @@ def quantize_graphs(tmp: Path, model, source, precision: str, progress: Callable
             calibrate_s = time.perf_counter() - t0
             every = g.error(every_model)
             del every_model
-            alone = {}
+            alone, alone_max = {}, {}
             for site in g.sites:
                 progress(f"{precision}: {name} sensitivity of {site}")
-                alone[site] = g.error(g.quantised([site]))
+                alone[site], alone_max[site] = g.errors(g.quantised([site]), probes[name])
             keep_float = choose_float_sites(alone, plan.threshold) if plan.float_sites is None else \
                 [s for s in g.sites if s in plan.float_sites]
             quantised_sites = [s for s in g.sites if s not in keep_float]
             progress(f"{precision}: quantising {name} ({len(quantised_sites)} of {len(g.sites)} sites)")
             final = g.quantised(quantised_sites)
-            final_error = g.error(final)
+            final_error, final_max = g.errors(final, probes[name])
+            guarded = []
+            while final_max > plan.max_rel and quantised_sites and plan.float_sites is None:
+                worst = max(quantised_sites, key=alone_max.get)  # the site with the largest max error alone goes float
+                guarded.append({"site": worst, "max_rel_error_before": final_max})
+                quantised_sites.remove(worst)
+                keep_float = sorted([*keep_float, worst])
+                progress(f"{precision}: {name} max error {final_max:.2e} > {plan.max_rel:g}: {worst} stays float")
+                final = g.quantised(quantised_sites)
+                final_error, final_max = g.errors(final, probes[name])
             counts = _counts(final)
             _save(final, tmp / f"{name}.onnx")
             ranges = json.loads(g.cache.read_text()) if g.cache.exists() else {}
             record["graphs"][name] = {
-                "sites": {s: {"nodes": len(g.sites[s]), "what": SITES[s], "error_alone": alone[s],
+                "sites": {s: {"nodes": len(g.sites[s]), "what": SITES[s], "error_alone": alone[s], "max_rel_error_alone": alone_max[s],
                               "float": s in keep_float} for s in g.sites},
                 "error_all_sites_quantised": every,
                 "median_site_error": float(np.median(list(alone.values()))),
                 "float_sites": {s: f"quantised alone: {alone[s]:.2e}, {alone[s] / np.median(list(alone.values())):.1f}x the median site"
+                                + ("; kept float by the max-error guard" if any(x["site"] == s for x in guarded) else "")
                                 for s in keep_float},
                 "error": final_error,
+                "max_rel_error": final_max,
+                "max_rel_guard": guarded,
                 "quantized_nodes": sum(len(g.sites[s]) for s in quantised_sites),
                 "matmul_nodes": sum(len(v) for v in g.sites.values()),
                 "ops": counts,
@@ -472,6 +499,17 @@ def quantize_graphs(tmp: Path, model, source, precision: str, progress: Callable
             del final, g
     record["seconds"]["total"] = round(time.perf_counter() - started, 1)
     return record
+
+
+def _probes(model) -> dict[str, list[dict]]:
+    """Random inputs in the build check's distribution (export.example_inputs), with seeds the check does not use."""
+    from .export import example_inputs
+    from .graphs import decoder_spec, encoder_spec
+
+    out = {}
+    for spec in (encoder_spec(model.cfg, "fp32"), decoder_spec(model.cfg, "fp32")):
+        out[spec.name] = [{k: v.numpy() for k, v in example_inputs(spec, model, batch=3, seed=seed).items()} for seed in range(11, 19)]
+    return out
 
 
 def _counts(model: onnx.ModelProto) -> dict[str, int]:

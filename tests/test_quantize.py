@@ -74,8 +74,12 @@ def test_int8_build_records_its_calibration_and_its_choice(built_int8):
     for name in ("encoder", "decoder"):
         g = q["graphs"][name]
         alone = {s: v["error_alone"] for s, v in g["sites"].items()}
-        # the recorded choice is the rule applied to the recorded numbers
-        assert sorted(g["float_sites"]) == quantize.choose_float_sites(alone, q["sensitivity"]["threshold"])
+        # the recorded choice is the rule applied to the recorded numbers, then the max-error guard's additions
+        guarded = [x["site"] for x in g["max_rel_guard"]]
+        assert sorted(g["float_sites"]) == sorted(quantize.choose_float_sites(alone, q["sensitivity"]["threshold"]) + guarded)
+        max_alone = {s: v["max_rel_error_alone"] for s, v in g["sites"].items()}
+        assert guarded == sorted(guarded, key=max_alone.get, reverse=True)  # largest max error alone first
+        assert g["max_rel_error"] <= quantize.CalibrationPlan().max_rel or not g["quantized_nodes"]
         assert [s for s, v in g["sites"].items() if v["float"]] == sorted(g["float_sites"], key=list(g["sites"]).index)
         assert g["quantized_nodes"] == sum(v["nodes"] for v in g["sites"].values() if not v["float"])
         assert 0 < g["quantized_nodes"] < g["matmul_nodes"] or not g["float_sites"]
