@@ -20,8 +20,6 @@ stay in float (`choose_float_sites`); the manifest records every number.
 
 from __future__ import annotations
 
-import ast
-import inspect
 import json
 import logging
 import math
@@ -36,27 +34,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-QUANTISED_OPS = ("MatMul", "Gemm")
+from .quantize_fp8 import FP8_MAX, INT8_MAX, to_fp8  # noqa: F401 (re-exported)
+from .quantize_sites import QUANTISED_OPS, SITES, site_nodes, site_of  # noqa: F401 (re-exported)
+
 EXTERNAL_LIMIT = 1_800_000_000  # bytes; larger graphs are written with `<file>.data`, as export does
-FP8_MAX = 448.0  # largest finite float8 e4m3fn
-INT8_MAX = 127.0  # symmetric int8 range [-127, 127]
-
-# Site groups, each named after what it computes. Every MatMul/Gemm of a DDT graph is in exactly one.
-SITES = {
-    "timestep_embedder": "t_embedder MLP (B x 256 -> D): a GEMV per sample",
-    "patch_embedding": "x_embedder / s_embedder: patch -> token linear",
-    "encoder_adaln": "encoder adaLN Linear(D, 6D) on c = silu(t_emb + y_emb): per sample (B x 1 x D)",
-    "decoder_adaln": "decoder adaLN Linear(D, 6D) on s: per token (B x N x D)",
-    "qkv": "attention qkv Linear(D, 3D)",
-    "attention_scores": "attention Q K^T (activation x activation)",
-    "attention_values": "attention softmax(Q K^T) V (activation x activation)",
-    "attention_proj": "attention output Linear(D, D)",
-    "swiglu_w1_w3": "SwiGLU first matmuls w1 x, w3 x",
-    "swiglu_w2": "SwiGLU second matmul, input silu(w1 x) * w3 x",
-    "final_adaln": "final layer adaLN Linear(D, 2D) on s, per token",
-    "final_linear": "final layer Linear(D, C p^2)",
-}
-
 
 @dataclass(frozen=True)
 class CalibrationPlan:
@@ -122,11 +103,10 @@ def trajectories(graphs: Path, source, plan: CalibrationPlan, seeds: Sequence[in
             out["decoder"].append(feeds)
             self.v[...] = dec.run(None, feeds)[0]
 
-    full = {"full_cfg": True} if "full_cfg" in inspect.signature(sample).parameters else {}  # the official loop: both halves
     for seed in seeds:
         labels = plan.labels(seed, samples, source.arch.num_classes)
         noise = seeded_noise(samples, source.arch.latent_shape, seed)
-        sample(Recording(2 * samples), noise, labels, source.null_class, settings, list(range(settings.num_steps)), **full)
+        sample(Recording(2 * samples), noise, labels, source.null_class, settings, list(range(settings.num_steps)), full_cfg=True)  # both CFG halves, every step
     return out
 
 
@@ -157,68 +137,6 @@ class _Reader:
         self.i = 0
 
 
-# ----------------------------------------------------------------------------- sites
-
-
-def _scopes(node: onnx.NodeProto) -> list[str]:
-    meta = {p.key: p.value for p in node.metadata_props}
-    try:
-        return list(ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]")))
-    except (ValueError, SyntaxError):
-        return []
-
-
-def site_of(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto], num_encoder_blocks: int) -> str | None:
-    """The site group of a MatMul/Gemm node, from the exporter's module scopes (None: not a DDT site)."""
-    path = " ".join(_scopes(node))
-    if "t_embedder" in path:
-        return "timestep_embedder"
-    if "x_embedder" in path or "s_embedder" in path:
-        return "patch_embedding"
-    if "final_layer.adaLN_modulation" in path:
-        return "final_adaln"
-    if "final_layer.linear" in path:
-        return "final_linear"
-    if "adaLN_modulation" in path:
-        block = int(path.split("blocks.")[1].split(".")[0].split()[0])
-        return "encoder_adaln" if block < num_encoder_blocks else "decoder_adaln"
-    if "attn.qkv" in path:
-        return "qkv"
-    if "attn.proj" in path:
-        return "attention_proj"
-    if "mlp.w2" in path:
-        return "swiglu_w2"
-    if "mlp.w1" in path or "mlp.w3" in path:
-        return "swiglu_w1_w3"
-    if "scaled_dot_product_attention" in path:
-        return "attention_values" if _after_softmax(node.input[0], producers) else "attention_scores"
-    return None
-
-
-def _after_softmax(name: str, producers: dict[str, onnx.NodeProto], depth: int = 4) -> bool:
-    node = producers.get(name)
-    for _ in range(depth):
-        if node is None:
-            return False
-        if node.op_type == "Softmax":
-            return True
-        node = producers.get(node.input[0]) if node.input else None
-    return False
-
-
-def site_nodes(model: onnx.ModelProto, num_encoder_blocks: int) -> dict[str, list[str]]:
-    """{site: [node names]} over the graph's MatMul/Gemm nodes; every one must belong to a site."""
-    producers = {o: n for n in model.graph.node for o in n.output}
-    out: dict[str, list[str]] = {}
-    for n in model.graph.node:
-        if n.op_type in QUANTISED_OPS:
-            site = site_of(n, producers, num_encoder_blocks)
-            if site is None:
-                raise RuntimeError(f"{n.name} ({n.op_type}) belongs to no known site; update quantize.SITES")
-            out.setdefault(site, []).append(n.name)
-    return out
-
-
 # ----------------------------------------------------------------------------- quantising
 
 
@@ -244,54 +162,6 @@ def _ort_quantize(fp32: Path, out: Path, nodes: list[str], cache: Path, feeds: l
             "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},  # MatMul B is (K, N): one scale per output column
         },
     )
-
-
-def to_fp8(model: onnx.ModelProto, fp32_weights: dict[str, np.ndarray]) -> onnx.ModelProto:
-    """A max-calibrated int8 QDQ graph -> fp8 e4m3 QDQ: scales x 127/448, zero points fp8 0, weights re-quantised.
-
-    The same conversion as Model Optimizer's `int8_to_fp8`, except that weights stored as int8
-    are re-quantised from their fp32 values (not reinterpreted), so they keep e4m3's precision.
-    """
-    import ml_dtypes
-
-    g = model.graph
-    inits = {t.name: i for i, t in enumerate(g.initializer)}
-    done: set[str] = set()
-
-    def put(name: str, array: np.ndarray, dtype: int | None = None) -> None:
-        if dtype == TensorProto.FLOAT8E4M3FN:
-            t = onnx.helper.make_tensor(name, dtype, array.shape, array.view(np.uint8).tobytes(), raw=True)
-        else:
-            t = numpy_helper.from_array(array, name)
-        g.initializer[inits[name]].CopyFrom(t)
-
-    for n in g.node:
-        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        scale_name, zp_name = n.input[1], n.input[2]
-        if scale_name not in done:
-            scale = numpy_helper.to_array(g.initializer[inits[scale_name]]).astype(np.float32)
-            put(scale_name, (scale * (INT8_MAX / FP8_MAX)).astype(np.float32))
-            done.add(scale_name)
-        if zp_name not in done:
-            zp = numpy_helper.to_array(g.initializer[inits[zp_name]])
-            put(zp_name, np.zeros(zp.shape, ml_dtypes.float8_e4m3fn), TensorProto.FLOAT8E4M3FN)
-            done.add(zp_name)
-        if n.op_type == "DequantizeLinear" and n.input[0] in inits and n.input[0] not in done:
-            q = n.input[0]  # an int8 weight `<w>_quantized`: re-quantise the fp32 weight with the fp8 scale
-            w = fp32_weights[q.removesuffix("_quantized")]
-            scale = numpy_helper.to_array(g.initializer[inits[scale_name]]).astype(np.float32)
-            axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
-            shape = [1] * w.ndim
-            if scale.ndim:
-                shape[axis] = -1
-            scaled = np.clip(w / scale.reshape(shape), -FP8_MAX, FP8_MAX)
-            put(q, scaled.astype(ml_dtypes.float8_e4m3fn), TensorProto.FLOAT8E4M3FN)
-            done.add(q)
-    for imp in model.opset_import:  # float8 Q/DQ need opset 19; no op in these graphs changed meaning 18 -> 19
-        if imp.domain in ("", "ai.onnx") and imp.version < 19:
-            imp.version = 19
-    return model
 
 
 def _load(path: Path) -> onnx.ModelProto:

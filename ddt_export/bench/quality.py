@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -22,98 +21,13 @@ import numpy as np
 
 from ..errors import DDTError
 from ..schedules import PAPER_RATIOS
+from .judges import FeatureSpaces, Judge, bootstrap_frechet, frechet_distance, to_digit_space  # noqa: F401 (re-exported)
 
 RATIOS = PAPER_RATIOS
 SCHEDULES = ("uniform", "dp")
 # DDT-XL/2 ImageNet 256, 250 steps, FID (paper, Table 4); ratio -> (uniform, dp)
 PAPER_TABLE4 = {0.0: (1.31, 1.31), 0.5: (1.31, None), 0.66: (1.32, None), 0.75: (1.34, None),
                 0.8: (1.36, 1.33), 0.83: (1.37, 1.36), 0.87: (1.42, 1.40)}
-
-
-@lru_cache(maxsize=1)
-def _inverse_upsampling() -> np.ndarray:
-    """(64, 256): the least-squares inverse of the bilinear 8x8 -> 16x16 upsampling the model was trained on."""
-    import torch
-    import torch.nn.functional as F
-
-    basis = torch.eye(64).reshape(64, 1, 8, 8)
-    up = F.interpolate(basis, size=(16, 16), mode="bilinear", align_corners=False).reshape(64, 256).numpy()  # rows: U^T
-    return np.linalg.pinv(up.T.astype(np.float64))  # (64, 256)
-
-
-def to_digit_space(samples: np.ndarray) -> np.ndarray:
-    """Generated (B, 1, 16, 16) in [-1, 1] -> (B, 64) in load_digits' 0..16 scale."""
-    if samples.shape[1:] != (1, 16, 16):
-        raise DDTError(f"the quality benchmark needs the bundled digits model's 1 x 16 x 16 samples (got {samples.shape[1:]})")
-    x8 = samples.reshape(len(samples), 256).astype(np.float64) @ _inverse_upsampling().T  # B 64
-    return np.clip((x8 + 1.0) * 8.0, 0.0, 16.0)
-
-
-class Judge:
-    """An MLP trained on the real digits: class predictions and hidden-layer features."""
-
-    def __init__(self, seed: int = 0):
-        from sklearn.datasets import load_digits
-        from sklearn.neural_network import MLPClassifier
-
-        digits = load_digits()
-        self.real = digits.data.astype(np.float64)  # 1797 x 64, 0..16
-        self.mlp = MLPClassifier(hidden_layer_sizes=(128,), max_iter=600, random_state=seed).fit(self.real / 16.0, digits.target)
-
-    def predict(self, x64: np.ndarray) -> np.ndarray:
-        return self.mlp.predict(x64 / 16.0)
-
-    def features(self, x64: np.ndarray) -> np.ndarray:
-        return np.maximum(x64 / 16.0 @ self.mlp.coefs_[0] + self.mlp.intercepts_[0], 0.0)  # ReLU hidden layer
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2), as FID computes it."""
-    from scipy import linalg
-
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    eps = 1e-6 * np.eye(a.shape[1])  # dead ReLU units make both covariances singular; FID code adds the same offset
-    sa, sb = np.cov(a, rowvar=False) + eps, np.cov(b, rowvar=False) + eps
-    covmean = linalg.sqrtm(sa @ sb)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(sa + sb - 2 * covmean.real))
-
-
-def bootstrap_frechet(feats: list[np.ndarray], real: np.ndarray, *, resamples: int = 100, seed: int = 0) -> np.ndarray:
-    """(len(feats), resamples): the Frechet distance of every feature set on shared resampled indices.
-
-    All sets are resampled with the same indices, so sets generated from the same noise and
-    labels stay paired: the spread of a difference between two rows is the paired spread.
-    """
-    rng = np.random.default_rng(seed)
-    n = len(feats[0])
-    out = np.empty((len(feats), resamples))
-    for b in range(resamples):
-        idx = rng.integers(0, n, n)
-        for i, f in enumerate(feats):
-            out[i, b] = frechet_distance(f[idx], real)
-    return out
-
-
-class FeatureSpaces:
-    """Every feature space a row is judged in, each independent of the DDT.
-
-    mlp: the judge classifier's 128-wide hidden layer (a learned model);
-    pca16: the top 16 principal components of the real 8x8 digits (a linear projection fitted to
-           the real data, no learned model);
-    pixels: the raw 8x8 pixels on load_digits' 0..16 scale (nothing fitted at all).
-    """
-
-    NAMES = ("mlp", "pca16", "pixels")
-
-    def __init__(self, judge: Judge):
-        self.judge = judge
-        real = judge.real / 16.0
-        self.mean = real.mean(0)
-        _, _, vt = np.linalg.svd(real - self.mean, full_matrices=False)
-        self.pca = vt[:16].T  # 64 x 16
-
-    def __call__(self, x64: np.ndarray) -> dict[str, np.ndarray]:
-        return {"mlp": self.judge.features(x64), "pca16": (x64 / 16.0 - self.mean) @ self.pca, "pixels": x64 / 16.0}
 
 
 @dataclass
