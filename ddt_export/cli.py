@@ -384,11 +384,13 @@ def quality(
     steps: Optional[int] = typer.Option(None, help="Sampling steps [default: the build's]."),
     ratios: str = typer.Option(RATIOS_TEXT, help="Sharing ratios in [0, 1)."),
     seed: int = typer.Option(0),
+    seeds: Optional[str] = typer.Option(None, help="Noise seeds pooled per row, e.g. 0,1 [default: SEED and SEED+1]."),
+    precisions: str = typer.Option("fp32", help="Precision axis, e.g. fp32,bf16,int8,fp8 (int8/fp8 built into a temp folder)."),
     backend: str = typer.Option("onnxruntime"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON."),
     plot: Optional[Path] = typer.Option(None, help="PNG: Frechet distance and accuracy vs ratio, one line per schedule."),
 ):
-    """Quality vs sharing ratio, uniform vs DP: accuracy and a Frechet distance by an independent digits classifier."""
+    """Quality vs sharing ratio (uniform vs DP, also at equal encoder calls) and precision, in three feature spaces."""
     from .bench import quality as bench
     from .bench.latency import parse_ratios
 
@@ -398,7 +400,8 @@ def quality(
     with console.status("quality benchmark") as status:  # a log gets a line per step: the spinner is silent there
         progress = (lambda msg: status.update(msg)) if console.is_terminal else console.print
         res = bench.run(build_dir, samples=samples, steps=steps, seed=seed, backend=backend, ratios=parse_ratios(ratios),
-                        progress=progress)
+                        progress=progress, seeds=None if seeds is None else tuple(ints(seeds, "--seeds")),
+                        precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()))
     _stdout().print(bench.table(res))
     if json_out is not None:
         write_json_atomic(json_out, res)

@@ -194,6 +194,8 @@ BENCH = [
     ("quality-json-proc", ["quality", "B", "--json", "/proc/x.json"], "is a system folder"),
     ("quality-plot-suffix", ["quality", "B", "--plot", "x.jpg"], "expected a .png file name"),
     ("quality-samples", ["quality", "B", "--samples", "5"], "--samples must be at least 10"),
+    ("quality-precision", ["quality", "B", "--precisions", "fp32,fp4"], "unknown precision 'fp4' for the quality benchmark"),
+    ("quality-seeds", ["quality", "B", "--seeds", "0,x"], "--seeds must be comma-separated whole numbers"),
 ]
 
 
