@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ddt_export.bench.ceiling import best_rate  # the same timing rule as the fp32/bf16 ceilings
+
 
 def int8_ceiling(threads: int, size: int = 2048, repeat: int = 5) -> dict:
     """Best GOP/s (2 n^3 / s) of an int8 product: onnxruntime MatMulInteger (u8 x s8) and OpenVINO on a QDQ MatMul."""
@@ -44,7 +46,7 @@ def int8_ceiling(threads: int, size: int = 2048, repeat: int = 5) -> dict:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     s = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    out["onnxruntime_matmulinteger_u8s8"] = _best(lambda: s.run(None, {"a": a}), size, repeat)
+    out["onnxruntime_matmulinteger_u8s8"] = best_rate(lambda: s.run(None, {"a": a}), size, repeat)
     # the same product as the graphs spell it: Q/DQ on the activation, DQ on int8 weights, float MatMul
     x = rng.normal(size=(size, size)).astype(np.float32)
     inits = [numpy_helper.from_array(b, "w"), numpy_helper.from_array(np.full(size, 0.01, np.float32), "ws"),
@@ -56,7 +58,7 @@ def int8_ceiling(threads: int, size: int = 2048, repeat: int = 5) -> dict:
                                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [size, size])], inits),
                             opset_imports=[helper.make_opsetid("", 18)])
     s2 = ort.InferenceSession(qdq.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    out["onnxruntime_qdq_matmul"] = _best(lambda: s2.run(None, {"x": x}), size, repeat)
+    out["onnxruntime_qdq_matmul"] = best_rate(lambda: s2.run(None, {"x": x}), size, repeat)
     try:
         import openvino as ov
 
@@ -65,22 +67,12 @@ def int8_ceiling(threads: int, size: int = 2048, repeat: int = 5) -> dict:
         onnx.save(qdq, str(path))
         c = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
         req = c.create_infer_request()
-        out["openvino_qdq_matmul"] = _best(lambda: req.infer({0: x}), size, repeat)
+        out["openvino_qdq_matmul"] = best_rate(lambda: req.infer({0: x}), size, repeat)
         path.unlink()
     except Exception as e:  # noqa: BLE001 - the ceiling is a reference; say why it is missing
         out["openvino_error"] = str(e)[:200]
     best = max(v for k, v in out.items() if isinstance(v, float))
     return {"int8": best, "sources_gops": {k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()}, "size": size}
-
-
-def _best(fn, size: int, repeat: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return 2 * size**3 / best / 1e9
 
 
 def main() -> None:

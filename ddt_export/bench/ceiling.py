@@ -14,7 +14,7 @@ import numpy as np
 SIZE = 2048  # square: 17 GFLOP a product, ~0.1-0.5 s on 2 cores, large enough for a kernel's peak
 
 
-def _best_rate(matmul, size: int, repeat: int) -> float:
+def best_rate(matmul, size: int, repeat: int) -> float:
     """Best GFLOP/s of `repeat` products after one warm-up (the best is the ceiling, not a typical run)."""
     matmul()
     best = float("inf")
@@ -40,9 +40,9 @@ def measure(threads: int, size: int = SIZE, repeat: int = 5) -> dict:
         with torch.inference_mode():
             rates = {
                 # numpy's BLAS follows OMP/OPENBLAS thread variables, not torch's; it is a second opinion
-                "numpy_fp32": _best_rate(lambda: np.matmul(na, nb, out=nout), size, repeat),
-                "torch_fp32": _best_rate(lambda: torch.mm(a32, b32, out=out32), size, repeat),
-                "torch_bf16": _best_rate(lambda: torch.mm(a16, b16, out=out16), size, repeat),
+                "numpy_fp32": best_rate(lambda: np.matmul(na, nb, out=nout), size, repeat),
+                "torch_fp32": best_rate(lambda: torch.mm(a32, b32, out=out32), size, repeat),
+                "torch_bf16": best_rate(lambda: torch.mm(a16, b16, out=out16), size, repeat),
             }
     finally:
         torch.set_num_threads(old)
