@@ -160,6 +160,14 @@ def _ort_quantize(fp32: Path, out: Path, nodes: list[str], cache: Path, feeds: l
             "WeightSymmetric": True,
             "QuantizeBias": False,  # TensorRT has no int32 DequantizeLinear; biases stay float
             "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},  # MatMul B is (K, N): one scale per output column
+            # Q/DQ on matmul inputs only, as TensorRT's explicit quantisation and Model Optimizer place them:
+            # quantising outputs too adds error before SiLU/softmax and keeps onnxruntime from fusing
+            # DQ -> MatMul -> float into MatMulIntegerToFloat (measured: the B/2 encoder's SwiGLU ran as
+            # float MatMuls over per-call dequantised weights, 3x slower than fp32).
+            "OpTypesToExcludeOutputQuantization": list(QUANTISED_OPS),
+            # One Q/DQ pair per consumer: a DQ shared by two MatMuls (SwiGLU's w1 and w3) is not fused
+            # by onnxruntime on x86; backends.onnxruntime_backend keeps the pairs apart at load time.
+            "DedicatedQDQPair": True,
         },
     )
 

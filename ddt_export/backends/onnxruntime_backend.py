@@ -12,7 +12,7 @@ from ..manifest import Manifest
 from .buffers import HostRunner, Roles, host_buffers
 
 
-def session(path, providers: list[str], threads: int | None = None):
+def session(path, providers: list[str], threads: int | None = None, quantized: bool = False):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -25,8 +25,11 @@ def session(path, providers: list[str], threads: int | None = None):
     # On a loaded 2-core machine this took a B/2 encoder call from 2.3 s to 1.4 s; idle, it costs a
     # thread wake-up per parallel op (~1% of a call). See benchmarks/latency.md.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # QDQ graphs carry one Q/DQ pair per consumer (quantize.py); common-subexpression elimination would
+    # merge them back into one DQ shared by two MatMuls, which onnxruntime then leaves unfused on x86.
+    disabled = ["CommonSubexpressionElimination"] if quantized else []
     try:
-        return ort.InferenceSession(str(path), opts, providers=providers)
+        return ort.InferenceSession(str(path), opts, providers=providers, disabled_optimizers=disabled)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
         raise DDTError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:200]}); rebuild the folder") from None
 
@@ -80,8 +83,9 @@ class OnnxRuntimeBackend:
             self.encoder, self.decoder = (cpu_session(manifest.path(g.file)) for g in (self.encoder_spec, self.decoder_spec))
         else:
             self.providers = providers or default_providers()
-            self.encoder = session(manifest.path(self.encoder_spec.file), self.providers, threads)
-            self.decoder = session(manifest.path(self.decoder_spec.file), self.providers, threads)
+            quantized = manifest.precision in ("int8", "fp8")
+            self.encoder = session(manifest.path(self.encoder_spec.file), self.providers, threads, quantized)
+            self.decoder = session(manifest.path(self.decoder_spec.file), self.providers, threads, quantized)
 
     def runner(self, batch: int) -> OnnxRuntimeRunner:
         return OnnxRuntimeRunner(self, batch)
