@@ -1,4 +1,4 @@
-"""The command lines: `ddt-export` (build, generate, calibrate, schedule, inspect, sample, check, engines) and `ddt-bench`.
+"""The `ddt-export` command line: build, generate, calibrate, schedule, inspect, sample, check, engines.
 
 Every command checks all its input and every output path before any work, and fails through
 the one funnel (errors.run): `error: <problem and fix>`, exit 2, no traceback.
@@ -24,17 +24,11 @@ RATIOS_TEXT = ",".join(f"{r:g}" for r in PAPER_RATIOS)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="Export DDT to ONNX/TensorRT and sample with encoder sharing.")
-bench_app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
-                        help="Benchmarks of a ddt-export build: latency against the ideal and against PyTorch.")
 console = Console(stderr=True, soft_wrap=True)  # long paths stay on one line
 
 
 def main() -> None:
     run(app)  # errors.run: one line on stderr, exit 2 for bad input, 1 for bugs
-
-
-def bench_main() -> None:
-    run(bench_app)
 
 
 def ints(text: str | None, what: str) -> list[int] | None:
@@ -328,92 +322,10 @@ def engines(
                   f"CFG batch {e['cfg_batch']['min']}..{e['cfg_batch']['max']}) -> {m.root}")
 
 
-# ----------------------------------------------------------------------------- ddt-bench
-
-
-@bench_app.callback()
-def _bench_group() -> None:
-    """Benchmarks of a ddt-export build."""  # a callback keeps `ddt-bench latency` a subcommand
-
-
-@bench_app.command()
-def latency(
-    build_dir: Path = typer.Argument(..., help="A build folder from `ddt-export build`."),
-    backend: str = typer.Option("onnxruntime", help="onnxruntime, openvino, torch or tensorrt."),
-    ratios: str = typer.Option(RATIOS_TEXT, help="Sharing ratios in [0, 1); 0 (the baseline) is always measured."),
-    steps: int = typer.Option(50, help="Sampling steps N."),
-    cfg: Optional[float] = CFG,
-    batch: int = typer.Option(1, help="User batch B (the graphs run at CFG batch 2B)."),
-    schedule: str = typer.Option("uniform", help="uniform or dp (dp calibrates once if the build has no matrix for N steps)."),
-    repeat: int = typer.Option(3, help="Timed runs per ratio (median, min and max are reported)."),
-    reference: bool = typer.Option(True, "--reference/--no-reference", help="Also time PyTorch eager fp32 and bf16 autocast at ratio 0."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full result as JSON."),
-    plot: Optional[Path] = typer.Option(None, help="Write latency and speed-up vs ratio as a PNG."),
-):
-    """Time the whole sampling loop per sharing ratio; compare with the ideal speed-up and with PyTorch."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from .bench import latency as bench
-    from .bench.report import render
-    from .manifest import read
-
-    opts = bench.Options(backend=backend, ratios=bench.parse_ratios(ratios), steps=steps, guidance=cfg, batch=batch, schedule=schedule,
-                         repeat=repeat, reference=reference).validate()
-    check_output_file(json_out, "--json", (".json",))
-    check_output_file(plot, "--plot", (".png",))
-    read(build_dir, verify=False)  # a missing or foreign folder fails now, in one line, before any loading
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                   transient=True, disable=not console.is_terminal)
-    task = bar.add_task("loading", total=None)
-    with bar:
-        res = bench.run(build_dir, opts, progress=lambda msg, done, total: bar.update(task, description=msg, completed=done, total=total))
-    _stdout().print(render(res))
-    if json_out is not None:
-        write_json_atomic(json_out, res)
-        console.print(f"JSON -> {json_out}")
-    if plot is not None:
-        from .bench.plot import latency_plot
-
-        console.print(f"plot -> {latency_plot(res, plot)}")
-
-
-@bench_app.command()
-def quality(
-    build_dir: Path = typer.Argument(Path("engines/digits"), help="A build of the bundled digits model."),
-    samples: int = typer.Option(1000, help="Samples per configuration (labels i % 10, noise from --seed)."),
-    steps: Optional[int] = typer.Option(None, help="Sampling steps [default: the build's]."),
-    ratios: str = typer.Option(RATIOS_TEXT, help="Sharing ratios in [0, 1)."),
-    seed: int = typer.Option(0),
-    seeds: Optional[str] = typer.Option(None, help="Noise seeds pooled per row, e.g. 0,1 [default: SEED and SEED+1]."),
-    precisions: str = typer.Option("fp32", help="Precision axis, e.g. fp32,bf16,int8,fp8 (int8/fp8 built into a temp folder)."),
-    backend: str = typer.Option("onnxruntime"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON."),
-    plot: Optional[Path] = typer.Option(None, help="PNG: Frechet distance and accuracy vs ratio, one line per schedule."),
-):
-    """Quality vs sharing ratio (uniform vs DP, also at equal encoder calls) and precision, in three feature spaces."""
-    from .bench import quality as bench
-    from .bench.latency import parse_ratios
-
-    check_output_file(json_out, "--json", (".json",))
-    check_output_file(plot, "--plot", (".png",))
-
-    with console.status("quality benchmark") as status:  # a log gets a line per step: the spinner is silent there
-        progress = (lambda msg: status.update(msg)) if console.is_terminal else console.print
-        res = bench.run(build_dir, samples=samples, steps=steps, seed=seed, backend=backend, ratios=parse_ratios(ratios),
-                        progress=progress, seeds=None if seeds is None else tuple(ints(seeds, "--seeds")),
-                        precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()))
-    _stdout().print(bench.table(res))
-    if json_out is not None:
-        write_json_atomic(json_out, res)
-    if plot is not None:
-        bench.plot(res, plot)
-
-
-def _stdout() -> Console:
+def stdout() -> Console:
     """Where result tables go; piped or redirected, rich would wrap them at 80 columns."""
     out = Console()
     return out if out.is_terminal else Console(width=160)
-
 
 
 if __name__ == "__main__":

@@ -53,3 +53,52 @@ def measure(threads: int, size: int = SIZE, repeat: int = 5) -> dict:
         "threads": threads,
         "sources_gflops": {k: round(v, 1) for k, v in rates.items()},
     }
+
+
+def int8(threads: int, size: int = SIZE, repeat: int = 5) -> dict:
+    """{"int8": best GOP/s, "sources_gops": {...}}: a size^2 int8 product as onnxruntime's MatMulInteger (u8 x s8, MLAS),
+    as the QDQ pattern the int8 graphs spell (Q/DQ activation, DQ int8 weights, MatMul) in onnxruntime and in OpenVINO."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.integers(-127, 127, (size, size), dtype=np.int8)
+    a = rng.integers(0, 255, (size, size), dtype=np.uint8)
+    x = rng.normal(size=(size, size)).astype(np.float32)
+    fx = helper.make_tensor_value_info("x", TensorProto.FLOAT, [size, size])
+    integer = helper.make_model(helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "w"], ["c"])], "matmulinteger",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [size, size])],
+        [helper.make_tensor_value_info("c", TensorProto.INT32, [size, size])], [numpy_helper.from_array(w, "w")]),
+        opset_imports=[helper.make_opsetid("", 18)])
+    qdq = helper.make_model(helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]), helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+         helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=1), helper.make_node("MatMul", ["xd", "wd"], ["y"])],
+        "qdq", [fx], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [size, size])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.full(size, 0.01, np.float32), "ws"),
+         numpy_helper.from_array(np.zeros(size, np.int8), "wz"), numpy_helper.from_array(np.float32(0.05), "xs"),
+         numpy_helper.from_array(np.int8(0), "xz")]), opset_imports=[helper.make_opsetid("", 18)])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    s1 = ort.InferenceSession(integer.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    s2 = ort.InferenceSession(qdq.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    out: dict[str, float | str] = {
+        "onnxruntime_matmulinteger_u8s8": best_rate(lambda: s1.run(None, {"a": a}), size, repeat),
+        "onnxruntime_qdq_matmul": best_rate(lambda: s2.run(None, {"x": x}), size, repeat),
+    }
+    try:
+        import tempfile
+
+        import openvino as ov
+
+        with tempfile.TemporaryDirectory(prefix="ddt-ceiling-") as tmp:  # OpenVINO reads ONNX from a file
+            onnx.save(qdq, f"{tmp}/qdq.onnx")
+            compiled = ov.Core().compile_model(f"{tmp}/qdq.onnx", "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
+        req = compiled.create_infer_request()
+        out["openvino_qdq_matmul"] = best_rate(lambda: req.infer({0: x}), size, repeat)
+    except Exception as e:  # noqa: BLE001 - a reference number; say why it is missing
+        out["openvino_error"] = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+    return {"int8": max(v for v in out.values() if isinstance(v, float)),
+            "sources_gops": {k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()}, "size": size}

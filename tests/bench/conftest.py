@@ -15,7 +15,7 @@ class Result:
 @pytest.fixture
 def bench_cli(capsys, monkeypatch):
     """Run `ddt-bench ARGS` in-process through `main` (one-line errors, exit codes)."""
-    from ddt_export.cli import bench_main
+    from ddt_export.bench.cli import main as bench_main
 
     def run(*args) -> Result:
         monkeypatch.setattr(sys, "argv", ["ddt-bench", *map(str, args)])

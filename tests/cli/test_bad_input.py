@@ -1,7 +1,7 @@
 """Bad input to every Python CLI, as a table: each case exits 2 with one line on stderr that names the problem
 (and the fix), no traceback, and leaves the working folder exactly as it was (nothing created, changed or removed).
 
-The cases run in-process through the real entry points (`ddt_export.cli.main` / `bench_main`) with the working
+The cases run in-process through the real entry points (`ddt_export.cli.main` / `ddt_export.bench.cli.main`) with the working
 folder set to a scratch folder holding a copy of the session's tiny build (`B`), a few prepared input files,
 and a folder that is not ours (`mine/`, with `app.js`). `ddt-run`'s own table is in tests/runtime/.
 """
@@ -196,6 +196,19 @@ BENCH = [
     ("quality-samples", ["quality", "B", "--samples", "5"], "--samples must be at least 10"),
     ("quality-precision", ["quality", "B", "--precisions", "fp32,fp4"], "unknown precision 'fp4' for the quality benchmark"),
     ("quality-seeds", ["quality", "B", "--seeds", "0,x"], "--seeds must be comma-separated whole numbers"),
+    ("quality-int8-is-fp32", ["quality", "B", "--int8", "B"], "--int8 B is not an int8 build (its precision is fp32)"),
+    ("quality-fp8-foreign", ["quality", "B", "--fp8", "mine"], "has no manifest.json"),
+    ("quality-work-file", ["quality", "B", "--work", "notes.txt"], "--work notes.txt is a file; give a folder"),
+    ("quality-precision-ratios", ["quality", "B", "--precision-ratios", "0,x"], "--ratios must be comma-separated numbers"),
+    ("quality-missing", ["quality", "nope"], "has no manifest.json"),
+    ("precision-int8-is-fp32", ["precision", "B", "B"], "B is not an int8 build (its precision is fp32)"),
+    ("precision-missing", ["precision", "B", "nope"], "has no manifest.json"),
+    ("precision-tampered", ["precision", "T_shape", "B"], "T_shape"),
+    ("precision-steps", ["precision", "B", "B", "--steps", "0"], "steps must be between 1"),
+    ("precision-ratio", ["precision", "B", "B", "--ratios", "1.5"], "sharing ratio must be in [0, 1)"),
+    ("precision-repeat", ["precision", "B", "B", "--repeat", "0"], "--repeat and --calls must be between 1 and 1000"),
+    ("precision-json-suffix", ["precision", "B", "B", "--json", "x.txt"], "expected a .json file name"),
+    ("precision-one-folder", ["precision", "B"], "Missing argument"),
 ]
 
 
@@ -311,7 +324,7 @@ def test_ddt_export_refuses(scratch, monkeypatch, capsys, args, words):
 
 @pytest.mark.parametrize("args,words", [c[1:] for c in BENCH], ids=[c[0] for c in BENCH])
 def test_ddt_bench_refuses(scratch, monkeypatch, capsys, args, words):
-    from ddt_export.cli import bench_main
+    from ddt_export.bench.cli import main as bench_main
 
     monkeypatch.chdir(scratch)
     before = tree(scratch)
