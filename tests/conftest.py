@@ -56,6 +56,13 @@ def built_int8(official, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def built_fp8(official, tmp_path_factory) -> Path:
+    """`ddt-export build --precision fp8` of the tiny model, once per session."""
+    return cli_build(tmp_path_factory.mktemp("builds8") / "tiny-fp8", "--config", official.config, "--ckpt", official.ckpt,
+                     "--precision", "fp8")
+
+
+@pytest.fixture(scope="session")
 def bundled_build(tmp_path_factory) -> Path:
     """`ddt-export build` with no model options: the bundled digits DDT, built once per session."""
     return cli_build(tmp_path_factory.mktemp("bundled") / "digits")

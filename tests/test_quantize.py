@@ -17,13 +17,6 @@ from onnx import TensorProto, helper, numpy_helper
 from ddt_export import quantize
 from ddt_export.manifest import read
 from ddt_export.pipeline import Pipeline
-from tests.conftest import cli_build
-
-
-@pytest.fixture(scope="session")
-def built_fp8(official, tmp_path_factory):
-    return cli_build(tmp_path_factory.mktemp("builds8") / "tiny-fp8", "--config", official.config, "--ckpt", official.ckpt,
-                     "--precision", "fp8")
 
 
 def matmul_inputs(model: onnx.ModelProto) -> dict[str, list[str | None]]:

@@ -23,7 +23,6 @@ import pytest
 from ddt_export.manifest import read
 from ddt_export.sampler import cfg_halves, guidance_scales, timesteps
 from tests.tensorrt.bindings import VERSIONS, fetch, run_scenario
-from tests.test_quantize import built_fp8, built_int8  # noqa: F401 (session fixtures: the int8 and fp8 builds)
 
 
 @pytest.fixture(scope="module", params=VERSIONS)

@@ -15,7 +15,6 @@ import pytest
 from onnx import TensorProto
 
 from ddt_export.halfprec import op_inventory
-from tests.test_quantize import built_fp8, built_int8  # noqa: F401 (session fixtures: the int8 and fp8 builds)
 
 T = TensorProto
 F, H, B, I32, I64, BOOL = T.FLOAT, T.FLOAT16, T.BFLOAT16, T.INT32, T.INT64, T.BOOL
