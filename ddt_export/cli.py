@@ -120,12 +120,16 @@ def build(
 
         extras.append(libtorch_extra())
     model, weights_from = load()
-    with console.status("building") as status:
+    with console.status("building") as status:  # a log gets a line per stage: the spinner is silent there
         manifest = run_build(src, model, out, precision=precision, opset=opset, weights_from=weights_from,
-                             extras=extras, progress=lambda msg: status.update(msg))
+                             extras=extras, progress=(lambda msg: status.update(msg)) if console.is_terminal else console.print)
     for name in ("encoder", "decoder"):
         check = manifest.data["graphs"][name]["check"]
         console.print(f"{name}: max error vs PyTorch {check['max_abs_error']:.2e} (relative {check['max_rel_error']:.2e})")
+    if "quantization" in manifest.data:
+        from .quantize import summary
+
+        console.print(summary(manifest.data["quantization"]))
     console.print(f"built {manifest.name} ({precision}) in {manifest.data['build_seconds']:.1f}s -> {out}")
 
 

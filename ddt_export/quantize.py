@@ -379,6 +379,18 @@ def quantize_graphs(tmp: Path, model, source, precision: str, progress: Callable
     return record
 
 
+def summary(record: dict) -> str:
+    """What the build says of its quantisation: the time calibration took and, per graph, what stayed float."""
+    sec, kind = record["seconds"], record["scheme"]["element_type"]
+    lines = [f"{kind} calibration: {sec['total']:.0f} s in all, {sec['trajectories']:.0f} s of it "
+             f"recording {record['calibration']['encoder_batches']} trajectory batches"]
+    for name, g in record["graphs"].items():
+        lines.append(f"  {name}: ranges {g['seconds']['calibration']:.0f} s, sensitivity and final graph "
+                     f"{g['seconds']['total'] - g['seconds']['calibration']:.0f} s; {g['quantized_nodes']} of {g['matmul_nodes']} matmuls "
+                     f"{kind}, float: {', '.join(g['float_sites']) or 'none'}; error vs fp32 {g['error']:.1e}")
+    return "\n".join(lines)
+
+
 def _probes(model) -> dict[str, list[dict]]:
     """Random inputs in the build check's distribution (export.example_inputs), with seeds the check does not use."""
     from .export import example_inputs

@@ -73,6 +73,23 @@ def test_int8_build_records_its_calibration_and_its_choice(built_int8):
         assert m["graphs"][name]["check"]["max_rel_error"] <= m["graphs"][name]["check"]["tolerance"]
 
 
+def test_the_build_says_how_long_calibration_took(official, tmp_path):
+    from typer.testing import CliRunner
+
+    from ddt_export.cli import app
+
+    out = tmp_path / "int8"
+    result = CliRunner().invoke(app, ["build", "--config", str(official.config), "--ckpt", str(official.ckpt), "--precision", "int8",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    q = read(out).data["quantization"]
+    assert quantize.summary(q) in result.output  # printed as recorded
+    assert f"int8 calibration: {q['seconds']['total']:.0f} s in all" in result.output
+    for name, g in q["graphs"].items():
+        assert f"{g['quantized_nodes']} of {g['matmul_nodes']} matmuls int8" in result.output
+    assert "int8: calibrating encoder" in result.output  # not a terminal: the stages are lines, not a silent spinner
+
+
 def test_float_sites_really_stay_float_and_the_rest_are_int8_on_both_inputs(built_int8):
     m = read(built_int8)
     q = m.data["quantization"]
