@@ -15,14 +15,15 @@ of every step of full CFG runs (both halves, several seeds and classes), recorde
 fp32 PyTorch model, because activation ranges move with t. A second, held-out set of runs
 (other seeds and classes) measures each quantisable site's sensitivity: the graph's error
 against fp32 with only that site quantised. Sites far more sensitive than the median site
-stay in float (`choose_float_sites`); the manifest records every number.
+stay in float (`choose_float_sites`); the manifest records every number. Each site's variant is
+derived from the one all-sites graph (quantize_graph.Graph.only) instead of a quantiser pass per
+site; the saved graph is written by the quantiser itself.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import tempfile
 import time
@@ -32,12 +33,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 import onnx
-from onnx import TensorProto, numpy_helper
 
 from .quantize_fp8 import FP8_MAX, INT8_MAX, to_fp8  # noqa: F401 (re-exported)
+from .quantize_graph import EXTERNAL_LIMIT, Graph, save  # noqa: F401 (EXTERNAL_LIMIT re-exported)
 from .quantize_sites import QUANTISED_OPS, SITES, site_nodes, site_of  # noqa: F401 (re-exported)
 
-EXTERNAL_LIMIT = 1_800_000_000  # bytes; larger graphs are written with `<file>.data`, as export does
 
 @dataclass(frozen=True)
 class CalibrationPlan:
@@ -112,144 +112,6 @@ def trajectories(graphs: Path, source, plan: CalibrationPlan, seeds: Sequence[in
 
 def plan_steps(plan: CalibrationPlan, source) -> int:
     return plan.steps or min(source.sampler.num_steps, plan.max_steps)
-
-
-class _Reader:
-    """onnxruntime's CalibrationDataReader over recorded feeds."""
-
-    def __init__(self, feeds: list[dict]):
-        self.feeds, self.i = feeds, 0
-
-    def get_next(self):
-        if self.i >= len(self.feeds):
-            return None
-        self.i += 1
-        return self.feeds[self.i - 1]
-
-    def rewind(self):
-        self.i = 0
-
-    def __len__(self):
-        return len(self.feeds)
-
-    def set_range(self, start_index: int, end_index: int):  # used only with CalibStridedMinMax
-        self.feeds = self.feeds[start_index:end_index]
-        self.i = 0
-
-
-# ----------------------------------------------------------------------------- quantising
-
-
-def _ort_quantize(fp32: Path, out: Path, nodes: list[str], cache: Path, feeds: list[dict], large: bool) -> None:
-    """int8 QDQ of `nodes` only (weights int8 per output channel, activations int8 per tensor, both symmetric)."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    quantize_static(
-        str(fp32), str(out), _Reader(feeds) if not cache.exists() else None,
-        quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=list(QUANTISED_OPS),
-        nodes_to_quantize=nodes,
-        per_channel=True,
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method=CalibrationMethod.MinMax,
-        use_external_data_format=large,
-        calibration_cache_path=str(cache),
-        extra_options={
-            "ActivationSymmetric": True,  # TensorRT: zero points must be 0
-            "WeightSymmetric": True,
-            "QuantizeBias": False,  # TensorRT has no int32 DequantizeLinear; biases stay float
-            "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},  # MatMul B is (K, N): one scale per output column
-            # Q/DQ on matmul inputs only, as TensorRT's explicit quantisation and Model Optimizer place them:
-            # quantising outputs too adds error before SiLU/softmax and keeps onnxruntime from fusing
-            # DQ -> MatMul -> float into MatMulIntegerToFloat (measured: the B/2 encoder's SwiGLU ran as
-            # float MatMuls over per-call dequantised weights, 3x slower than fp32).
-            "OpTypesToExcludeOutputQuantization": list(QUANTISED_OPS),
-            # One Q/DQ pair per consumer: a DQ shared by two MatMuls (SwiGLU's w1 and w3) is not fused
-            # by onnxruntime on x86; backends.onnxruntime_backend keeps the pairs apart at load time.
-            "DedicatedQDQPair": True,
-        },
-    )
-
-
-def _load(path: Path) -> onnx.ModelProto:
-    return onnx.load(str(path), load_external_data=True)
-
-
-def _save(model: onnx.ModelProto, path: Path) -> None:
-    for p in (path, path.with_name(path.name + ".data")):
-        p.unlink(missing_ok=True)
-    if model.ByteSize() > EXTERNAL_LIMIT:
-        onnx.save(model, str(path), save_as_external_data=True, location=path.name + ".data", all_tensors_to_one_file=True)
-    else:
-        onnx.save(model, str(path))
-
-
-def _fp32_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == TensorProto.FLOAT and len(t.dims) == 2}
-
-
-class _Graph:
-    """One graph being quantised: its fp32 file, calibration cache, held-out feeds and fp32 outputs on them."""
-
-    def __init__(self, name: str, fp32: Path, work: Path, calib: list[dict], heldout: list[dict], precision: str, num_encoder_blocks: int):
-        import onnxruntime as ort
-
-        self.name, self.fp32, self.work, self.calib, self.heldout, self.precision = name, fp32, work, calib, heldout, precision
-        self.model = onnx.load(str(fp32), load_external_data=False)
-        self.sites = site_nodes(self.model, num_encoder_blocks)
-        self.large = fp32.with_name(fp32.name + ".data").exists()
-        self.cache = work / f"{name}-ranges.json"
-        self.weights: dict[str, np.ndarray] | None = None
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        session = ort.InferenceSession(str(fp32), opts, providers=["CPUExecutionProvider"])
-        self.reference = [session.run(None, f)[0] for f in heldout]
-        self.variant = 0
-
-    def quantised(self, sites: Sequence[str]) -> onnx.ModelProto:
-        nodes = [n for s in sites for n in self.sites[s]]
-        out = self.work / f"{self.name}-{self.variant}.onnx"
-        self.variant += 1
-        _ort_quantize(self.fp32, out, nodes, self.cache, self.calib, self.large)
-        model = _load(out)
-        for p in (out, out.with_name(out.name + ".data")):
-            p.unlink(missing_ok=True)
-        if self.precision == "fp8":
-            if self.weights is None:
-                self.weights = _fp32_weights(_load(self.fp32))
-            model = to_fp8(model, self.weights)
-        return model
-
-    def error(self, model: onnx.ModelProto) -> float:
-        """Relative L2 error of the graph's output against fp32 over the held-out trajectory inputs."""
-        return self.errors(model)[0]
-
-    def errors(self, model: onnx.ModelProto, extra: list[dict] = ()) -> tuple[float, float]:
-        """(relative L2 error over the held-out trajectory inputs, max |q - f| / max |f| over them and `extra` feeds)."""
-        import onnxruntime as ort
-
-        path = self.work / f"{self.name}-eval.onnx"
-        _save(model, path)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        num = den = 0.0
-        worst = 0.0
-        for feeds, want in zip(self.heldout, self.reference):
-            got = session.run(None, feeds)[0].astype(np.float64)
-            num += float(((got - want) ** 2).sum())
-            den += float((want.astype(np.float64) ** 2).sum())
-            worst = max(worst, float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)))
-        if extra:
-            ref = ort.InferenceSession(str(self.fp32), opts, providers=["CPUExecutionProvider"])
-            for feeds in extra:
-                got, want = session.run(None, feeds)[0], ref.run(None, feeds)[0]
-                worst = max(worst, float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)))
-        del session
-        for p in (path, path.with_name(path.name + ".data")):
-            p.unlink(missing_ok=True)
-        return math.sqrt(num / max(den, 1e-30)), worst
 
 
 def choose_float_sites(alone: dict[str, float], ratio: float) -> list[str]:
@@ -330,32 +192,32 @@ def quantize_graphs(tmp: Path, model, source, precision: str, progress: Callable
             if (tmp / f"{name}.onnx.data").exists():
                 shutil.copy(tmp / f"{name}.onnx.data", work / f"{name}.onnx.data")  # the location the graph names
             progress(f"{precision}: calibrating {name} on {len(calib[name])} trajectory batches")
-            g = _Graph(name, fp32, work, calib[name], heldout[name], precision, source.arch.num_encoder_blocks)
+            g = Graph(name, fp32, work, calib[name], heldout[name], precision, source.arch.num_encoder_blocks)
             every_model = g.quantised(list(g.sites))  # also writes the calibration cache
             calibrate_s = time.perf_counter() - t0
             every = g.error(every_model)
-            del every_model
             alone, alone_max = {}, {}
             for site in g.sites:
                 progress(f"{precision}: {name} sensitivity of {site}")
-                alone[site], alone_max[site] = g.errors(g.quantised([site]), probes[name])
+                alone[site], alone_max[site] = g.errors(g.only(every_model, [site]), probes[name])
             keep_float = choose_float_sites(alone, plan.threshold) if plan.float_sites is None else \
                 [s for s in g.sites if s in plan.float_sites]
             quantised_sites = [s for s in g.sites if s not in keep_float]
-            progress(f"{precision}: quantising {name} ({len(quantised_sites)} of {len(g.sites)} sites)")
-            final = g.quantised(quantised_sites)
-            final_error, final_max = g.errors(final, probes[name])
+            _, candidate_max = g.errors(g.only(every_model, quantised_sites), probes[name])
             guarded = []
-            while final_max > plan.max_rel and quantised_sites and plan.float_sites is None:
+            while candidate_max > plan.max_rel and quantised_sites and plan.float_sites is None:
                 worst = max(quantised_sites, key=alone_max.get)  # the site with the largest max error alone goes float
-                guarded.append({"site": worst, "max_rel_error_before": final_max})
+                guarded.append({"site": worst, "max_rel_error_before": candidate_max})
                 quantised_sites.remove(worst)
                 keep_float = sorted([*keep_float, worst])
-                progress(f"{precision}: {name} max error {final_max:.2e} > {plan.max_rel:g}: {worst} stays float")
-                final = g.quantised(quantised_sites)
-                final_error, final_max = g.errors(final, probes[name])
+                progress(f"{precision}: {name} max error {candidate_max:.2e} > {plan.max_rel:g}: {worst} stays float")
+                _, candidate_max = g.errors(g.only(every_model, quantised_sites), probes[name])
+            del every_model
+            progress(f"{precision}: quantising {name} ({len(quantised_sites)} of {len(g.sites)} sites)")
+            final = g.quantised(quantised_sites)  # the saved graph, as the quantiser writes it; its own errors are recorded
+            final_error, final_max = g.errors(final, probes[name])
             counts = _counts(final)
-            _save(final, tmp / f"{name}.onnx")
+            save(final, tmp / f"{name}.onnx")
             ranges = json.loads(g.cache.read_text()) if g.cache.exists() else {}
             record["graphs"][name] = {
                 "sites": {s: {"nodes": len(g.sites[s]), "what": SITES[s], "error_alone": alone[s], "max_rel_error_alone": alone_max[s],

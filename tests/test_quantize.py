@@ -73,6 +73,32 @@ def test_int8_build_records_its_calibration_and_its_choice(built_int8):
         assert m["graphs"][name]["check"]["max_rel_error"] <= m["graphs"][name]["check"]["tolerance"]
 
 
+@pytest.mark.parametrize("precision", ["int8", "fp8"])
+def test_site_variants_derived_from_the_all_sites_graph_equal_the_quantisers_own(built, tmp_path, precision):
+    """The sensitivity pass derives each site's graph from the one all-sites graph (Graph.only) instead of a
+    quantiser pass per site; it must be the graph the quantiser writes for those sites, numerically."""
+    import onnxruntime as ort
+
+    from ddt_export.official import ModelSource
+    from ddt_export.quantize_graph import Graph
+
+    m = read(built)
+    src = ModelSource(m.name, m.arch, m.null_class, m.sampler, m.space)
+    plan = quantize.CalibrationPlan(seeds=(0,), samples_per_seed=2, max_steps=4, heldout_seeds=(7,), heldout_samples=1)
+    feeds = quantize.trajectories(built, src, plan, (0,), 2)
+    for name in ("encoder", "decoder"):
+        g = Graph(name, built / f"{name}.onnx", tmp_path, feeds[name], feeds[name][:3], precision, m.arch.num_encoder_blocks)
+        full = g.quantised(list(g.sites))
+        sites = list(g.sites)
+        for chosen in ([], sites[:1], sites[1:3], sites[:-1], sites):
+            derived, written = g.only(full, chosen), g.quantised(chosen)
+            assert sorted(n.op_type for n in derived.graph.node) == sorted(n.op_type for n in written.graph.node), (name, chosen)
+            a, b = (ort.InferenceSession(x.SerializeToString(), providers=["CPUExecutionProvider"]) for x in (derived, written))
+            for f in g.heldout:
+                want = b.run(None, f)[0]
+                np.testing.assert_allclose(a.run(None, f)[0], want, rtol=0, atol=1e-6 * np.abs(want).max())
+
+
 def test_the_build_says_how_long_calibration_took(official, tmp_path):
     from typer.testing import CliRunner
 

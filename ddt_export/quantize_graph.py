@@ -1,0 +1,194 @@
+"""One graph being quantised: onnxruntime's quantiser over recorded feeds, site variants, their errors against fp32.
+
+quantize.py decides what to quantise; this module makes the graphs and measures them.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+
+from .quantize_fp8 import to_fp8
+from .quantize_sites import QUANTISED_OPS, site_nodes
+
+EXTERNAL_LIMIT = 1_800_000_000  # bytes; larger graphs are written with `<file>.data`, as export does
+
+
+class Reader:
+    """onnxruntime's CalibrationDataReader over recorded feeds."""
+
+    def __init__(self, feeds: list[dict]):
+        self.feeds, self.i = feeds, 0
+
+    def get_next(self):
+        if self.i >= len(self.feeds):
+            return None
+        self.i += 1
+        return self.feeds[self.i - 1]
+
+    def rewind(self):
+        self.i = 0
+
+    def __len__(self):
+        return len(self.feeds)
+
+    def set_range(self, start_index: int, end_index: int):  # used only with CalibStridedMinMax
+        self.feeds = self.feeds[start_index:end_index]
+        self.i = 0
+
+
+# ----------------------------------------------------------------------------- quantising
+
+
+def ort_quantize(fp32: Path, out: Path, nodes: list[str], cache: Path, feeds: list[dict], large: bool) -> None:
+    """int8 QDQ of `nodes` only (weights int8 per output channel, activations int8 per tensor, both symmetric)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    quantize_static(
+        str(fp32), str(out), Reader(feeds) if not cache.exists() else None,
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=list(QUANTISED_OPS),
+        nodes_to_quantize=nodes,
+        per_channel=True,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+        use_external_data_format=large,
+        calibration_cache_path=str(cache),
+        extra_options={
+            "ActivationSymmetric": True,  # TensorRT: zero points must be 0
+            "WeightSymmetric": True,
+            "QuantizeBias": False,  # TensorRT has no int32 DequantizeLinear; biases stay float
+            "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},  # MatMul B is (K, N): one scale per output column
+            # Q/DQ on matmul inputs only, as TensorRT's explicit quantisation and Model Optimizer place them:
+            # quantising outputs too adds error before SiLU/softmax and keeps onnxruntime from fusing
+            # DQ -> MatMul -> float into MatMulIntegerToFloat (measured: the B/2 encoder's SwiGLU ran as
+            # float MatMuls over per-call dequantised weights, 3x slower than fp32).
+            "OpTypesToExcludeOutputQuantization": list(QUANTISED_OPS),
+            # One Q/DQ pair per consumer: a DQ shared by two MatMuls (SwiGLU's w1 and w3) is not fused
+            # by onnxruntime on x86; backends.onnxruntime_backend keeps the pairs apart at load time.
+            "DedicatedQDQPair": True,
+        },
+    )
+
+
+def load(path: Path) -> onnx.ModelProto:
+    return onnx.load(str(path), load_external_data=True)
+
+
+def save(model: onnx.ModelProto, path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".data")):
+        p.unlink(missing_ok=True)
+    if model.ByteSize() > EXTERNAL_LIMIT:
+        onnx.save(model, str(path), save_as_external_data=True, location=path.name + ".data", all_tensors_to_one_file=True)
+    else:
+        onnx.save(model, str(path))
+
+
+def fp32_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == TensorProto.FLOAT and len(t.dims) == 2}
+
+
+class Graph:
+    """One graph being quantised: its fp32 file, calibration cache, held-out feeds and fp32 outputs on them."""
+
+    def __init__(self, name: str, fp32: Path, work: Path, calib: list[dict], heldout: list[dict], precision: str, num_encoder_blocks: int):
+        import onnxruntime as ort
+
+        self.name, self.fp32, self.work, self.calib, self.heldout, self.precision = name, fp32, work, calib, heldout, precision
+        self.model = onnx.load(str(fp32), load_external_data=False)
+        self.sites = site_nodes(self.model, num_encoder_blocks)
+        self.large = fp32.with_name(fp32.name + ".data").exists()
+        self.cache = work / f"{name}-ranges.json"
+        self.weights: dict[str, np.ndarray] | None = None
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(fp32), opts, providers=["CPUExecutionProvider"])
+        self.reference = [session.run(None, f)[0] for f in heldout]
+        self.variant = 0
+
+    def quantised(self, sites: Sequence[str]) -> onnx.ModelProto:
+        nodes = [n for s in sites for n in self.sites[s]]
+        if not nodes:  # quantize_static reads an empty node list as "every node"
+            return load(self.fp32)
+        out = self.work / f"{self.name}-{self.variant}.onnx"
+        self.variant += 1
+        ort_quantize(self.fp32, out, nodes, self.cache, self.calib, self.large)
+        model = load(out)
+        for p in (out, out.with_name(out.name + ".data")):
+            p.unlink(missing_ok=True)
+        if self.precision == "fp8":
+            if self.weights is None:
+                self.weights = fp32_weights(load(self.fp32))
+            model = to_fp8(model, self.weights)
+        return model
+
+    def only(self, full: onnx.ModelProto, sites: Sequence[str]) -> onnx.ModelProto:
+        """`full` (every site quantised) with only `sites` still quantised; the other matmuls read their fp32 inputs again.
+
+        The same graph quantised(sites) writes, without a quantize_static pass over the whole model per
+        variant (minutes each for XL/2): every range comes from the one calibration cache and every matmul
+        has its own Q/DQ pair, so a site's pairs do not depend on which other sites are quantised.
+        """
+        keep = {n for s in sites for n in self.sites[s]}
+        original = {n.name: n for n in self.model.graph.node}
+        model = onnx.ModelProto()
+        model.CopyFrom(full)
+        reread: set[str] = set()
+        for n in model.graph.node:
+            if n.op_type in QUANTISED_OPS and n.name in original and n.name not in keep:
+                del n.input[:]
+                n.input.extend(original[n.name].input)
+                reread.update(original[n.name].input)
+        while True:  # the orphaned Q/DQ chains
+            used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
+            dead = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear") and not set(n.output) & used]
+            if not dead:
+                break
+            for n in dead:
+                model.graph.node.remove(n)
+        have = {t.name for t in model.graph.initializer}
+        if reread - have:
+            if self.weights is None:
+                self.weights = fp32_weights(load(self.fp32))
+            model.graph.initializer.extend(numpy_helper.from_array(self.weights[w], w) for w in sorted(reread - have) if w in self.weights)
+        used = {i for n in model.graph.node for i in n.input}
+        kept = [t for t in model.graph.initializer if t.name in used]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(kept)
+        return model
+
+    def error(self, model: onnx.ModelProto) -> float:
+        """Relative L2 error of the graph's output against fp32 over the held-out trajectory inputs."""
+        return self.errors(model)[0]
+
+    def errors(self, model: onnx.ModelProto, extra: list[dict] = ()) -> tuple[float, float]:
+        """(relative L2 error over the held-out trajectory inputs, max |q - f| / max |f| over them and `extra` feeds)."""
+        import onnxruntime as ort
+
+        path = self.work / f"{self.name}-eval.onnx"
+        save(model, path)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        num = den = 0.0
+        worst = 0.0
+        for feeds, want in zip(self.heldout, self.reference):
+            got = session.run(None, feeds)[0].astype(np.float64)
+            num += float(((got - want) ** 2).sum())
+            den += float((want.astype(np.float64) ** 2).sum())
+            worst = max(worst, float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)))
+        if extra:
+            ref = ort.InferenceSession(str(self.fp32), opts, providers=["CPUExecutionProvider"])
+            for feeds in extra:
+                got, want = session.run(None, feeds)[0], ref.run(None, feeds)[0]
+                worst = max(worst, float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)))
+        del session
+        for p in (path, path.with_name(path.name + ".data")):
+            p.unlink(missing_ok=True)
+        return math.sqrt(num / max(den, 1e-30)), worst
