@@ -119,7 +119,9 @@ class Graph:
         out = self.work / f"{self.name}-{self.variant}.onnx"
         self.variant += 1
         ort_quantize(self.fp32, out, nodes, self.cache, self.calib, self.large)
-        model = load(out)
+        # quantize_static quantises a graph input (the decoder's s) once and rewires every consumer to its DQ,
+        # float sites included: put the fp32 inputs back on every matmul that was not asked for
+        model = self.only(load(out), sites)
         for p in (out, out.with_name(out.name + ".data")):
             p.unlink(missing_ok=True)
         if self.precision == "fp8":

@@ -99,6 +99,25 @@ def test_site_variants_derived_from_the_all_sites_graph_equal_the_quantisers_own
                 np.testing.assert_allclose(a.run(None, f)[0], want, rtol=0, atol=1e-6 * np.abs(want).max())
 
 
+def test_a_float_site_sharing_a_graph_input_with_an_int8_site_stays_float(built, tmp_path):
+    """The decoder's adaLN and final adaLN both read the graph input s; quantize_static rewires every consumer of a
+    quantised graph input to its DQ, so the digits build's "float" decoder adaLN was reading int8 s."""
+    from ddt_export.official import ModelSource
+    from ddt_export.quantize_graph import Graph
+
+    m = read(built)
+    src = ModelSource(m.name, m.arch, m.null_class, m.sampler, m.space)
+    plan = quantize.CalibrationPlan(seeds=(0,), samples_per_seed=2, max_steps=3, heldout_seeds=(7,), heldout_samples=1)
+    feeds = quantize.trajectories(built, src, plan, (0,), 2)["decoder"]
+    g = Graph("decoder", built / "decoder.onnx", tmp_path, feeds, feeds[:1], "int8", m.arch.num_encoder_blocks)
+    model = g.quantised(["final_adaln"])
+    inputs = matmul_inputs(model)
+    assert all(inputs[n] == ["DequantizeLinear", "DequantizeLinear"] for n in g.sites["final_adaln"])
+    for site, nodes in g.sites.items():
+        if site != "final_adaln":
+            assert all("DequantizeLinear" not in inputs[n] for n in nodes), site
+
+
 def test_the_build_says_how_long_calibration_took(official, tmp_path):
     from typer.testing import CliRunner
 
