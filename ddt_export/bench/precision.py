@@ -72,13 +72,8 @@ def check_builds(fp32_dir: str | Path, int8_dir: str | Path) -> tuple[Manifest, 
     return m32, m8
 
 
-def _backend(kind: str, manifest: Manifest, ov_precision: str | None):
-    from ..backends import open_backend
-
-    return open_backend(kind, manifest, precision=ov_precision)
-
-
 def run(fp32_dir: str | Path, int8_dir: str | Path, opts: Options, progress: Callable[[str], None] = lambda m: None) -> dict:
+    from ..backends import open_backend
     from ..pipeline import seeded_noise
     from .latency import call_times, settle
 
@@ -93,7 +88,7 @@ def run(fp32_dir: str | Path, int8_dir: str | Path, opts: Options, progress: Cal
     runners = []
     for name, prec, kind, build, ov in ROWS:
         progress(f"loading {name}")
-        runners.append((name, prec, _backend(kind, m32 if build == "fp32" else m8, ov).runner(2 * B)))
+        runners.append((name, prec, open_backend(kind, m32 if build == "fp32" else m8, precision=ov).runner(2 * B)))
     for name, _, r in runners:  # first calls compile and allocate
         progress(f"warming up {name}")
         sample(r, noise, labels, m32.null_class, settings.with_overrides(num_steps=3), [0, 1, 2])
