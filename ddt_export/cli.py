@@ -7,6 +7,7 @@ the one funnel (errors.run): `error: <problem and fix>`, exit 2, no traceback.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -45,6 +46,11 @@ def settings_overrides(steps, cfg, interval, timeshift, last_step) -> dict:
     except ValueError:
         raise DDTError(f"--interval takes LO,HI, e.g. 0.3,1.0 (got {interval!r})") from None
     return dict(num_steps=steps, guidance=cfg, interval_min=lo, interval_max=hi, timeshift=timeshift, last_step=last_step)
+
+
+def _timed_line(msg: str) -> None:
+    """A build's stage in a log: the clock time says how long each stage took."""
+    console.print(f"{time.strftime('%H:%M:%S')} {msg}", highlight=False)
 
 
 def progress_bar(total: int, label: str):
@@ -122,7 +128,7 @@ def build(
     model, weights_from = load()
     with console.status("building") as status:  # a log gets a line per stage: the spinner is silent there
         manifest = run_build(src, model, out, precision=precision, opset=opset, weights_from=weights_from,
-                             extras=extras, progress=(lambda msg: status.update(msg)) if console.is_terminal else console.print)
+                             extras=extras, progress=(lambda msg: status.update(msg)) if console.is_terminal else _timed_line)
     for name in ("encoder", "decoder"):
         check = manifest.data["graphs"][name]["check"]
         console.print(f"{name}: max error vs PyTorch {check['max_abs_error']:.2e} (relative {check['max_rel_error']:.2e})")
