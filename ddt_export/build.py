@@ -160,7 +160,7 @@ def build(
         if precision in QUANTIZED:  # fp32 graphs in, QDQ graphs out, in place
             from .quantize import quantize_graphs
 
-            quantization = quantize_graphs(tmp, model, source, precision, progress=progress)
+            quantization = quantize_graphs(tmp, model, source, precision, progress=progress, opset=opset)
         for spec, _ in specs:
             progress(f"checking {spec.name} against PyTorch")
             # fp32 PyTorch is the reference for every precision: that is the error users get

@@ -10,9 +10,13 @@ channel, only MatMul/Gemm inputs quantised, biases left in float. fp8 follows Mo
 Optimizer's recipe for fp8 from a max-calibrated int8 graph: every scale times 127/448
 (amax/448, e4m3's largest value) and the weights re-quantised from the fp32 weights.
 
+Before int8, SmoothQuant is folded into a copy of the weights (smoothing.py): large activation
+channels are scaled down and the matching weight columns up, exactly, so per-tensor activation
+scales stop wasting their range; the graphs quantised are exported from that copy.
+
 Calibration data are the model's own sampling trajectories: the encoder and decoder inputs
 of every step of full CFG runs (both halves, several seeds and classes), recorded from the
-fp32 PyTorch model, because activation ranges move with t. A second, held-out set of runs
+build's fp32 graphs, because activation ranges move with t. A second, held-out set of runs
 (other seeds and classes) measures each quantisable site's sensitivity: the graph's error
 against fp32 with only that site quantised. Sites far more sensitive than the median site
 stay in float (`choose_float_sites`); the manifest records every number. Each site's variant is
@@ -34,9 +38,11 @@ from typing import Callable, Sequence
 import numpy as np
 import onnx
 
+from .graphs import DEFAULT_OPSET
 from .quantize_fp8 import FP8_MAX, INT8_MAX, to_fp8  # noqa: F401 (re-exported)
 from .quantize_graph import EXTERNAL_LIMIT, Graph, save  # noqa: F401 (EXTERNAL_LIMIT re-exported)
 from .quantize_sites import QUANTISED_OPS, SITES, site_nodes, site_of  # noqa: F401 (re-exported)
+from .smoothing import ALPHA
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class CalibrationPlan:
     threshold: float = 1.5  # a site stays float when quantising it alone costs >= this x the median site's error
     float_sites: tuple[str, ...] | None = None  # given: these stay float whatever the sensitivity (experiments)
     max_rel: float = 0.1  # then more sites go float, largest max error first, until max |q - f| / max |f| <= this
+    alpha: float | None = ALPHA  # int8: SmoothQuant's migration strength (smoothing.py); None: no smoothing
 
     @classmethod
     def for_model(cls, cfg) -> "CalibrationPlan":
@@ -129,8 +136,12 @@ def choose_float_sites(alone: dict[str, float], ratio: float) -> list[str]:
 
 
 def quantize_graphs(tmp: Path, model, source, precision: str, progress: Callable[[str], None] = lambda m: None,
-                    plan: CalibrationPlan | None = None) -> dict:
-    """Replace tmp/encoder.onnx and tmp/decoder.onnx by QDQ graphs in place; returns the manifest's "quantization"."""
+                    plan: CalibrationPlan | None = None, opset: int = DEFAULT_OPSET) -> dict:
+    """Replace tmp/encoder.onnx and tmp/decoder.onnx by QDQ graphs in place; returns the manifest's "quantization".
+
+    int8 first folds SmoothQuant into a copy of the weights and quantises graphs exported from that copy
+    (the same function; `opset` is the build's); fp8's e4m3 keeps 3 mantissa bits at any magnitude and is left as it is.
+    """
     import onnxruntime
 
     if precision not in ("int8", "fp8"):
@@ -185,25 +196,33 @@ def quantize_graphs(tmp: Path, model, source, precision: str, progress: Callable
     }
     with tempfile.TemporaryDirectory(prefix="ddt-quant-", dir=tmp) as work_dir:
         work = Path(work_dir)
+        graphs_from = tmp
+        if precision == "int8" and plan.alpha is not None:
+            t0 = time.perf_counter()
+            progress(f"int8: smoothing activation outliers into the weights (SmoothQuant, alpha {plan.alpha:g})")
+            graphs_from = work / "smoothed"
+            record["smoothing"] = smooth_and_export(model, calib, plan.alpha, graphs_from, opset)
+            record["seconds"]["smoothing"] = round(time.perf_counter() - t0, 1)
         for name in ("encoder", "decoder"):
             t0 = time.perf_counter()
             fp32 = work / f"{name}-fp32.onnx"
-            shutil.copy(tmp / f"{name}.onnx", fp32)
-            if (tmp / f"{name}.onnx.data").exists():
-                shutil.copy(tmp / f"{name}.onnx.data", work / f"{name}.onnx.data")  # the location the graph names
+            shutil.copy(graphs_from / f"{name}.onnx", fp32)
+            if (graphs_from / f"{name}.onnx.data").exists():
+                shutil.copy(graphs_from / f"{name}.onnx.data", work / f"{name}.onnx.data")  # the location the graph names
             progress(f"{precision}: calibrating {name} on {len(calib[name])} trajectory batches")
-            g = Graph(name, fp32, work, calib[name], heldout[name], precision, source.arch.num_encoder_blocks)
+            g = Graph(name, fp32, work, calib[name], heldout[name], precision, source.arch.num_encoder_blocks,
+                      probes[name])
             every_model = g.quantised(list(g.sites))  # also writes the calibration cache
             calibrate_s = time.perf_counter() - t0
             every = g.error(every_model)
             alone, alone_max = {}, {}
             for site in g.sites:
                 progress(f"{precision}: {name} sensitivity of {site}")
-                alone[site], alone_max[site] = g.errors(g.only(every_model, [site]), probes[name])
+                alone[site], alone_max[site] = g.errors(g.only(every_model, [site]))
             keep_float = choose_float_sites(alone, plan.threshold) if plan.float_sites is None else \
                 [s for s in g.sites if s in plan.float_sites]
             quantised_sites = [s for s in g.sites if s not in keep_float]
-            _, candidate_max = g.errors(g.only(every_model, quantised_sites), probes[name])
+            _, candidate_max = g.errors(g.only(every_model, quantised_sites))
             guarded = []
             while candidate_max > plan.max_rel and quantised_sites and plan.float_sites is None:
                 worst = max(quantised_sites, key=alone_max.get)  # the site with the largest max error alone goes float
@@ -211,11 +230,11 @@ def quantize_graphs(tmp: Path, model, source, precision: str, progress: Callable
                 quantised_sites.remove(worst)
                 keep_float = sorted([*keep_float, worst])
                 progress(f"{precision}: {name} max error {candidate_max:.2e} > {plan.max_rel:g}: {worst} stays float")
-                _, candidate_max = g.errors(g.only(every_model, quantised_sites), probes[name])
+                _, candidate_max = g.errors(g.only(every_model, quantised_sites))
             del every_model
             progress(f"{precision}: quantising {name} ({len(quantised_sites)} of {len(g.sites)} sites)")
             final = g.quantised(quantised_sites)  # the saved graph, as the quantiser writes it; its own errors are recorded
-            final_error, final_max = g.errors(final, probes[name])
+            final_error, final_max = g.errors(final)
             counts = _counts(final)
             save(final, tmp / f"{name}.onnx")
             ranges = json.loads(g.cache.read_text()) if g.cache.exists() else {}
@@ -241,11 +260,40 @@ def quantize_graphs(tmp: Path, model, source, precision: str, progress: Callable
     return record
 
 
+def smooth_and_export(model, calib: dict[str, list[dict]], alpha: float, out: Path, opset: int) -> dict:
+    """Export encoder and decoder of the SmoothQuant-folded model to out/; returns the manifest's "smoothing"."""
+    from .export import example_inputs, export_graph, graph_modules
+    from .smoothing import input_amax, smooth, smoothed_linears
+
+    amax = input_amax(model, calib["encoder"], calib["decoder"])
+    smoothed = smooth(model, amax, alpha)
+    out.mkdir()
+    for spec, module in graph_modules(smoothed, "fp32"):
+        export_graph(module, spec, example_inputs(spec, smoothed, batch=2), out / spec.file, opset)
+    after = input_amax(smoothed, calib["encoder"][:2], calib["decoder"][:2])  # two batches: the spread, not the ranges
+    before = input_amax(model, calib["encoder"][:2], calib["decoder"][:2])
+    spread = lambda a: float(np.median([float(v.max() / v.median().clamp(min=1e-12)) for v in a.values()]))  # noqa: E731
+    return {
+        "method": "SmoothQuant (Xiao et al., 2023) folded into the weights: input channel j of each smoothed linear divided by "
+                  "s_j = amax_j^alpha / max|W_:j|^(1 - alpha), the weight's column j multiplied by s_j; 1/s folded into the norm "
+                  "weights, adaLN shift/scale rows, w3's rows and qkv's v rows in front of it (no extra op in the graph)",
+        "alpha": alpha,
+        "linears": smoothed_linears(model),
+        "data": "the calibration trajectories (max |input| per channel over every batch)",
+        "channel_spread": {"metric": "median over the smoothed linears of max channel amax / median channel amax, "
+                                     "first two calibration batches", "before": spread(before), "after": spread(after)},
+    }
+
+
 def summary(record: dict) -> str:
     """What the build says of its quantisation: the time calibration took and, per graph, what stayed float."""
     sec, kind = record["seconds"], record["scheme"]["element_type"]
     lines = [f"{kind} calibration: {sec['total']:.0f} s in all, {sec['trajectories']:.0f} s of it "
              f"recording {record['calibration']['encoder_batches']} trajectory batches"]
+    if "smoothing" in record:
+        sm = record["smoothing"]
+        lines.append(f"  SmoothQuant alpha {sm['alpha']:g} on {len(sm['linears'])} linears ({sec['smoothing']:.0f} s): "
+                     f"largest/median input channel {sm['channel_spread']['before']:.1f} -> {sm['channel_spread']['after']:.1f}")
     for name, g in record["graphs"].items():
         lines.append(f"  {name}: ranges {g['seconds']['calibration']:.0f} s, sensitivity and final graph "
                      f"{g['seconds']['total'] - g['seconds']['calibration']:.0f} s; {g['quantized_nodes']} of {g['matmul_nodes']} matmuls "

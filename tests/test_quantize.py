@@ -58,6 +58,9 @@ def test_int8_build_records_its_calibration_and_its_choice(built_int8):
     assert len(cal["seeds"]) >= 2 and cal["encoder_batches"] == len(cal["seeds"]) * cal["steps_per_run"]
     assert cal["decoder_batches"] == cal["encoder_batches"]  # every step of full runs, encoder at every step
     assert len({y for labels in cal["labels"].values() for y in labels}) >= 5  # several classes
+    sm = q["smoothing"]  # int8 quantises graphs of the SmoothQuant-folded weights (tests/test_smoothing.py)
+    assert sm["alpha"] == quantize.CalibrationPlan().alpha and sm["linears"] and q["seconds"]["smoothing"] > 0
+    assert sm["channel_spread"]["after"] < sm["channel_spread"]["before"]
     for name in ("encoder", "decoder"):
         g = q["graphs"][name]
         alone = {s: v["error_alone"] for s, v in g["sites"].items()}
@@ -215,6 +218,7 @@ def test_int8_whole_run_stays_close_to_fp32(built_int8, built):
 def test_fp8_graphs_are_e4m3_qdq_from_the_int8_recipe(built_fp8, built):
     m = read(built_fp8)
     assert m.precision == "fp8" and m.data["quantization"]["scheme"]["element_type"] == "float8e4m3fn"
+    assert "smoothing" not in m.data["quantization"]  # e4m3 keeps its relative precision at any magnitude
     for name in ("encoder", "decoder"):
         model = onnx.load(str(built_fp8 / f"{name}.onnx"))
         assert max(i.version for i in model.opset_import if i.domain in ("", "ai.onnx")) == 19  # float8 Q/DQ
