@@ -266,12 +266,11 @@ def smooth_and_export(model, calib: dict[str, list[dict]], alpha: float, out: Pa
     from .smoothing import input_amax, smooth, smoothed_linears
 
     amax = input_amax(model, calib["encoder"], calib["decoder"])
-    smoothed = smooth(model, amax, alpha)
+    smoothed, factors = smooth(model, amax, alpha)
     out.mkdir()
     for spec, module in graph_modules(smoothed, "fp32"):
         export_graph(module, spec, example_inputs(spec, smoothed, batch=2), out / spec.file, opset)
-    after = input_amax(smoothed, calib["encoder"][:2], calib["decoder"][:2])  # two batches: the spread, not the ranges
-    before = input_amax(model, calib["encoder"][:2], calib["decoder"][:2])
+    after = {name: amax[name] / s for name, s in factors.items()}  # exactly the smoothed inputs' ranges
     spread = lambda a: float(np.median([float(v.max() / v.median().clamp(min=1e-12)) for v in a.values()]))  # noqa: E731
     return {
         "method": "SmoothQuant (Xiao et al., 2023) folded into the weights: input channel j of each smoothed linear divided by "
@@ -281,7 +280,7 @@ def smooth_and_export(model, calib: dict[str, list[dict]], alpha: float, out: Pa
         "linears": smoothed_linears(model),
         "data": "the calibration trajectories (max |input| per channel over every batch)",
         "channel_spread": {"metric": "median over the smoothed linears of max channel amax / median channel amax, "
-                                     "first two calibration batches", "before": spread(before), "after": spread(after)},
+                                     "over the calibration data", "before": spread(amax), "after": spread(after)},
     }
 
 

@@ -67,12 +67,14 @@ def factors(amax: torch.Tensor, weights: Iterable[torch.Tensor], alpha: float) -
     return amax.clamp(min=1e-5) ** alpha / wmax.clamp(min=1e-5) ** (1 - alpha)
 
 
-def smooth(model: DDT, amax: dict[str, torch.Tensor], alpha: float = ALPHA) -> DDT:
-    """A copy of `model` computing the same function, with every smoothed linear's input divided by its factors."""
+def smooth(model: DDT, amax: dict[str, torch.Tensor], alpha: float = ALPHA) -> tuple[DDT, dict[str, torch.Tensor]]:
+    """(a copy of `model` computing the same function with every smoothed linear's input divided by its factors,
+    {linear: factors s (D_in,)}); the smoothed inputs' ranges are exactly amax / s."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"SmoothQuant alpha must be in [0, 1], not {alpha}")
     out = copy.deepcopy(model)
     D = out.cfg.hidden_size
+    used: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for i, b in enumerate(out.blocks):
             p = f"blocks.{i}."
@@ -82,6 +84,7 @@ def smooth(model: DDT, amax: dict[str, torch.Tensor], alpha: float = ALPHA) -> D
             s_mlp = factors(amax[p + "mlp.w1"], [b.mlp.w1.weight, b.mlp.w3.weight], alpha)
             s_w2 = factors(amax[p + "mlp.w2"], [b.mlp.w2.weight], alpha)
             s_proj = factors(amax[p + "attn.proj"], [b.attn.proj.weight], alpha)
+            used.update({p + "attn.qkv": s_qkv, p + "mlp.w1": s_mlp, p + "mlp.w2": s_w2, p + "attn.proj": s_proj})
             _into_norm_and_shift(b.norm1.weight, ada, slice(0, D), s_qkv)
             b.attn.qkv.weight.mul_(s_qkv[None])
             _into_norm_and_shift(b.norm2.weight, ada, slice(3 * D, 4 * D), s_mlp)
@@ -93,13 +96,13 @@ def smooth(model: DDT, amax: dict[str, torch.Tensor], alpha: float = ALPHA) -> D
             b.attn.proj.weight.mul_(s_proj[None])
         fl = out.final_layer
         ada = fl.adaLN_modulation[0]  # rows: shift, scale
-        s = factors(amax["final_layer.linear"], [fl.linear.weight], alpha)
+        s = used["final_layer.linear"] = factors(amax["final_layer.linear"], [fl.linear.weight], alpha)
         ada.weight[:D].div_(s[:, None])
         ada.bias[:D].div_(s)
         ada.weight[D:].div_(s[:, None])
         ada.bias[D:].copy_((ada.bias[D:] + 1) / s - 1)
         fl.linear.weight.mul_(s[None])
-    return out
+    return out, used
 
 
 def _into_norm_and_shift(norm_weight: nn.Parameter, ada: nn.Linear, shift_rows: slice, s: torch.Tensor) -> None:
