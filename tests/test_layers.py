@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "ddt_export"
-LOW = {"model", "graphs", "manifest", "sampler", "schedules", "export", "dtypes", "files", "errors", "metrics", "halfprec", "schema"}
-HIGH = {"pipeline", "bench", "cli", "precision_report", "scale", "describe"}
+LOW = {"model", "graphs", "manifest", "sampler", "schedules", "export", "dtypes", "files", "errors", "metrics", "schema"}
+HIGH = {"pipeline", "bench", "cli", "scale", "describe"}
 MAX_LINES = 420
 
 

@@ -38,10 +38,10 @@ from typing import Callable, Sequence
 import numpy as np
 import onnx
 
-from .graphs import DEFAULT_OPSET
-from .quantize_fp8 import FP8_MAX, INT8_MAX, to_fp8  # noqa: F401 (re-exported)
-from .quantize_graph import EXTERNAL_LIMIT, Graph, save  # noqa: F401 (EXTERNAL_LIMIT re-exported)
-from .quantize_sites import QUANTISED_OPS, SITES, site_nodes, site_of  # noqa: F401 (re-exported)
+from ..graphs import DEFAULT_OPSET
+from .fp8 import FP8_MAX, INT8_MAX, to_fp8  # noqa: F401 (re-exported)
+from .graph import EXTERNAL_LIMIT, Graph, save  # noqa: F401 (EXTERNAL_LIMIT re-exported)
+from .sites import QUANTISED_OPS, SITES, site_nodes, site_of  # noqa: F401 (re-exported)
 from .smoothing import ALPHA
 
 
@@ -82,9 +82,9 @@ def trajectories(graphs: Path, source, plan: CalibrationPlan, seeds: Sequence[in
     """
     import onnxruntime as ort
 
-    from .backends.buffers import HostRunner
-    from .pipeline import seeded_noise
-    from .sampler import sample
+    from ..backends.buffers import HostRunner
+    from ..pipeline import seeded_noise
+    from ..sampler import sample
 
     settings = source.sampler.with_overrides(num_steps=plan_steps(plan, source))
     opts = ort.SessionOptions()
@@ -262,7 +262,7 @@ def quantize_graphs(tmp: Path, model, source, precision: str, progress: Callable
 
 def smooth_and_export(model, calib: dict[str, list[dict]], alpha: float, out: Path, opset: int) -> dict:
     """Export encoder and decoder of the SmoothQuant-folded model to out/; returns the manifest's "smoothing"."""
-    from .export import example_inputs, export_graph, graph_modules
+    from ..export import example_inputs, export_graph, graph_modules
     from .smoothing import input_amax, smooth, smoothed_linears
 
     amax = input_amax(model, calib["encoder"], calib["decoder"])
@@ -302,8 +302,8 @@ def summary(record: dict) -> str:
 
 def _probes(model) -> dict[str, list[dict]]:
     """Random inputs in the build check's distribution (export.example_inputs), with seeds the check does not use."""
-    from .export import example_inputs
-    from .graphs import decoder_spec, encoder_spec
+    from ..export import example_inputs
+    from ..graphs import decoder_spec, encoder_spec
 
     out = {}
     for spec in (encoder_spec(model.cfg, "fp32"), decoder_spec(model.cfg, "fp32")):

@@ -21,15 +21,15 @@ import torch
 from rich.console import Group
 from rich.table import Table
 
-from .backends.onnxruntime_backend import OnnxRuntimeBackend
-from .backends.torch_backend import TorchBackend
-from .errors import DDTError
-from .halfprec import islands
-from .manifest import Manifest, read
-from .metrics import error_report
-from .model import DDT
-from .pipeline import seeded_noise
-from .sampler import sample
+from ..backends.onnxruntime_backend import OnnxRuntimeBackend
+from ..backends.torch_backend import TorchBackend
+from ..errors import DDTError
+from ..manifest import Manifest, read
+from ..metrics import error_report
+from ..model import DDT
+from ..pipeline import seeded_noise
+from ..sampler import sample
+from .half import islands
 
 FP16_MAX = 65504.0
 WORST_T = (0.0, 1e-3, 0.5, 0.999, 1.0)  # t = 0 is pure noise, t = 1 data: where DiTs overflow first

@@ -14,7 +14,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from ddt_export import quantize
+from ddt_export.quant import run as quantize
 from ddt_export.manifest import read
 from ddt_export.pipeline import Pipeline
 
@@ -83,7 +83,7 @@ def test_site_variants_derived_from_the_all_sites_graph_equal_the_quantisers_own
     import onnxruntime as ort
 
     from ddt_export.official import ModelSource
-    from ddt_export.quantize_graph import Graph
+    from ddt_export.quant.graph import Graph
 
     m = read(built)
     src = ModelSource(m.name, m.arch, m.null_class, m.sampler, m.space)
@@ -106,7 +106,7 @@ def test_a_float_site_sharing_a_graph_input_with_an_int8_site_stays_float(built,
     """The decoder's adaLN and final adaLN both read the graph input s; quantize_static rewires every consumer of a
     quantised graph input to its DQ, so the digits build's "float" decoder adaLN was reading int8 s."""
     from ddt_export.official import ModelSource
-    from ddt_export.quantize_graph import Graph
+    from ddt_export.quant.graph import Graph
 
     m = read(built)
     src = ModelSource(m.name, m.arch, m.null_class, m.sampler, m.space)

@@ -13,8 +13,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from .quantize_fp8 import to_fp8
-from .quantize_sites import QUANTISED_OPS, site_nodes
+from .fp8 import to_fp8
+from .sites import QUANTISED_OPS, site_nodes
 
 EXTERNAL_LIMIT = 1_800_000_000  # bytes; larger graphs are written with `<file>.data`, as export does
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ddt_export.model import DDT, DDTConfig, init_random
-from ddt_export.smoothing import input_amax, smooth, smoothed_linears
+from ddt_export.quant.smoothing import input_amax, smooth, smoothed_linears
 
 CFG = DDTConfig(in_channels=4, hidden_size=64, num_groups=4, num_blocks=4, num_encoder_blocks=2, num_classes=10, latent_size=8)
 
@@ -123,7 +123,7 @@ def test_the_int8_quantiser_gets_less_error_from_the_smoothed_graphs(tmp_path):
     costs less after smoothing, and the record says what was done."""
     from ddt_export.export import example_inputs, export_graph, graph_modules
     from ddt_export.official import ModelSource
-    from ddt_export.quantize import CalibrationPlan, quantize_graphs
+    from ddt_export.quant.run import CalibrationPlan, quantize_graphs
     from ddt_export.sampler import SamplerSettings
 
     model = outlier_model()

@@ -27,7 +27,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from .model import DDT, DecoderGraph, EncoderGraph
+from ..model import DDT, DecoderGraph, EncoderGraph
 
 ALPHA = 0.5  # SmoothQuant's default: the activation and weight ranges meet halfway
 
