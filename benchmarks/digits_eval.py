@@ -25,7 +25,8 @@ from safetensors.torch import load_file
 from sklearn.datasets import load_digits
 from sklearn.svm import SVC
 
-from ddt_export.model import DDT, DDTConfig
+from ddt_export.config import DDTConfig
+from ddt_export.model import DDT
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "src" / "ddt_export" / "bundled"

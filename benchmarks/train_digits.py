@@ -31,7 +31,8 @@ from sklearn.datasets import load_digits
 from sklearn.neural_network import MLPClassifier
 from torch import nn
 
-from ddt_export.model import DDT, DDTConfig
+from ddt_export.config import DDTConfig
+from ddt_export.model import DDT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from digits_eval import BUNDLED, digits_16  # noqa: E402  (the eval's exact preprocessing)

@@ -27,9 +27,10 @@ from .errors import DDTError
 from .dtypes import QUANTIZED, TOLERANCE, check_precision, torch_cast
 from .export import check_graph, example_inputs, export_graph, graph_modules
 from .graphs import DEFAULT_OPSET
-from .files import file_entry, locked
-from .manifest import FORMAT, Manifest, is_build, read
+from .files import locked
+from .manifest import Manifest, is_build, read, record_file
 from .manifest import write as write_manifest
+from .manifest_schema import FORMAT, Architecture, GraphCheck, GraphEntry, ManifestDoc, ModelInfo, Quantization, Settings
 from .model import DDT
 from .official import ModelSource
 
@@ -136,15 +137,15 @@ def build(
     precision: str = "fp32",
     opset: int = DEFAULT_OPSET,
     weights_from: str = "random",
-    extras: Sequence[Callable[[Path, dict, DDT], None]] = (),
+    extras: Sequence[Callable[[Path, ManifestDoc, DDT], None]] = (),
     progress: Callable[[str], None] = lambda msg: None,
 ) -> Manifest:
     """Export, check and write a build; returns its manifest.
 
     Each of `extras` (the VAE graph, TensorRT engines, LibTorch modules) is called as
-    `extra(tmp_dir, manifest_data, model)` after the two graphs are exported and checked: it
-    writes its files into tmp_dir and records them in manifest_data. Every file in the
-    folder is hashed afterwards, so extras never touch `files`.
+    `extra(tmp_dir, doc, model)` after the two graphs are exported and checked: it writes its
+    files into tmp_dir and sets its section of the manifest `doc` (a ManifestDoc). Every file in
+    the folder is hashed afterwards, so extras never touch `files`.
     """
     check_precision(precision)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # torchvision-op notices are noise here
@@ -152,59 +153,63 @@ def build(
     graph_model = cast_for_export(model, precision)
     started = time.perf_counter()
     with staging(Path(out)) as tmp:
-        graphs, specs = {}, graph_modules(graph_model, precision)
-        for spec, module in specs:
+        for spec, module in graph_modules(graph_model, precision):
             progress(f"exporting {spec.name}")
             export_graph(module, spec, example_inputs(spec, graph_model, batch=2), tmp / spec.file, opset)
         quantization = None
         if precision in QUANTIZED:  # fp32 graphs in, QDQ graphs out, in place
-            from .quantize import quantize_graphs
+            from .quant import quantize_graphs
 
-            quantization = quantize_graphs(tmp, model, source, precision, progress=progress, opset=opset)
-        for spec, _ in specs:
-            progress(f"checking {spec.name} against PyTorch")
-            # fp32 PyTorch is the reference for every precision: that is the error users get
-            ref_module = dict((s.name, m) for s, m in graph_modules(model, "fp32"))[spec.name]
-            inputs = example_inputs(spec, graph_model, batch=3, seed=1)
-            check = check_graph(ref_module, spec, tmp / spec.file, inputs, TOLERANCE[precision])
-            if check.max_rel_error > check.tolerance:
-                raise DDTError(
-                    f"{spec.name} graph differs from PyTorch by {check.max_rel_error:.2e} (relative), beyond {check.tolerance:.0e}; "
-                    "report this with `ddt-export build --debug` output"
-                )
-            graphs[spec.name] = {**spec.to_dict(), "check": check.to_dict()}
+            quantization = Quantization.model_validate(quantize_graphs(tmp, model, source, precision, progress=progress, opset=opset))
+        graphs = check_graphs(tmp, model, graph_model, precision, progress)
         progress("saving weights")
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
-        data = {
-            "format": FORMAT,
-            "name": source.name,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "model": {
-                "architecture": source.arch.to_dict(),
-                "latent_shape": list(source.arch.latent_shape),
-                "num_classes": source.arch.num_classes,
-                "null_class": source.null_class,
-                "space": source.space,
-                "weights": weights_from,
-                "parameters": sum(p.numel() for p in model.parameters()),
-            },
-            "sampler": source.sampler.to_dict(),
-            "precision": precision,
-            "opset": opset,
-            "graphs": graphs,
-            "weights_file": WEIGHTS,
-            "calibration": {},
-            **({"quantization": quantization} if quantization is not None else {}),
-            "tools": tool_versions(),
-            "build_seconds": None,
-            "files": {},
-        }
+        doc = manifest_doc(source, model, precision, opset, weights_from, graphs, quantization)
         for extra in extras:
-            extra(tmp, data, model)
+            extra(tmp, doc, model)
         for p in sorted(q for q in tmp.rglob("*") if q.is_file() and q.name != OWNER):
-            data["files"][p.relative_to(tmp).as_posix()] = file_entry(p)
-        data["build_seconds"] = round(time.perf_counter() - started, 2)
-        write_manifest(tmp, data)
+            record_file(tmp, doc, p.relative_to(tmp).as_posix())
+        doc.build_seconds = round(time.perf_counter() - started, 2)
+        write_manifest(tmp, doc)
     return read(out, verify=False)
+
+
+def check_graphs(folder: Path, model: DDT, graph_model: DDT, precision: str, progress: Callable[[str], None]) -> dict[str, GraphEntry]:
+    """Each exported graph against fp32 PyTorch (the reference for every precision: that is the error users get)."""
+    graphs = {}
+    references = {s.name: m for s, m in graph_modules(model, "fp32")}
+    for spec, _ in graph_modules(graph_model, precision):
+        progress(f"checking {spec.name} against PyTorch")
+        inputs = example_inputs(spec, graph_model, batch=3, seed=1)
+        check = check_graph(references[spec.name], spec, folder / spec.file, inputs, TOLERANCE[precision])
+        if check.max_rel_error > check.tolerance:
+            raise DDTError(
+                f"{spec.name} graph differs from PyTorch by {check.max_rel_error:.2e} (relative), beyond {check.tolerance:.0e}; "
+                "report this with `ddt-export build --debug` output"
+            )
+        graphs[spec.name] = GraphEntry(**spec.to_dict(), check=GraphCheck(**check.to_dict()))
+    return graphs
+
+
+def manifest_doc(source: ModelSource, model: DDT, precision: str, opset: int, weights_from: str,
+                 graphs: dict[str, GraphEntry], quantization: Quantization | None) -> ManifestDoc:
+    """The new build's manifest before extras add their sections and its files are hashed."""
+    arch = source.arch
+    return ManifestDoc(
+        format=FORMAT,
+        name=source.name,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        model=ModelInfo(architecture=Architecture(**arch.to_dict()), latent_shape=list(arch.latent_shape),
+                        num_classes=arch.num_classes, null_class=source.null_class, space=source.space,
+                        weights=weights_from, parameters=sum(p.numel() for p in model.parameters())),
+        sampler=Settings.of(source.sampler),
+        precision=precision,
+        opset=opset,
+        graphs=graphs,
+        weights_file=WEIGHTS,
+        quantization=quantization,
+        tools=tool_versions(),
+        files={},
+    )

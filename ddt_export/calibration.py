@@ -18,6 +18,7 @@ import numpy as np
 
 from .files import atomic_write, save_npy
 from .manifest import Manifest, record_file, update
+from .manifest_schema import CalibrationEntry, ManifestDoc, Settings
 from .sampler import SamplerSettings
 
 
@@ -44,15 +45,14 @@ def store(manifest: Manifest, settings: SamplerSettings, sim: np.ndarray, *, sam
     file, png = f"{stem}.npy", f"{stem}.png"
     picture = heatmap(sim, f"{manifest.name}: self-condition similarity, {settings.num_steps} steps")  # before the lock: slow-ish
 
-    def change(data: dict) -> None:  # under the folder's lock, on the manifest as it is now
-        entries = data.setdefault("calibration", {})
-        if any(e.get("sampler") == settings.to_dict() for e in entries.values()):
+    def change(doc: ManifestDoc) -> None:  # under the folder's lock, on the manifest as it is now
+        if any(e.sampler.settings() == settings for e in doc.calibration.values()):
             return  # another process stored these settings first: keep theirs, the files it lists are its
         save_npy(manifest.path(file), sim.astype(np.float32))
         atomic_write(manifest.path(png), lambda f: f.write(picture))
-        entries[key(settings)] = {"file": file, "heatmap": png, "samples": samples, "seed": seed, "sampler": settings.to_dict()}
-        record_file(manifest.root, data, file)
-        record_file(manifest.root, data, png)
+        doc.calibration[key(settings)] = CalibrationEntry(file=file, heatmap=png, samples=samples, seed=seed, sampler=Settings.of(settings))
+        record_file(manifest.root, doc, file)
+        record_file(manifest.root, doc, png)
 
     return update(manifest, change)
 

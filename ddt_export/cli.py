@@ -130,13 +130,13 @@ def build(
         manifest = run_build(src, model, out, precision=precision, opset=opset, weights_from=weights_from,
                              extras=extras, progress=(lambda msg: status.update(msg)) if console.is_terminal else _timed_line)
     for name in ("encoder", "decoder"):
-        check = manifest.data["graphs"][name]["check"]
-        console.print(f"{name}: max error vs PyTorch {check['max_abs_error']:.2e} (relative {check['max_rel_error']:.2e})")
-    if "quantization" in manifest.data:
-        from .quantize import summary
+        check = manifest.doc.graphs[name].check
+        console.print(f"{name}: max error vs PyTorch {check.max_abs_error:.2e} (relative {check.max_rel_error:.2e})")
+    if manifest.doc.quantization is not None:
+        from .quant import summary
 
-        console.print(summary(manifest.data["quantization"]))
-    console.print(f"built {manifest.name} ({precision}) in {manifest.data['build_seconds']:.1f}s -> {out}")
+        console.print(summary(manifest.doc.quantization))
+    console.print(f"built {manifest.name} ({precision}) in {manifest.doc.build_seconds:.1f}s -> {out}")
 
 
 @app.command()
@@ -234,7 +234,7 @@ def calibrate(
     if not stored:
         raise DDTError(f"{build_dir} was rebuilt while calibrating; nothing was stored, run the command again")
     entry = pipe.manifest.calibration(settings)
-    console.print(f"similarity for {steps} steps -> {pipe.manifest.path(entry['file'])} (heatmap beside it)")
+    console.print(f"similarity for {steps} steps -> {pipe.manifest.path(entry.file)} (heatmap beside it)")
 
 
 @app.command("schedule")
@@ -303,7 +303,7 @@ def check(
     out: Optional[Path] = typer.Option(None, help="Also write the JSON report to this file."),
 ):
     """Measure a build's precision: per-graph and whole-run error vs fp32 at t near 0 and 1, activation magnitudes, fp32 islands."""
-    from .precision_report import check as run_check, render
+    from .precision.report import check as run_check, render
 
     check_output_file(out, "--out", (".json",))
     with console.status("checking") as status:
@@ -327,9 +327,9 @@ def engines(
 
     with console.status("building engines") as status:
         m = rebuild_engines(build_dir, max_batch=max_batch, opt_level=opt_level, progress=lambda msg: status.update(msg))
-    e = m.data["engines"]
-    console.print(f"engines for {e['gpu']} (sm {e['compute_capability']}, TensorRT {e['tensorrt']}, {e['precision']}, "
-                  f"CFG batch {e['cfg_batch']['min']}..{e['cfg_batch']['max']}) -> {m.root}")
+    e = m.doc.engines
+    console.print(f"engines for {e.gpu} (sm {e.compute_capability}, TensorRT {e.tensorrt}, {e.precision}, "
+                  f"CFG batch {e.cfg_batch.min}..{e.cfg_batch.max}) -> {m.root}")
 
 
 def stdout() -> Console:

@@ -19,6 +19,15 @@ class DDTError(Exception):
     """Raised for bad input or unusable artifacts. The CLI prints `error: <message>` and exits 2."""
 
 
+def first_problem(e) -> str:
+    """A pydantic ValidationError's first problem as `where: what (got value)`, the one line our errors quote."""
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    got = err.get("input")
+    shown = repr(got) if not isinstance(got, (dict, list)) or len(repr(got)) < 40 else type(got).__name__
+    return f"{where}: {err['msg'].rstrip('.')} (got {shown})"
+
+
 def _click_modules() -> tuple:
     """click itself and, from typer 0.29, the copy typer vendors (`typer._click`): usage errors come from either."""
     import click

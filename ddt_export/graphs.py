@@ -8,13 +8,10 @@ back from the manifest. Nothing else spells a tensor name.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from .config import DDTConfig
 from .dtypes import state_dtype
 from .errors import DDTError
-
-if TYPE_CHECKING:  # the specs read only a config's numbers; importing model.py would load torch
-    from .model import DDTConfig
 
 BATCH = "batch"  # the symbolic (dynamic) axis; the CFG batch is twice the user batch
 DEFAULT_OPSET = 18

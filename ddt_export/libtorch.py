@@ -26,6 +26,7 @@ import torch
 from .errors import DDTError
 from .export import example_inputs
 from .graphs import GraphSpec
+from .manifest_schema import LibTorch, ManifestDoc
 from .metrics import rel_error
 from .model import DDT, DecoderGraph, EncoderGraph
 
@@ -69,16 +70,16 @@ def check(path: Path, module: torch.nn.Module, spec: GraphSpec, model: DDT) -> d
     return {"max_abs_error": worst_abs, "max_rel_error": worst_rel, "tolerance": TOLERANCE, "batches": list(CHECK_BATCHES)}
 
 
-def libtorch_extra() -> Callable[[Path, dict, DDT], None]:
+def libtorch_extra() -> Callable[[Path, ManifestDoc, DDT], None]:
     """A build extra writing encoder.ts and decoder.ts and the manifest's `libtorch` section."""
 
-    def extra(tmp: Path, data: dict, model: DDT) -> None:
+    def extra(tmp: Path, doc: ManifestDoc, model: DDT) -> None:
         model = model.eval()  # build() passes the fp32 reference model, whatever the graphs' precision
         section: dict = {"format": FORMAT, "precision": "fp32", "device": "cpu", "torch": torch.__version__}
         modules = {"encoder": EncoderGraph(model), "decoder": DecoderGraph(model)}
         for name, module in modules.items():
             # names and positional roles from the manifest's graph specs, as every runtime reads them
-            spec = fp32(GraphSpec.from_dict(name, data["graphs"][name]))
+            spec = fp32(GraphSpec.from_dict(name, doc.graphs[name].model_dump()))
             file = f"{name}.ts"
             trace(module, spec, model).save(str(tmp / file))
             section[name] = {
@@ -87,6 +88,6 @@ def libtorch_extra() -> Callable[[Path, dict, DDT], None]:
                 "outputs": [t.name for t in spec.outputs],
                 "check": check(tmp / file, module, spec, model),
             }
-        data["libtorch"] = section
+        doc.libtorch = LibTorch.model_validate(section)
 
     return extra

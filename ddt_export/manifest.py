@@ -1,11 +1,14 @@
-"""`manifest.json`: the only contract between export, the runtimes and the C++ library.
+"""`manifest.json`: reading, verifying and writing the only contract between export, the runtimes and C++.
 
 A build folder is usable only through its manifest: the architecture, sampler defaults,
 latent shape, null class, each graph's tensors, opset and precision, tool versions, the
 measured error of each graph, the sha256 of every file, and the calibrated similarity
-matrices. Reading a build checks the manifest against its schema (schema.py), checks that
-each graph's tensors are the ones its architecture and precision imply (so an edited shape
-is caught), and verifies every file's hash, all under the folder's shared lock (files.py).
+matrices. Its shape is declared once, as typed models (manifest_schema.py); nothing else
+reads the raw JSON. Reading a build checks the manifest against those models, checks that
+each graph's tensors are the ones its architecture and precision imply (so an edited shape is
+caught), that every path it names is one of its hashed files, and verifies every file's hash,
+all under the folder's shared lock (files.py). The digest is an unkeyed checksum: it shows
+accidental edits and damage (integrity), it does not prove who wrote the folder (authenticity).
 """
 
 from __future__ import annotations
@@ -17,15 +20,17 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from pydantic import ValidationError
 
-from .errors import DDTError
+from .config import DDTConfig
+from .errors import DDTError, first_problem
 from .files import file_entry, locked, sha256, write_json_atomic
 from .graphs import GraphSpec, decoder_spec, encoder_spec
-from .model import DDTConfig
+from .manifest_schema import FORMAT, CalibrationEntry, FileEntry, ManifestDoc
 from .sampler import SamplerSettings
 
-FORMAT = 1
 NAME = "manifest.json"
+MAX_BYTES = 64 << 20  # a manifest is kilobytes; anything this large is not one of ours
 
 
 @dataclass
@@ -33,67 +38,69 @@ class Manifest:
     """A parsed, verified manifest and the folder it describes."""
 
     root: Path
-    data: dict
+    doc: ManifestDoc
 
     @property
     def name(self) -> str:
-        return self.data["name"]
+        return self.doc.name
 
     @property
     def arch(self) -> DDTConfig:
-        return DDTConfig(**self.data["model"]["architecture"])
+        return DDTConfig(**self.doc.model.architecture.model_dump(include=set(DDTConfig.__dataclass_fields__)))
 
     @property
     def null_class(self) -> int:
-        return int(self.data["model"]["null_class"])
+        return self.doc.model.null_class
 
     @property
     def space(self) -> str:
-        return self.data["model"].get("space", "latent")
+        return self.doc.model.space
 
     @property
     def sampler(self) -> SamplerSettings:
-        return SamplerSettings(**self.data["sampler"])
+        return self.doc.sampler.settings()
 
     @property
     def precision(self) -> str:
-        return self.data["precision"]
+        return self.doc.precision
 
     @property
     def identity(self) -> tuple:
         """What makes this build this build: when it was made and its graphs' and weights' hashes (a rebuild changes it)."""
-        files = self.data["files"]
-        return (self.data.get("created"), *(files.get(f, {}).get("sha256") for f in ("encoder.onnx", "decoder.onnx", self.data["weights_file"])))
+        files = self.doc.files
+        return (self.doc.created, *(files[f].sha256 if f in files else None for f in ("encoder.onnx", "decoder.onnx", self.doc.weights_file)))
 
     def graph(self, name: str) -> GraphSpec:
-        if name not in self.data["graphs"]:
+        if name not in self.doc.graphs:
             raise DDTError(f"{self.root} has no {name} graph; rebuild with the option that adds it")
-        return GraphSpec.from_dict(name, self.data["graphs"][name])
+        g = self.doc.graphs[name]
+        return GraphSpec.from_dict(name, g.model_dump(include={"inputs", "outputs"}))
 
     def path(self, file: str) -> Path:
         return self.root / file
 
     def has(self, key: str) -> bool:
-        return key in self.data["graphs"]
+        return key in self.doc.graphs
 
-    def calibration(self, settings: SamplerSettings) -> dict | None:
+    def calibration(self, settings: SamplerSettings) -> CalibrationEntry | None:
         """The stored calibration measured under exactly these sampler settings, or None."""
-        want = settings.to_dict()
-        return next((e for e in self.data.get("calibration", {}).values() if e.get("sampler") == want), None)
+        return next((e for e in self.doc.calibration.values() if e.sampler.settings() == settings), None)
 
     def similarity(self, settings: SamplerSettings) -> np.ndarray | None:
         entry = self.calibration(settings)
         if entry is None:
             return None
         with locked(self.root, shared=True):  # not while a rebuild swaps the folder
-            return np.load(self.root / entry["file"], allow_pickle=False)
+            path = self.root / entry.file
+            check_file(self.root, entry.file, self.doc.files[entry.file])  # read only what the manifest hashed
+            return np.load(path, allow_pickle=False)
 
     def load_model(self):
         """The fp32 PyTorch model from the build's own weights (the reference every check compares with)."""
         from .model import DDT
         from .official import load_weights, read_weights
 
-        path = self.path(self.data["weights_file"])
+        path = self.path(self.doc.weights_file)
         return load_weights(DDT(self.arch), read_weights(path), str(path)).eval()
 
 
@@ -107,33 +114,53 @@ def read(root: str | Path, verify: bool = True) -> Manifest:
         if not path.is_file():
             hint = "run `ddt-export build` to make one" if not root.exists() else "it is not a ddt-export build; run `ddt-export build --out` for it"
             raise DDTError(f"{root} has no {NAME}: {hint}")
-        data = _parse(path)
+        doc = _parse(path)
         if verify:
-            verify_files(root, data)
-    return Manifest(root, data)
+            verify_files(root, doc)
+    return Manifest(root, doc)
 
 
-def _parse(path: Path) -> dict:
-    from .schema import check_manifest
-
+def _load_json(path: Path) -> dict:
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise DDTError(f"{path} is {path.stat().st_size:,} bytes, not a ddt-export manifest; rebuild the folder")
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DDTError(f"{path} is not valid JSON ({e}); rebuild the folder") from None
+    except RecursionError:
+        raise DDTError(f"{path} is nested too deeply to be a ddt-export manifest; rebuild the folder") from None
     except OSError as e:
         raise DDTError(f"cannot read {path} ({e.strerror}); check its permissions") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        found = data.get("format") if isinstance(data, dict) else None
-        raise DDTError(f"{path.parent} was built by an incompatible ddt-export (manifest format {found}, this version reads {FORMAT}); rebuild it with `ddt-export build`")
-    check_manifest(data, path)
-    if "digest" in data and data["digest"] != digest(data):
+    return data
+
+
+def migrate(data: object, path: Path) -> dict:
+    """The manifest in the current format, or one error naming the format it has (older formats are converted here)."""
+    found = data.get("format") if isinstance(data, dict) else None
+    if found != FORMAT:  # format 1 is the first: nothing older to convert yet
+        raise DDTError(f"{path.parent} was built by an incompatible ddt-export (manifest format {found!r}, this version reads "
+                       f"{FORMAT}); rebuild it with `ddt-export build`")
+    return data
+
+
+def _parse(path: Path) -> ManifestDoc:
+    data = migrate(_load_json(path), path)
+    try:
+        doc = ManifestDoc.model_validate(data)
+    except ValidationError as e:
+        raise DDTError(f"{path}: {first_problem(e)}; the manifest is damaged or was edited, rebuild the folder") from None
+    if doc.digest is not None and doc.digest != digest(data):
         raise DDTError(f"{path} was edited by hand (its digest no longer matches); rebuild the folder, or restore the manifest")
-    arch = DDTConfig(**data["model"]["architecture"])
-    for spec in (encoder_spec(arch, data["precision"]), decoder_spec(arch, data["precision"])):
-        got = {k: data["graphs"][spec.name][k] for k in ("inputs", "outputs")}
+    unlisted = {where: f for where, f in doc.named_files().items() if f not in doc.files}
+    if unlisted:
+        where, f = next(iter(unlisted.items()))
+        raise DDTError(f"{path}: {where} names {f!r}, which is not one of the build's hashed files; rebuild the folder")
+    arch = DDTConfig(**doc.model.architecture.model_dump(include=set(DDTConfig.__dataclass_fields__)))
+    for spec in (encoder_spec(arch, doc.precision), decoder_spec(arch, doc.precision)):
+        got = doc.graphs[spec.name].model_dump(include={"inputs", "outputs"})
         if got != {k: v for k, v in spec.to_dict().items() if k in ("inputs", "outputs")}:
             raise DDTError(f"{path}: the {spec.name} graph's tensors do not match the architecture (the manifest was edited?); rebuild the folder")
-    return data
+    return doc
 
 
 def digest(data: dict) -> str:
@@ -142,25 +169,35 @@ def digest(data: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def write(root: Path, data: dict) -> None:
-    """Stamp the digest and write atomically (callers hold the exclusive lock, or own the folder)."""
+def write(root: Path, doc: ManifestDoc) -> ManifestDoc:
+    """Check, stamp the digest and write atomically (callers hold the exclusive lock, or own the folder); returns what was written."""
+    try:
+        doc = ManifestDoc.model_validate(doc.dump())  # what build and the extras assembled obeys the schema
+    except ValidationError as e:
+        raise DDTError(f"internal error: the manifest being written is invalid ({first_problem(e)}); please report it") from None
+    data = doc.dump()
     data["digest"] = digest(data)
     write_json_atomic(Path(root) / NAME, data)
+    return ManifestDoc.model_validate(data)
 
 
-def verify_files(root: Path, data: dict) -> None:
-    for file, entry in data["files"].items():
-        p = root / file
-        if not p.is_file():
-            raise DDTError(f"{root}: {file} is missing; the build is incomplete, rebuild it")
-        if p.stat().st_size != entry["bytes"] or sha256(p) != entry["sha256"]:
-            raise DDTError(f"{root}: {file} does not match its sha256 in the manifest (modified or truncated); rebuild it")
+def check_file(root: Path, file: str, entry: FileEntry) -> None:
+    p = root / file
+    if not p.is_file():
+        raise DDTError(f"{root}: {file} is missing; the build is incomplete, rebuild it")
+    if p.stat().st_size != entry.bytes or sha256(p) != entry.sha256:
+        raise DDTError(f"{root}: {file} does not match its sha256 in the manifest (modified or truncated); rebuild it")
 
 
-def update(m: Manifest, change: Callable[[dict], None]) -> Manifest | None:
+def verify_files(root: Path, doc: ManifestDoc) -> None:
+    for file, entry in doc.files.items():
+        check_file(root, file, entry)
+
+
+def update(m: Manifest, change: Callable[[ManifestDoc], None]) -> Manifest | None:
     """Read-modify-write of the manifest under the folder's exclusive lock, re-read there.
 
-    `change(data)` edits the freshly read manifest (it may add files it wrote into the folder and
+    `change(doc)` edits the freshly read manifest (it may add files it wrote into the folder and
     record them with `record_file`). Returns the new manifest, or None when the folder now holds
     another build (rebuilt since `m` was read): nothing is written then.
     """
@@ -168,26 +205,27 @@ def update(m: Manifest, change: Callable[[dict], None]) -> Manifest | None:
         path = m.root / NAME
         if not path.is_file():
             return None
-        data = _parse(path)
-        if Manifest(m.root, data).identity != m.identity:
+        doc = _parse(path)
+        if Manifest(m.root, doc).identity != m.identity:
             return None
-        change(data)
-        write(m.root, data)
-    return Manifest(m.root, data)
+        change(doc)
+        doc = write(m.root, doc)
+    return Manifest(m.root, doc)
 
 
-def record_file(root: Path, data: dict, file: str) -> None:
-    data["files"][file] = file_entry(Path(root) / file)
+def record_file(root: Path, doc: ManifestDoc, file: str) -> None:
+    entry = file_entry(Path(root) / file)
+    doc.files[file] = FileEntry(**entry)
 
 
 def is_build(folder: Path) -> bool:
     """Provably a ddt-export build: a manifest we can parse, and exactly the files it lists (sizes checked), nothing else."""
     try:
-        data = _parse(folder / NAME)
+        doc = _parse(folder / NAME)
     except DDTError:
         return False
-    listed = set(data["files"]) | {NAME}
+    listed = set(doc.files) | {NAME}
     present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir()}
     if present != listed:
         return False
-    return all((folder / f).stat().st_size == e["bytes"] for f, e in data["files"].items())
+    return all((folder / f).stat().st_size == e.bytes for f, e in doc.files.items())

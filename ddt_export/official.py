@@ -17,7 +17,8 @@ import torch
 import yaml
 
 from .errors import DDTError
-from .model import DDT, DDTConfig
+from .config import DDTConfig
+from .model import DDT
 from .sampler import SamplerSettings
 
 TRUST_FLAG = "--trust-checkpoint"
@@ -56,7 +57,7 @@ def _input_file(path: Path, what: str, example: str) -> Path:
 
 def read_config(path: str | Path) -> ModelSource:
     """An official-layout training YAML -> architecture, null class, sampler defaults (validated by schema.py)."""
-    from .schema import check_config
+    from .config_schema import check_config
 
     path = _input_file(Path(path), "config", "configs/repa_improved_ddt_xlen22de6_256.yaml")
     try:

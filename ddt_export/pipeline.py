@@ -22,7 +22,8 @@ from . import schedules
 from .backends import Backend, open_backend
 from .errors import DDTError
 from .manifest import Manifest, read
-from .model import DDT, DDTConfig
+from .config import DDTConfig
+from .model import DDT
 from .sampler import MAX_BATCH, SamplerSettings, sample
 
 CALIBRATION_SEED = 0

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import DDTError
-from .model import ARCHITECTURES, DDT, RESOLUTIONS, init_random, preset
+from .config import ARCHITECTURES, RESOLUTIONS, preset
+from .model import DDT, init_random
 from .official import ModelSource, load_weights, read_config, read_weights
 from .sampler import SamplerSettings
 

@@ -16,6 +16,7 @@ import torch
 from .errors import DDTError
 from .export import check_graph, export_graph
 from .graphs import BATCH, GraphSpec, TensorSpec
+from .manifest_schema import GraphCheck, GraphEntry, ManifestDoc
 from .model import DDT
 
 NAME = "vae_decoder"
@@ -55,11 +56,11 @@ def load_vae(folder: Path):
             raise DDTError(f"cannot load the VAE from {folder}: {str(e).splitlines()[0]}") from None
 
 
-def vae_extra(folder: Path, opset: int) -> Callable[[Path, dict, DDT], None]:
+def vae_extra(folder: Path, opset: int) -> Callable[[Path, ManifestDoc, DDT], None]:
     """A build extra that exports and checks the VAE decoder; the VAE is loaded before the build starts."""
     vae = load_vae(folder)
 
-    def extra(tmp: Path, data: dict, model: DDT) -> None:
+    def extra(tmp: Path, doc: ManifestDoc, model: DDT) -> None:
         arch = model.cfg
         if vae.config.latent_channels != arch.in_channels:
             raise DDTError(f"the VAE has {vae.config.latent_channels} latent channels but the model makes {arch.in_channels}")
@@ -70,6 +71,6 @@ def vae_extra(folder: Path, opset: int) -> Callable[[Path, dict, DDT], None]:
         check = check_graph(module, spec, tmp / spec.file, {"z": torch.randn((1, *arch.latent_shape), generator=g)}, TOLERANCE)
         if check.max_rel_error > TOLERANCE:
             raise DDTError(f"VAE decoder graph differs from PyTorch by {check.max_rel_error:.2e}; report this")
-        data["graphs"][NAME] = {**spec.to_dict(), "check": check.to_dict(), "source": str(folder), "scaling_factor": SCALE}
+        doc.graphs[NAME] = GraphEntry(**spec.to_dict(), check=GraphCheck(**check.to_dict()), source=str(folder), scaling_factor=SCALE)
 
     return extra

@@ -10,7 +10,8 @@ from ddt_export.build import build
 from ddt_export.errors import DDTError
 from ddt_export.files import sha256
 from ddt_export.manifest import read
-from ddt_export.model import DDT, DDTConfig, init_random
+from ddt_export.config import DDTConfig
+from ddt_export.model import DDT, init_random
 from ddt_export.official import ModelSource
 from ddt_export.sampler import SamplerSettings
 
@@ -39,7 +40,7 @@ def test_graphs_declare_the_manifest_tensors(built):
         assert [o.name for o in g.graph.output] == [t.name for t in spec.outputs]
         dims = [d.dim_param or d.dim_value for d in g.graph.input[0].type.tensor_type.shape.dim]
         assert dims == ["batch", 4, 8, 8]
-        assert g.opset_import[0].version == m.data["opset"]
+        assert g.opset_import[0].version == m.doc.opset
 
 
 def tiny_source():
@@ -104,5 +105,5 @@ def test_xl_random_weights_build(tmp_path):
     src, load = sources.resolve(preset_name="xl", res=256, random_weights=True)
     model, origin = load()
     m = build(src, model, tmp_path / "xl")
-    assert any(f.endswith(".data") for f in m.data["files"])
-    assert m.data["graphs"]["encoder"]["check"]["max_rel_error"] < 1e-4
+    assert any(f.endswith(".data") for f in m.doc.files)
+    assert m.doc.graphs["encoder"].check.max_rel_error < 1e-4

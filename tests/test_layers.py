@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "ddt_export"
-LOW = {"model", "graphs", "manifest", "sampler", "schedules", "export", "dtypes", "files", "errors", "metrics", "schema"}
+LOW = {"config", "manifest_schema", "config_schema", "model", "graphs", "manifest", "sampler", "schedules", "export", "dtypes", "files", "errors", "metrics"}
 HIGH = {"pipeline", "bench", "cli", "scale", "describe"}
 MAX_LINES = 420
 
@@ -108,7 +108,7 @@ def test_low_layers_never_import_high_ones():
 
 
 def test_light_modules_do_not_load_torch_or_backends():
-    code = ("import sys, ddt_export.graphs, ddt_export.schedules, ddt_export.sampler, ddt_export.dtypes, ddt_export.files;"
+    code = ("import sys, ddt_export.config, ddt_export.manifest, ddt_export.graphs, ddt_export.schedules, ddt_export.sampler, ddt_export.dtypes, ddt_export.files;"
             "print(sorted(m for m in ('torch', 'onnxruntime', 'openvino', 'ddt_export.pipeline', 'ddt_export.backends') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", out
@@ -121,3 +121,60 @@ def test_module_is_small_and_says_what_it_owns(path):
     if text.strip():
         doc = ast.get_docstring(ast.parse(text))
         assert doc and len(doc.splitlines()[0]) > 20, f"{path.name} has no one-line docstring saying what it owns"
+
+
+# ----------------------------------------------------------------------------- the manifest is typed, functions are short
+
+MAX_FUNCTION_LINES = 60
+MANIFEST_MODULES = {"manifest.py", "manifest_schema.py"}
+
+
+def test_manifest_is_read_only_through_its_typed_models():
+    """No module but manifest.py and manifest_schema.py touches the manifest's raw JSON: `Manifest` has no raw dict,
+    and nobody else subscripts a `.doc` (or its sections) with a string key or opens manifest.json to parse it."""
+    from dataclasses import fields
+
+    from ddt_export.manifest import Manifest
+
+    assert {f.name for f in fields(Manifest)} == {"root", "doc"}
+    offenders = []
+    for path in PKG.rglob("*.py"):
+        if path.name in MANIFEST_MODULES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+                base = ast.unparse(node.value)
+                if base.endswith(".doc") or ".doc." in base or base.endswith(".data") and "manifest" in base:
+                    offenders.append(f"{path.relative_to(PKG)}:{node.lineno} {ast.unparse(node)}")
+            if isinstance(node, ast.Attribute) and node.attr == "data" and ast.unparse(node.value).split(".")[-1] in {"m", "manifest", "m8", "ref_m"}:
+                offenders.append(f"{path.relative_to(PKG)}:{node.lineno} {ast.unparse(node)}")
+    assert not offenders, offenders
+
+
+def _long_functions(path: Path) -> list[str]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        is_command = any(isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr in ("command", "callback")
+                         for d in node.decorator_list)  # a typer command is its options' declaration: long by nature
+        length = node.end_lineno - node.lineno + 1
+        if length > MAX_FUNCTION_LINES and not is_command:
+            out.append(f"{path.relative_to(PKG)}:{node.lineno} {node.name} ({length} lines)")
+    return out
+
+
+def test_no_function_over_60_lines_outside_cli_commands():
+    long = [f for path in sorted(PKG.rglob("*.py")) for f in _long_functions(path)]
+    assert not long, long
+
+
+def test_committed_json_schema_is_the_models_schema():
+    """ddt_export/manifest.schema.json (what the C++ tests validate real manifests against) is generated from the models;
+    regenerate it with `python -m ddt_export.manifest_schema` after changing them."""
+    import json
+
+    from ddt_export.manifest_schema import json_schema
+
+    committed = json.loads((PKG / "manifest.schema.json").read_text())
+    assert committed == json_schema()

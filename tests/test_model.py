@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ddt_export.model import DDT, DDTConfig, apply_rope, patchify, preset, rope_tables, unpatchify
+from ddt_export.config import DDTConfig, preset
+from ddt_export.model import DDT, apply_rope, patchify, rope_tables, unpatchify
 from ddt_export.official import load_weights
 from tests.conftest import ARCH
 from tests.reference.official_ddt import OfficialDDT, apply_rotary_emb, precompute_freqs_cis_2d, random_official_weights

@@ -38,7 +38,7 @@ def resolve_name(name: str, manifest: Manifest | None) -> str:
         return name
     if manifest is None:
         return "torch"
-    if "engines" in manifest.data and tensorrt_available():
+    if manifest.doc.engines is not None and tensorrt_available():
         return "tensorrt"
     return "onnxruntime"
 

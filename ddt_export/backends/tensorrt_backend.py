@@ -25,6 +25,7 @@ import numpy as np
 from ..dtypes import torch_dtype
 from ..errors import DDTError
 from ..manifest import Manifest
+from ..manifest_schema import Engines
 from .buffers import Roles, allocate
 
 
@@ -89,7 +90,7 @@ class TensorRTRunner:
         # bound to slices of the same buffers (views, never copies). Engines whose profile cannot take B rows run the
         # full batch for both (the unconditional rows' results are then simply unused).
         self._ctx: dict[tuple[str, bool], Any] = {}
-        half = batch // 2 >= backend.cfg_batch["min"]
+        half = batch // 2 >= backend.cfg_batch.min
         for cond_only in (False, True) if half else (False,):
             lo = batch // 2 if cond_only else 0
             enc, dec = backend.encoder.create_execution_context(), backend.decoder.create_execution_context()
@@ -185,37 +186,37 @@ class TensorRTBackend:
     name = "tensorrt"
 
     def __init__(self, manifest: Manifest, *, cuda_graphs: bool | None = None, device: str = "cuda"):
-        from ..tensorrt.engines import MAX_BATCH, OPT_LEVEL, rebuild_command
+        from ..tensorrt.engines import rebuild_command
         from ..tensorrt.env import Device, require
 
         self.manifest, self.precision = manifest, manifest.precision
         self.encoder_spec, self.decoder_spec = manifest.graph("encoder"), manifest.graph("decoder")
         self.roles = Roles.of(self.encoder_spec, self.decoder_spec)
-        eng = manifest.data.get("engines")
-        if not eng:
+        eng = manifest.doc.engines
+        if eng is None:
             raise DDTError(f"{manifest.root} has no TensorRT engines; build them on this GPU machine: {rebuild_command(manifest.root)}")
         self.device = device
         if device == "cuda":
             require("--backend tensorrt", ", or run with --backend onnxruntime")
         import tensorrt as trt
 
-        here = Device.here() if device == "cuda" else Device("cpu", eng["compute_capability"], trt.__version__)
-        rebuild = rebuild_command(manifest.root, eng.get("max_batch", MAX_BATCH), eng.get("builder_optimization_level", OPT_LEVEL))
-        if here.tensorrt != eng["tensorrt"]:
-            raise DDTError(f"{manifest.root}: engines were built with TensorRT {eng['tensorrt']}, this is TensorRT {here.tensorrt}; rebuild them here: {rebuild}")
-        if here.compute_capability != eng["compute_capability"]:
-            raise DDTError(f"{manifest.root}: engines were built for compute capability {eng['compute_capability']} ({eng['gpu']}), this GPU is "
+        here = Device.here() if device == "cuda" else Device("cpu", eng.compute_capability, trt.__version__)
+        rebuild = rebuild_command(manifest.root, eng.max_batch, eng.builder_optimization_level)
+        if here.tensorrt != eng.tensorrt:
+            raise DDTError(f"{manifest.root}: engines were built with TensorRT {eng.tensorrt}, this is TensorRT {here.tensorrt}; rebuild them here: {rebuild}")
+        if here.compute_capability != eng.compute_capability:
+            raise DDTError(f"{manifest.root}: engines were built for compute capability {eng.compute_capability} ({eng.gpu}), this GPU is "
                            f"{here.compute_capability} ({here.name}); rebuild them here: {rebuild}")
         self.cuda_graphs = (os.environ.get("DDT_TRT_CUDA_GRAPHS", "1") != "0") if cuda_graphs is None else cuda_graphs
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self.encoder = self._load(trt, "encoder", eng, rebuild)
         self.decoder = self._load(trt, "decoder", eng, rebuild)
-        self.cfg_batch, self.opt_level = eng["cfg_batch"], eng.get("builder_optimization_level", OPT_LEVEL)
+        self.cfg_batch, self.opt_level = eng.cfg_batch, eng.builder_optimization_level
         self._runners: dict[int, TensorRTRunner] = {}
 
-    def _load(self, trt, name: str, eng: dict, rebuild: str):
-        path = self.manifest.path(eng["files"][name])
+    def _load(self, trt, name: str, eng: Engines, rebuild: str):
+        path = self.manifest.path(eng.files[name])
         engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
         if engine is None:
             raise DDTError(f"{path}: TensorRT cannot load this engine (another TensorRT, GPU or a damaged file); rebuild them here: {rebuild}")
@@ -231,7 +232,7 @@ class TensorRTBackend:
         return engine
 
     def runner(self, batch: int) -> TensorRTRunner:
-        lo, hi = self.cfg_batch["min"], self.cfg_batch["max"]
+        lo, hi = self.cfg_batch.min, self.cfg_batch.max
         if not lo <= batch <= hi:
             from ..tensorrt.engines import rebuild_command
 

@@ -14,7 +14,7 @@ CHUNK = 4  # images per call: the decoder's activations at 256 px are ~1 GB per 
 class VAEDecoder:
     def __init__(self, manifest: Manifest):
         self.spec = manifest.graph(NAME)
-        self.scale = float(manifest.data["graphs"][NAME].get("scaling_factor", 0.18215))
+        self.scale = manifest.doc.graphs[NAME].scaling_factor or 0.18215  # the SD VAE's, for builds that did not record it
         self.session = session(manifest.path(self.spec.file), default_providers())
 
     def __call__(self, latents: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..model import DDTConfig
+from ..config import DDTConfig
 
 FREQ_DIM = 256  # the timestep embedder's sinusoidal features (model.TimestepEmbedder)
 

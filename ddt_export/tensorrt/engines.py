@@ -23,6 +23,7 @@ from typing import Callable
 from ..errors import DDTError
 from ..files import user_cache
 from ..graphs import GraphSpec
+from ..manifest_schema import Engines, GraphEntry, ManifestDoc
 from .env import Device, require
 
 GRAPHS = ("encoder", "decoder")
@@ -79,14 +80,14 @@ def quiet_polygraphy() -> None:
 
 def build_engines(
     folder: Path,
-    graphs: dict,
+    graphs: dict[str, GraphEntry],
     *,
     precision: str,
     max_batch: int,
     opt_level: int,
     progress: Callable[[str], None] = lambda msg: None,
     out: Path | None = None,
-) -> dict:
+) -> Engines:
     """Build `<graph>.plan` from each `<graph>.onnx` in `folder` (into `out`, default `folder`); returns the manifest's `engines` section."""
     from polygraphy.exception import PolygraphyException
 
@@ -97,7 +98,7 @@ def build_engines(
     cache.parent.mkdir(parents=True, exist_ok=True)
     profiles, seconds = {}, {}
     for name in GRAPHS:
-        spec = GraphSpec.from_dict(name, graphs[name])
+        spec = GraphSpec.from_dict(name, graphs[name].model_dump())
         profiles[name] = profile_shapes(spec, batch)
         progress(f"building the {name} TensorRT engine ({precision}, {device.name}); minutes for XL")
         started = time.perf_counter()
@@ -108,7 +109,7 @@ def build_engines(
         with open((out or folder) / f"{name}.plan", "wb") as f:
             f.write(plan)
         seconds[name] = round(time.perf_counter() - started, 1)
-    return {
+    return Engines.model_validate({
         "tensorrt": device.tensorrt,
         "gpu": device.name,
         "compute_capability": device.compute_capability,
@@ -122,7 +123,7 @@ def build_engines(
         "files": {name: f"{name}.plan" for name in GRAPHS},
         "timing_cache": str(cache),
         "build_seconds": seconds,
-    }
+    })
 
 
 def check_options(max_batch: int, opt_level: int) -> None:
@@ -147,8 +148,8 @@ def engines_extra(*, precision: str, max_batch: int = MAX_BATCH, opt_level: int 
         if missing() is not None:
             return None
 
-    def extra(tmp: Path, data: dict, model) -> None:
-        data["engines"] = build_engines(tmp, data["graphs"], precision=precision, max_batch=max_batch, opt_level=opt_level)
+    def extra(tmp: Path, doc: ManifestDoc, model) -> None:
+        doc.engines = build_engines(tmp, doc.graphs, precision=precision, max_batch=max_batch, opt_level=opt_level)
 
     return extra
 
@@ -170,21 +171,21 @@ def rebuild_engines(build_dir: str | Path, *, max_batch: int | None = None, opt_
     from ..manifest import read, record_file, update
 
     m = read(build_dir)
-    old = m.data.get("engines", {})
-    max_batch = max_batch if max_batch is not None else old.get("max_batch", MAX_BATCH)
-    opt_level = opt_level if opt_level is not None else old.get("builder_optimization_level", OPT_LEVEL)
+    old = m.doc.engines
+    max_batch = max_batch if max_batch is not None else old.max_batch if old else MAX_BATCH
+    opt_level = opt_level if opt_level is not None else old.builder_optimization_level if old else OPT_LEVEL
     check_options(max_batch, opt_level)
     require("ddt-export engines")
     staging = Path(tempfile.mkdtemp(prefix=f".{m.root.name}.engines.", suffix=".partial", dir=m.root.absolute().parent))
     try:
-        engines = build_engines(m.root, m.data["graphs"], precision=m.precision, max_batch=max_batch, opt_level=opt_level,
+        engines = build_engines(m.root, m.doc.graphs, precision=m.precision, max_batch=max_batch, opt_level=opt_level,
                                 progress=progress, out=staging)
 
-        def change(data: dict) -> None:
+        def change(doc: ManifestDoc) -> None:
             for name in GRAPHS:
                 os.replace(staging / f"{name}.plan", m.root / f"{name}.plan")
-                record_file(m.root, data, f"{name}.plan")
-            data["engines"] = engines
+                record_file(m.root, doc, f"{name}.plan")
+            doc.engines = engines
 
         updated = update(m, change)
     finally:

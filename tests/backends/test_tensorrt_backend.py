@@ -16,6 +16,7 @@ from ddt_export.backends import resolve_name
 from ddt_export.backends.ort_providers import providers, tensorrt_options
 from ddt_export.errors import DDTError
 from ddt_export.manifest import read
+from ddt_export.manifest_schema import Engines
 from ddt_export.tensorrt import env
 
 ENGINES = {"tensorrt": "10.8.0.43", "gpu": "NVIDIA L4", "compute_capability": "8.9", "precision": "fp32", "max_batch": 4,
@@ -26,7 +27,7 @@ ENGINES = {"tensorrt": "10.8.0.43", "gpu": "NVIDIA L4", "compute_capability": "8
 def with_engines(built):
     m = read(built)
     m = copy.deepcopy(m)
-    m.data["engines"] = dict(ENGINES)
+    m.doc.engines = Engines.model_validate(ENGINES)
     return m
 
 

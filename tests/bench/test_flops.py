@@ -13,7 +13,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ddt_export.bench.flops import block_macs, decoder_macs, encoder_macs, ideal_speedup
 from ddt_export.manifest import read
-from ddt_export.model import DDT, DDTConfig, preset
+from ddt_export.config import DDTConfig, preset
+from ddt_export.model import DDT
 from tests.conftest import ARCH
 
 TINY = DDTConfig(**ARCH, latent_size=8)  # the architecture of the session's tiny build

@@ -49,9 +49,9 @@ def test_concurrent_first_use_calibrations_leave_one_valid_entry(built, tmp_path
     for code, err in results:
         assert code == 0, err
     m = read(build)  # every file the manifest lists exists with its hash
-    entries = [e for e in m.data["calibration"].values() if e["sampler"]["num_steps"] == 6]
-    assert len(entries) == 1, m.data["calibration"]
-    listed = set(m.data["files"]) | {"manifest.json"}
+    entries = [e for e in m.doc.calibration.values() if e.sampler.num_steps == 6]
+    assert len(entries) == 1, m.doc.calibration
+    listed = set(m.doc.files) | {"manifest.json"}
     assert {p.name for p in build.iterdir()} == listed  # no stray temp files or unlisted matrices
     assert not list(tmp_path.glob(".b.*partial"))
 
@@ -74,7 +74,7 @@ def test_generate_during_a_rebuild_of_the_same_folder(official, built, tmp_path)
         one_clear_line(*finish(p))
     assert len(gens) >= 2
     m = read(build)  # valid afterwards: every listed file with its hash, nothing unlisted
-    assert {p.name for p in build.iterdir()} == set(m.data["files"]) | {"manifest.json"}
+    assert {p.name for p in build.iterdir()} == set(m.doc.files) | {"manifest.json"}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])

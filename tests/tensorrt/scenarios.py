@@ -88,7 +88,7 @@ def engines(real, args: dict) -> dict:
     rec = fake.record
     out = {
         "version": real.__version__,
-        "engines": m.data["engines"],
+        "engines": m.doc.engines.model_dump(mode="json"),
         "calls": rec.names(),
         "sets": [[k, str(v)] for k, v in rec.sets],
         "network_flags": [kw.get("flags", a[0] if a else None) for name, a, kw in rec.calls if name == "Builder.create_network"],
@@ -134,7 +134,7 @@ def engines(real, args: dict) -> dict:
         out["too_big"] = None
     except DDTError as e:
         out["too_big"] = str(e)
-    m.data["engines"]["tensorrt"] = "9.9.9"
+    m.doc.engines.tensorrt = "9.9.9"
     try:
         TensorRTBackend(m, device="cpu")
         out["other_version"] = None

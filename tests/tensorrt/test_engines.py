@@ -13,7 +13,6 @@ import json
 import pytest
 
 from ddt_export.errors import DDTError
-from ddt_export.graphs import GraphSpec
 from ddt_export.manifest import read
 from ddt_export.tensorrt import engines as E
 from ddt_export.tensorrt.env import INSTALL, Device, missing
@@ -52,7 +51,7 @@ def test_loader_chain_is_strongly_typed_with_profiles_cache_and_level(built_fp16
 
 
 def test_encoder_profile_names_every_input(built_fp16):
-    spec = GraphSpec.from_dict("encoder", read(built_fp16).data["graphs"]["encoder"])
+    spec = read(built_fp16).graph("encoder")
     shapes = E.profile_shapes(spec, E.cfg_batch_range(1))
     assert shapes == {"x": {"min": [1, 4, 8, 8], "opt": [2, 4, 8, 8], "max": [16, 4, 8, 8]},
                       "t": {"min": [1], "opt": [2], "max": [16]}, "y": {"min": [1], "opt": [2], "max": [16]}}
@@ -91,7 +90,7 @@ def test_build_with_tensorrt_backend_fails_in_one_line_and_writes_nothing(cli, o
 def test_auto_build_says_engines_were_skipped(built_fp16_run):
     folder, output = built_fp16_run
     assert "TensorRT or a GPU is not available here: building the ONNX graphs only, engines skipped" in " ".join(output.split())
-    assert "engines" not in read(folder).data
+    assert read(folder).doc.engines is None
 
 
 def test_engines_command_without_tensorrt_fails_and_leaves_the_build_alone(cli, built_fp16):
