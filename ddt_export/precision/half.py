@@ -7,7 +7,7 @@ with overflow to inf where they would overflow. Running the graph as is would un
 fp16 errors: onnxruntime's CPU provider has fp16 kernels for few ops and computes the rest
 in fp32, keeping fp32 values between consecutive such nodes (and it has no bf16 kernels).
 
-Export checks every graph through `cpu_session`; `ddt-export check` (precision_report.py)
+Export checks every graph through `cpu_session`; `ddt-export check` (report.py)
 and the TensorRT op checks read `islands` and `op_inventory`.
 """
 

@@ -7,7 +7,7 @@ error and a whole sampling run's, the largest activation magnitudes per site of 
 model (how close they come to fp16's 65504), and which sites of each graph compute in fp32
 (the islands a strongly typed TensorRT network keeps). Both sides run on the real backends
 and the real sampling loop: the build on onnxruntime with half storage emulated the way GPU
-kernels store it (halfprec.py), the reference on torch or onnxruntime.
+kernels store it (half.py), the reference on torch or onnxruntime.
 """
 
 from __future__ import annotations
@@ -152,13 +152,7 @@ def check(
     progress: Callable[[str], None] = lambda msg: None,
 ) -> dict:
     """The whole report as a JSON-ready dict (see the module docstring)."""
-    m = read(build_dir)
-    ref_m = read(against) if against is not None else None
-    if ref_m is not None:
-        if ref_m.precision != "fp32":
-            raise DDTError(f"--against {against} is a {ref_m.precision} build; give an fp32 build of the same model")
-        if ref_m.data["model"]["architecture"] != m.data["model"]["architecture"]:
-            raise DDTError(f"--against {against} is a different architecture than {build_dir}; build both from the same model")
+    m, ref_m = _builds(build_dir, against)
     progress("loading graphs")
     got_backend = OnnxRuntimeBackend(m, emulate_half=True)
     model = m.load_model()
@@ -166,6 +160,39 @@ def check(
 
     inp = worst_case_inputs(m, seed=seed)
     progress("running the graphs on worst-case inputs")
+    graphs, per_t = graph_errors(got_backend, ref_backend, inp, m)
+
+    progress("measuring activation magnitudes")
+    magnitudes = activation_magnitudes(model, *map(torch.from_numpy, (inp["x"], inp["t"], inp["y"])))
+    run = sampling_run(got_backend, ref_backend, m, steps, batch, seed, progress)
+    return {
+        "build": str(m.root),
+        "precision": m.precision,
+        "emulated": f"{m.precision} storage emulated on onnxruntime CPU: fp32 arithmetic, every {m.precision} tensor rounded" if m.precision in ("fp16", "bf16") else None,
+        "reference": f"fp32 graphs of {ref_m.root}" if ref_m is not None else "fp32 PyTorch model from the build's weights",
+        "worst_case_t": list(WORST_T),
+        "graphs": graphs,
+        "per_t": per_t,
+        "sampling_run": run,
+        "activation_magnitudes": magnitudes,
+        "fp32_islands": {name: islands(onnx.load(str(m.path(m.graph(name).file)), load_external_data=False)) for name in ("encoder", "decoder")},
+    }
+
+
+def _builds(build_dir: str | Path, against: str | Path | None) -> tuple[Manifest, Manifest | None]:
+    """(the build checked, the fp32 build it is checked against or None), refused when they cannot be compared."""
+    m = read(build_dir)
+    ref_m = read(against) if against is not None else None
+    if ref_m is not None:
+        if ref_m.precision != "fp32":
+            raise DDTError(f"--against {against} is a {ref_m.precision} build; give an fp32 build of the same model")
+        if ref_m.data["model"]["architecture"] != m.data["model"]["architecture"]:
+            raise DDTError(f"--against {against} is a different architecture than {build_dir}; build both from the same model")
+    return m, ref_m
+
+
+def graph_errors(got_backend, ref_backend, inp: dict, m: Manifest) -> tuple[dict, list[dict]]:
+    """({graph: error report} over every worst-case input, [the same per worst-case t]); the decoder also as chained."""
     B = len(inp["t"])
     ref_runner, got_runner = ref_backend.runner(B), got_backend.runner(B)
     s_ref, v_ref = graph_outputs(ref_runner, inp)
@@ -178,10 +205,12 @@ def check(
         per_t.append({"t": t, "encoder": error_report(s_got[rows], s_ref[rows]), "decoder": error_report(v_got[rows], v_ref[rows]),
                       "encoder+decoder": error_report(v_chain[rows], v_ref[rows])})
     graphs = {"encoder": error_report(s_got, s_ref), "decoder": error_report(v_got, v_ref), "encoder+decoder": error_report(v_chain, v_ref)}
+    return graphs, per_t
 
-    progress("measuring activation magnitudes")
-    magnitudes = activation_magnitudes(model, *map(torch.from_numpy, (inp["x"], inp["t"], inp["y"])))
 
+def sampling_run(got_backend, ref_backend, m: Manifest, steps: int | None, batch: int, seed: int,
+                 progress: Callable[[str], None]) -> dict:
+    """A whole sampling run of the build against the reference, the encoder at every step, non-finite values counted."""
     settings = m.sampler.with_overrides(num_steps=min(m.sampler.num_steps, 50) if steps is None else steps)
     noise = seeded_noise(batch, m.arch.latent_shape, seed)
     labels = [int(v) for v in torch.randint(0, m.arch.num_classes, (batch,), generator=torch.Generator().manual_seed(seed))]
@@ -195,20 +224,8 @@ def check(
     got = sample(run_runner, noise, labels, m.null_class, settings, every, count)
     progress(f"sampling {settings.num_steps} steps with the fp32 reference")
     want = sample(ref_backend.runner(2 * batch), noise, labels, m.null_class, settings, every)
-    run = {**error_report(got, want), "nonfinite_values_seen": nonfinite[0], "steps": settings.num_steps, "batch": batch,
-           "guidance": settings.guidance, "labels": labels, "noise_seed": seed}
-    return {
-        "build": str(m.root),
-        "precision": m.precision,
-        "emulated": f"{m.precision} storage emulated on onnxruntime CPU: fp32 arithmetic, every {m.precision} tensor rounded" if m.precision in ("fp16", "bf16") else None,
-        "reference": f"fp32 graphs of {ref_m.root}" if ref_m is not None else "fp32 PyTorch model from the build's weights",
-        "worst_case_t": list(WORST_T),
-        "graphs": graphs,
-        "per_t": per_t,
-        "sampling_run": run,
-        "activation_magnitudes": magnitudes,
-        "fp32_islands": {name: islands(onnx.load(str(m.path(m.graph(name).file)), load_external_data=False)) for name in ("encoder", "decoder")},
-    }
+    return {**error_report(got, want), "nonfinite_values_seen": nonfinite[0], "steps": settings.num_steps, "batch": batch,
+            "guidance": settings.guidance, "labels": labels, "noise_seed": seed}
 
 
 def _as_state(s: np.ndarray, m: Manifest) -> np.ndarray:

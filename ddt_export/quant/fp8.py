@@ -1,4 +1,4 @@
-"""fp8 e4m3 QDQ graphs for TensorRT on Ada/Hopper, converted from a max-calibrated int8 QDQ graph (quantize.py)."""
+"""fp8 e4m3 QDQ graphs for TensorRT on Ada/Hopper, converted from an int8 QDQ graph whose ranges are max |x| (graph.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ INT8_MAX = 127.0  # symmetric int8 range [-127, 127]
 
 
 def to_fp8(model: onnx.ModelProto, fp32_weights: dict[str, np.ndarray]) -> onnx.ModelProto:
-    """A max-calibrated int8 QDQ graph -> fp8 e4m3 QDQ: scales x 127/448, zero points fp8 0, weights re-quantised.
+    """An int8 QDQ graph with max-|x| ranges -> fp8 e4m3 QDQ: scales x 127/448, zero points fp8 0, weights re-quantised.
 
     The same conversion as Model Optimizer's `int8_to_fp8`, except that weights stored as int8
     are re-quantised from their fp32 values (not reinterpreted), so they keep e4m3's precision.

@@ -1,10 +1,11 @@
 """One graph being quantised: onnxruntime's quantiser over recorded feeds, site variants, their errors against fp32.
 
-quantize.py decides what to quantise; this module makes the graphs and measures them.
+sites.py decides what to quantise and run.py drives it; this module makes the graphs and measures them.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Sequence
@@ -20,7 +21,7 @@ EXTERNAL_LIMIT = 1_800_000_000  # bytes; larger graphs are written with `<file>.
 
 
 class Reader:
-    """onnxruntime's CalibrationDataReader over recorded feeds."""
+    """Recorded feeds as onnxruntime's quantiser reads them (the interface of its CalibrationDataReader)."""
 
     def __init__(self, feeds: list[dict]):
         self.feeds, self.i = feeds, 0
@@ -46,7 +47,10 @@ class Reader:
 
 
 def ort_quantize(fp32: Path, out: Path, nodes: list[str], cache: Path, feeds: list[dict], large: bool) -> None:
-    """int8 QDQ of `nodes` only (weights int8 per output channel, activations int8 per tensor, both symmetric)."""
+    """int8 QDQ of `nodes` only (weights int8 per output channel, activations int8 per tensor, both symmetric).
+
+    The activation ranges are max |x| over `feeds`, measured on the first call and read from `cache` after it.
+    """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     quantize_static(
@@ -94,17 +98,26 @@ def fp32_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == TensorProto.FLOAT and len(t.dims) == 2}
 
 
+def op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    """{op: nodes} of the Q/DQ and matmul ops of a quantised graph."""
+    out: dict[str, int] = {}
+    for n in model.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear", "MatMul", "Gemm"):
+            out[n.op_type] = out.get(n.op_type, 0) + 1
+    return out
+
+
 class Graph:
-    """One graph being quantised: its fp32 file, calibration cache, held-out feeds and fp32 outputs on them.
+    """One graph being quantised: its fp32 file, activation-range cache, held-out feeds and fp32 outputs on them.
 
     `probes` are extra inputs that count for the max error only (the build check's random inputs).
     """
 
-    def __init__(self, name: str, fp32: Path, work: Path, calib: list[dict], heldout: list[dict], precision: str, num_encoder_blocks: int,
-                 probes: Sequence[dict] = ()):
+    def __init__(self, name: str, fp32: Path, work: Path, range_feeds: list[dict], heldout: list[dict], precision: str,
+                 num_encoder_blocks: int, probes: Sequence[dict] = ()):
         import onnxruntime as ort
 
-        self.name, self.fp32, self.work, self.calib, self.heldout, self.precision = name, fp32, work, calib, heldout, precision
+        self.name, self.fp32, self.work, self.range_feeds, self.heldout, self.precision = name, fp32, work, range_feeds, heldout, precision
         self.probes = list(probes)
         self.model = onnx.load(str(fp32), load_external_data=False)
         self.sites = site_nodes(self.model, num_encoder_blocks)
@@ -125,7 +138,7 @@ class Graph:
             return load(self.fp32)
         out = self.work / f"{self.name}-{self.variant}.onnx"
         self.variant += 1
-        ort_quantize(self.fp32, out, nodes, self.cache, self.calib, self.large)
+        ort_quantize(self.fp32, out, nodes, self.cache, self.range_feeds, self.large)
         # quantize_static quantises a graph input (the decoder's s) once and rewires every consumer to its DQ,
         # float sites included: put the fp32 inputs back on every matmul that was not asked for
         model = self.only(load(out), sites)
@@ -141,7 +154,7 @@ class Graph:
         """`full` (every site quantised) with only `sites` still quantised; the other matmuls read their fp32 inputs again.
 
         The same graph quantised(sites) writes, without a quantize_static pass over the whole model per
-        variant (minutes each for XL/2): every range comes from the one calibration cache and every matmul
+        variant (minutes each for XL/2): every range comes from the one range cache and every matmul
         has its own Q/DQ pair, so a site's pairs do not depend on which other sites are quantised.
         """
         keep = {n for s in sites for n in self.sites[s]}
@@ -171,6 +184,11 @@ class Graph:
         del model.graph.initializer[:]
         model.graph.initializer.extend(kept)
         return model
+
+    def range_tensors(self) -> int | None:
+        """How many tensors the range cache holds activation ranges for (None: a cache format this does not know)."""
+        ranges = json.loads(self.cache.read_text()) if self.cache.exists() else {}
+        return len(ranges.get("data", ranges)) if isinstance(ranges, dict) else None
 
     def error(self, model: onnx.ModelProto) -> float:
         """Relative L2 error of the graph's output against fp32 over the held-out trajectory inputs."""

@@ -1,4 +1,4 @@
-"""SmoothQuant for DDT, folded exactly into the weights before int8 quantisation.
+"""SmoothQuant for DDT: the per-channel factors, folded exactly into a copy of the weights, and that copy's graphs exported.
 
 Per-tensor int8 activations give every channel of a matmul input the same step, amax / 127, so a
 few large channels cost the small ones their precision. SmoothQuant (Xiao et al., 2023) divides
@@ -22,8 +22,10 @@ The embedders and adaLN linears read graph inputs or silu(...) and keep their in
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -103,6 +105,25 @@ def smooth(model: DDT, amax: dict[str, torch.Tensor], alpha: float = ALPHA) -> t
         ada.bias[D:].copy_((ada.bias[D:] + 1) / s - 1)
         fl.linear.weight.mul_(s[None])
     return out, used
+
+
+def channel_spread(amax: dict[str, torch.Tensor]) -> float:
+    """Median over the linears of max channel amax / median channel amax: how uneven the smoothed inputs' channels are."""
+    return float(np.median([float(v.max() / v.median().clamp(min=1e-12)) for v in amax.values()]))
+
+
+def export_smoothed(model: DDT, encoder_feeds: list[dict], decoder_feeds: list[dict], alpha: float, out: Path,
+                    opset: int) -> tuple[float, float]:
+    """Export encoder and decoder of the SmoothQuant-folded `model` to out/, with factors from the ranges the feeds give;
+    returns the channel spread of the smoothed linears' inputs before and after (after: amax / s, exactly)."""
+    from ..export import example_inputs, export_graph, graph_modules
+
+    amax = input_amax(model, encoder_feeds, decoder_feeds)
+    smoothed, factors = smooth(model, amax, alpha)
+    out.mkdir()
+    for spec, module in graph_modules(smoothed, "fp32"):
+        export_graph(module, spec, example_inputs(spec, smoothed, batch=2), out / spec.file, opset)
+    return channel_spread(amax), channel_spread({name: amax[name] / s for name, s in factors.items()})
 
 
 def _into_norm_and_shift(norm_weight: nn.Parameter, ada: nn.Linear, shift_rows: slice, s: torch.Tensor) -> None:

@@ -1,11 +1,12 @@
-"""SmoothQuant folded into the weights: the same function, evened-out matmul inputs, less int8 error where channels differ."""
+"""SmoothQuant folded into the weights (ddt_export.quant.smoothing): the same function, evened-out matmul inputs, less int8 error."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from ddt_export.model import DDT, DDTConfig, init_random
+from ddt_export.config import DDTConfig
+from ddt_export.model import DDT, init_random
 from ddt_export.quant.smoothing import input_amax, smooth, smoothed_linears
 
 CFG = DDTConfig(in_channels=4, hidden_size=64, num_groups=4, num_blocks=4, num_encoder_blocks=2, num_classes=10, latent_size=8)
@@ -63,7 +64,7 @@ def test_the_original_model_is_left_as_it_was():
 
 def fake_int8_error(model: DDT, enc: list[dict], dec: list[dict]) -> dict[str, float]:
     """Per smoothed linear: relative L2 error of its output with the input int8 per tensor and the weight int8 per row,
-    the quantiser's scheme (max calibration, symmetric), over the given inputs."""
+    the quantiser's scheme (ranges by max |x|, symmetric), over the given inputs."""
     num: dict[str, float] = {}
     den: dict[str, float] = {}
     amax = input_amax(model, enc, dec)
@@ -123,7 +124,8 @@ def test_the_int8_quantiser_gets_less_error_from_the_smoothed_graphs(tmp_path):
     costs less after smoothing, and the record says what was done."""
     from ddt_export.export import example_inputs, export_graph, graph_modules
     from ddt_export.official import ModelSource
-    from ddt_export.quant.run import CalibrationPlan, quantize_graphs
+    from ddt_export.quant import quantize_graphs
+    from ddt_export.quant.plan import QuantPlan
     from ddt_export.sampler import SamplerSettings
 
     model = outlier_model()
@@ -134,7 +136,7 @@ def test_the_int8_quantiser_gets_less_error_from_the_smoothed_graphs(tmp_path):
         tmp.mkdir()
         for spec, module in graph_modules(model, "fp32"):
             export_graph(module, spec, example_inputs(spec, model, batch=2), tmp / spec.file, 18)
-        plan = CalibrationPlan(seeds=(0, 1), samples_per_seed=2, max_steps=4, heldout_seeds=(7,), heldout_samples=2, alpha=alpha)
+        plan = QuantPlan(seeds=(0, 1), samples_per_seed=2, max_steps=4, heldout_seeds=(7,), heldout_samples=2, alpha=alpha)
         record = quantize_graphs(tmp, model, src, "int8", plan=plan)
         errors[alpha] = {f"{g} {site}": v["error_alone"] for g, r in record["graphs"].items() for site, v in r["sites"].items()}
         assert ("smoothing" in record) == (alpha is not None)
