@@ -48,13 +48,13 @@ def flop_ideal(build: Path, steps: int) -> float:
     """MACs of the full-CFG run over MACs of the skip's run, at the build's settings and ratio 0."""
     from ddt_export.bench import flops
     from ddt_export.manifest import read
-    from ddt_export.sampler import cfg_halves, guidance_scales, timesteps
+    from ddt_export.sampler import cfg_halves, guidance_scales
 
     m = read(build, verify=False)
     settings = m.sampler.with_overrides(num_steps=steps)
     enc, dec = flops.encoder_macs(m.arch).total, flops.decoder_macs(m.arch).total
     costs = ((enc, 2 * enc), (dec, 2 * dec))  # (conditional half, both halves) per sample
-    scales = guidance_scales(settings, timesteps(settings.num_steps, settings.last_step, settings.timeshift))
+    scales = guidance_scales(settings)
     every = list(range(steps))
     return flops.run_cost(*costs, *cfg_halves(scales, every, True)) / flops.run_cost(*costs, *cfg_halves(scales, every, False))
 

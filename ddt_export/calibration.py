@@ -1,7 +1,8 @@
 """Stored calibrations: the DP's similarity matrix per sampler setting, its heatmap, and their manifest entry.
 
 A matrix is measured on full runs under one set of sampler settings (steps, guidance,
-interval, timeshift, last step) and is valid only for runs under the same ones, so an entry
+interval, timeshift, last step, sampler and order: Adams trajectories are not Euler's) and is
+valid only for runs under the same ones, so an entry
 is keyed by all of them and found by matching them (`Manifest.calibration`); the C++ runtime
 matches the entry's `sampler` object the same way. Storing is safe with any number of
 processes calibrating, reading and rebuilding the folder at once: files get unique temp names
@@ -26,8 +27,9 @@ def key(settings: SamplerSettings) -> str:
     """A readable, unique name for the settings a matrix was measured under (the manifest's key)."""
     s = settings
     last = "default" if s.last_step is None else repr(float(s.last_step))
+    solver = "" if s.sampler == "euler" else f" sampler={s.sampler} order={s.order}"  # Euler keys read as they always did
     return (f"steps={s.num_steps} guidance={float(s.guidance)!r} interval={float(s.interval_min)!r},{float(s.interval_max)!r} "
-            f"timeshift={float(s.timeshift)!r} last_step={last}")
+            f"timeshift={float(s.timeshift)!r} last_step={last}{solver}")
 
 
 def file_stem(settings: SamplerSettings) -> str:

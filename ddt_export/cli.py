@@ -39,13 +39,14 @@ def ints(text: str | None, what: str) -> list[int] | None:
         raise DDTError(f"{what} must be comma-separated whole numbers, e.g. 1,7 (got {text!r})") from None
 
 
-def settings_overrides(steps, cfg, interval, timeshift, last_step) -> dict:
+def settings_overrides(steps, cfg, interval, timeshift, last_step, sampler=None, order=None) -> dict:
     """SamplerSettings fields from the options (None: the build's); their values are checked by SamplerSettings."""
     try:
         lo, hi = (None, None) if interval is None else (float(v) for v in interval.split(","))
     except ValueError:
         raise DDTError(f"--interval takes LO,HI, e.g. 0.3,1.0 (got {interval!r})") from None
-    return dict(num_steps=steps, guidance=cfg, interval_min=lo, interval_max=hi, timeshift=timeshift, last_step=last_step)
+    return dict(num_steps=steps, guidance=cfg, interval_min=lo, interval_max=hi, timeshift=timeshift, last_step=last_step,
+                sampler=sampler, order=order)
 
 
 def _timed_line(msg: str) -> None:
@@ -67,6 +68,8 @@ CFG = typer.Option(None, help="Guidance scale [default: the build's].")
 INTERVAL = typer.Option(None, help="Guidance interval LO,HI (strict) [default: the build's].")
 TIMESHIFT = typer.Option(None, help="Time shift of the grid (> 0) [default: the build's].")
 LAST_STEP = typer.Option(None, help="Size of the last step, in (0, 1) [default: the build's].")
+SAMPLER = typer.Option(None, help="euler, or adams (the official Adams-Bashforth multistep sampler, one call per step) [default: the build's].")
+ORDER = typer.Option(None, help="Adams order 1-4 [default: 2 with --sampler adams; Euler is order 1].")
 FULL_CFG = typer.Option(False, "--full-cfg", help="Run the official full CFG batch at every step (default: only the conditional half where guidance is off; same result, faster).")
 
 
@@ -155,6 +158,8 @@ def generate(
     interval: Optional[str] = INTERVAL,
     timeshift: Optional[float] = TIMESHIFT,
     last_step: Optional[float] = LAST_STEP,
+    sampler: Optional[str] = SAMPLER,
+    order: Optional[int] = ORDER,
     recompute: Optional[str] = typer.Option(None, help="Explicit encoder steps, e.g. 0,3,6."),
     sharing_ratio: Optional[float] = typer.Option(None, help="Fraction of steps that reuse the encoder's state, in [0, 1)."),
     schedule: str = typer.Option("dp", help="dp or uniform, with --sharing-ratio."),
@@ -163,7 +168,7 @@ def generate(
     save_npz: Optional[Path] = typer.Option(None, help="Write uint8 images in the ADM suite's .npz format (arr_0)."),
     out: Optional[Path] = typer.Option(None, help="PNG grid of the images."),
 ):
-    """Sample with the Euler loop, CFG in its interval, and the encoder only at scheduled steps."""
+    """Sample (Euler or Adams), CFG in its interval, and the encoder only at scheduled steps."""
     from .images import save_npz as write_npz, save_png
     from .pipeline import Pipeline
 
@@ -175,7 +180,7 @@ def generate(
     check_output_file(save_npz, "--save-npz", (".npz",))
     check_output_file(save_latents, "--save-latents", (".npy",))
     label_list, recompute_list = ints(labels, "--labels"), ints(recompute, "--recompute")
-    overrides = settings_overrides(steps, cfg, interval, timeshift, last_step)
+    overrides = settings_overrides(steps, cfg, interval, timeshift, last_step, sampler, order)
     noise_arr = load_npy(noise, "noise") if noise is not None else None
     if config is not None:
         if ckpt is None:
@@ -198,7 +203,8 @@ def generate(
     bar, advance = progress_bar(n, f"sampling ({pipe.backend.name})")
     with bar:
         result = pipe.run(plan, progress=advance)
-    console.print(f"{len(plan.labels)} samples, {n} steps, encoder ran {len(result.recompute)} times (sharing ratio {result.sharing_ratio:.2f})")
+    solver = "" if plan.settings.sampler == "euler" else f" ({plan.settings.sampler}, order {plan.settings.order})"
+    console.print(f"{len(plan.labels)} samples, {n} steps{solver}, encoder ran {len(result.recompute)} times (sharing ratio {result.sharing_ratio:.2f})")
     if save_latents is not None:
         save_npy(save_latents, result.latents)
         console.print(f"latents -> {save_latents}")
@@ -220,6 +226,8 @@ def calibrate(
     interval: Optional[str] = INTERVAL,
     timeshift: Optional[float] = TIMESHIFT,
     last_step: Optional[float] = LAST_STEP,
+    sampler: Optional[str] = SAMPLER,
+    order: Optional[int] = ORDER,
     samples: int = typer.Option(8, help="Calibration batch (noise and labels from seed 0)."),
     backend: str = typer.Option("auto"),
 ):
@@ -227,7 +235,7 @@ def calibrate(
     from .pipeline import Pipeline
 
     pipe = Pipeline.load(build_dir, backend)
-    settings = pipe.defaults.with_overrides(**settings_overrides(steps, cfg, interval, timeshift, last_step))
+    settings = pipe.defaults.with_overrides(**settings_overrides(steps, cfg, interval, timeshift, last_step, sampler, order))
     bar, advance = progress_bar(steps, "calibrating")
     with bar:
         stored = pipe.calibrate_and_store(settings, samples, progress=advance)
@@ -282,12 +290,12 @@ def sample(
     full_cfg: bool = FULL_CFG,
 ):
     """Sample N images over Ray workers: deterministic per sample, resumable, merged into samples.npz (arr_0)."""
-    from .scale.run import Request, describe, sample_many
+    from .scale.run import SampleOptions, describe, sample_many
 
-    req = Request(build=build_dir, num_samples=num_samples, classes=classes, per_class=per_class, seed=seed, batch=batch,
-                  sharing_ratio=sharing_ratio, schedule=schedule, steps=steps, cfg=cfg, backend=backend, out=out, workers=workers,
-                  address=address, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, keep_shards=keep_shards,
-                  full_cfg=full_cfg)
+    req = SampleOptions(build=build_dir, num_samples=num_samples, classes=classes, per_class=per_class, seed=seed, batch=batch,
+                        sharing_ratio=sharing_ratio, schedule=schedule, steps=steps, cfg=cfg, backend=backend, out=out, workers=workers,
+                        address=address, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, keep_shards=keep_shards,
+                        full_cfg=full_cfg)
     for line in describe(sample_many(req, console=console)):
         console.print(line)
 

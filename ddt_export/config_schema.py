@@ -57,9 +57,11 @@ class SamplerArgs(Open):
     guidance_interval_max: Optional[Number] = None
     timeshift: Optional[Number] = None
     last_step: Optional[Number] = None
+    order: Optional[Annotated[int, Field(strict=True)]] = None  # AdamLMSampler's (checked with the other settings)
 
 
 class DiffusionSampler(Open):
+    class_path: Optional[str] = None  # EulerSampler or AdamLMSampler (read as a name, never imported)
     init_args: SamplerArgs = SamplerArgs()
 
 

@@ -25,14 +25,14 @@ def render(m: Manifest) -> Group:
     ):
         head.add_row(f"[bold]{k}[/]", str(v))
     calib = Table(title="calibrations (DP similarity matrices; a run uses one only under exactly its settings)", title_justify="left")
-    for col in ("steps", "guidance", "interval", "timeshift", "last step", "samples", "file"):
+    for col in ("sampler", "steps", "guidance", "interval", "timeshift", "last step", "samples", "file"):
         calib.add_column(col)
     for e in d.calibration.values():
         s = e.sampler
-        calib.add_row(str(s.num_steps), f"{s.guidance:g}", f"{s.interval_min:g}-{s.interval_max:g}", f"{s.timeshift:g}",
+        calib.add_row("euler" if s.sampler == "euler" else f"adams-{s.order}", str(s.num_steps), f"{s.guidance:g}", f"{s.interval_min:g}-{s.interval_max:g}", f"{s.timeshift:g}",
                       "default" if s.last_step is None else f"{s.last_step:g}", str(e.samples), e.file)
     if not d.calibration:
-        calib.add_row("none yet: `ddt-export calibrate BUILD --steps N` (or the first DP run calibrates)", "", "", "", "", "", "")
+        calib.add_row("none yet: `ddt-export calibrate BUILD --steps N` (or the first DP run calibrates)", "", "", "", "", "", "", "")
     graphs = Table(title="graphs", title_justify="left")
     for col in ("graph", "inputs", "outputs", "max rel. error vs PyTorch"):
         graphs.add_column(col)

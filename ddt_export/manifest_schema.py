@@ -89,6 +89,8 @@ class Settings(Section):
     interval_max: Number
     timeshift: Number
     last_step: Optional[Number] = None
+    sampler: Literal["euler", "adams"] = "euler"  # absent in builds before the Adams sampler: Euler
+    order: Annotated[int, Field(strict=True, ge=1, le=4)] = 1
 
     @model_validator(mode="after")
     def _valid(self) -> "Settings":

@@ -20,6 +20,7 @@ from .errors import DDTError
 from .config import DDTConfig
 from .model import DDT
 from .sampler import SamplerSettings
+from .solvers import ADAMS_DEFAULT_ORDER
 
 TRUST_FLAG = "--trust-checkpoint"
 ARCH_KEYS = ("in_channels", "patch_size", "hidden_size", "num_groups", "num_blocks", "num_encoder_blocks", "num_classes")
@@ -55,6 +56,27 @@ def _input_file(path: Path, what: str, example: str) -> Path:
     return path
 
 
+SAMPLER_CLASSES = {"EulerSampler": "euler", "AdamLMSampler": "adams"}  # the official classes, by their last name
+
+
+def sampler_defaults(section, path: Path) -> SamplerSettings:
+    """`model.diffusion_sampler` -> the build's default sampler: Euler, or Adams with the config's order (default 2)."""
+    cls = (section.class_path or "EulerSampler").rsplit(".", 1)[-1]
+    if cls not in SAMPLER_CLASSES:
+        raise DDTError(f"{path}: model.diffusion_sampler.class_path names {cls}; ddt-export runs "
+                       f"{' and '.join(SAMPLER_CLASSES)}: set one of them in the config")
+    args = section.init_args
+    fields = {ours: getattr(args, theirs) for theirs, ours in SAMPLER_KEYS.items() if getattr(args, theirs) is not None}
+    fields["sampler"] = SAMPLER_CLASSES[cls]
+    fields["order"] = (args.order if args.order is not None else ADAMS_DEFAULT_ORDER) if cls == "AdamLMSampler" else 1
+    sampler = SamplerSettings(**fields)
+    try:
+        sampler.validate()
+    except DDTError as e:
+        raise DDTError(f"{path}: model.diffusion_sampler: {e}") from None
+    return sampler
+
+
 def read_config(path: str | Path) -> ModelSource:
     """An official-layout training YAML -> architecture, null class, sampler defaults (validated by schema.py)."""
     from .config_schema import check_config
@@ -87,12 +109,7 @@ def read_config(path: str | Path) -> ModelSource:
     null_class = cfg.model.conditioner.init_args.null_class
     if not 0 <= null_class <= arch.num_classes:
         raise DDTError(f"{path}: model.conditioner.init_args.null_class {null_class} is outside the label table [0, {arch.num_classes}]")
-    args = cfg.model.diffusion_sampler.init_args
-    sampler = SamplerSettings(**{ours: getattr(args, theirs) for theirs, ours in SAMPLER_KEYS.items() if getattr(args, theirs) is not None})
-    try:
-        sampler.validate()
-    except DDTError as e:
-        raise DDTError(f"{path}: model.diffusion_sampler.init_args: {e}") from None
+    sampler = sampler_defaults(cfg.model.diffusion_sampler, path)
     ours = doc.get("ddt_export") or {}
     return ModelSource(
         name=(cfg.ddt_export.name if cfg.ddt_export and cfg.ddt_export.name else path.stem),

@@ -1,16 +1,18 @@
-"""The Euler flow-matching sampler with classifier-free guidance and encoder sharing.
+"""The flow-matching sampling loop (Euler or Adams multistep) with classifier-free guidance and encoder sharing.
 
 One plain function, as in k-diffusion: the schedule (which steps run the encoder) comes in
 from outside, and the model comes in as a `Runner` whose buffers the backend owns. The loop
 never asks which backend it drives: it writes the inputs into the runner's buffers, calls
-`encode()` at recompute steps and `decode()` at every step, and does the guidance and Euler
+`encode()` at recompute steps and `decode()` at every step, and does the guidance and the
 update with in-place array operators that numpy arrays and torch tensors (CPU or CUDA) share.
+The solver (Euler, or the official Adams-Bashforth of order 2-4) is data too: per-step times, dt
+and multistep coefficients from solvers.py; Euler is the one-coefficient case.
 
-Semantics follow the official sampler (sharing_sampling.py): t runs from 0 (noise) to 1
+Semantics follow the official samplers (sharing_sampling.py, adam_sampling.py): t runs from 0 (noise) to 1
 (data); the CFG batch is [uncond; cond]; guidance applies iff lo < t < hi (strict), else the
 same formula with w = 1, which is the conditional velocity alone: there the graphs run only the
 conditional half (`cfg_halves`), unless `full_cfg` asks for the official full batch; s is reused
-between recompute steps.
+between recompute steps; Adams keeps the guided velocities of the last `order` steps.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, Callable, ContextManager, Protocol, Sequence
 import numpy as np
 
 from .errors import DDTError
+from .solvers import ADAMS_DEFAULT_ORDER, MAX_ORDER, SAMPLERS, Steps, plan_steps
 
 MAX_STEPS = 10_000  # far past any schedule in use (the official sampler runs 250); a typo'd 1e9 fails here, not in memory
 MAX_BATCH = 1024  # samples per call (the CFG batch is twice it); the graphs' batch axis allows 4096
@@ -29,7 +32,7 @@ MAX_BATCH = 1024  # samples per call (the CFG batch is twice it); the graphs' ba
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """The official EulerSampler's knobs (its `diffusion_sampler.init_args`)."""
+    """The official samplers' knobs (their `diffusion_sampler.init_args`), and which of the two runs."""
 
     num_steps: int = 250
     guidance: float = 1.0
@@ -37,11 +40,21 @@ class SamplerSettings:
     interval_max: float = 1.0
     timeshift: float = 1.0
     last_step: float | None = None  # None: 1 / num_steps, as the official sampler
+    sampler: str = "euler"  # or "adams": the official AdamLMSampler
+    order: int = 1  # Adams' order, 1-4 (Euler is order 1)
 
     def with_overrides(self, **kw: Any) -> "SamplerSettings":
-        out = replace(self, **{k: v for k, v in kw.items() if v is not None})
+        """These settings with the given (non-None) ones replaced; choosing a sampler without an order takes its default."""
+        kw = {k: v for k, v in kw.items() if v is not None}
+        if "sampler" in kw and "order" not in kw and kw["sampler"] != self.sampler:
+            kw["order"] = ADAMS_DEFAULT_ORDER if kw["sampler"] == "adams" else 1
+        out = replace(self, **kw)
         out.validate()
         return out
+
+    def steps(self) -> Steps:
+        """Per-step times, dt and coefficients of this sampler (solvers.py)."""
+        return plan_steps(self.num_steps, self.last_step, self.timeshift, self.sampler, self.order)
 
     def validate(self) -> None:
         """Every knob finite and in range, or one DDTError naming it (the CLI, configs and manifests all come here)."""
@@ -62,24 +75,20 @@ class SamplerSettings:
             raise DDTError(f"timeshift must be > 0 (got {self.timeshift})")
         if self.interval_min > self.interval_max:
             raise DDTError(f"guidance interval {self.interval_min},{self.interval_max} is reversed; give LO,HI with LO <= HI")
+        self._validate_solver()
+
+    def _validate_solver(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise DDTError(f"unknown sampler {self.sampler!r}; choose {' or '.join(SAMPLERS)}")
+        if isinstance(self.order, bool) or not isinstance(self.order, (int, np.integer)):
+            raise DDTError(f"order must be a whole number from 1 to {MAX_ORDER} (got {self.order!r})")
+        if not 1 <= self.order <= MAX_ORDER:
+            raise DDTError(f"order must be from 1 to {MAX_ORDER} (got {self.order}); the official Adams sampler goes to {MAX_ORDER}")
+        if self.sampler == "euler" and self.order != 1:
+            raise DDTError(f"order {self.order} is for the Adams sampler (Euler is order 1); add --sampler adams")
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-def timesteps(num_steps: int, last_step: float | None = None, timeshift: float = 1.0) -> np.ndarray:
-    """The N + 1 time points (float32) of the official grid: linspace to 1 - last_step, then 1.
-
-    Computed with torch's own float32 linspace, so the strict guidance-interval test sees the very
-    same t as the official sampler: torch's kernel counts the first half up from 0 and the second
-    half down from the end, and its AVX2 build fuses multiply-adds that its default build rounds
-    separately (the C++ runtime reproduces both, runtime/src/time_grid.cpp).
-    """
-    import torch
-
-    last = 1.0 / num_steps if last_step is None or num_steps == 1 else last_step
-    t = torch.cat([torch.linspace(0.0, 1.0 - last, num_steps), torch.tensor([1.0])])  # N+1 float32
-    return (t / (t + (1 - t) * timeshift)).numpy()
 
 
 class Runner(Protocol):
@@ -107,13 +116,15 @@ class Runner(Protocol):
     def synchronize(self) -> None: ...
 
 
-def guidance_scales(settings: SamplerSettings, grid: np.ndarray) -> list[float]:
-    """w at each step: the guidance inside the strict interval lo < t < hi, else 1 (the official loop's rule).
+def guidance_scales(settings: SamplerSettings, steps: Steps | None = None) -> list[float]:
+    """w at each step: the guidance inside the strict interval lo < t < hi, else 1 (the official loops' rule).
 
-    The official loop compares a float32 t with the bounds, so the bounds round to float32 too.
+    The official loops compare a float32 t with the bounds, so the bounds round to float32 too; t is
+    the sampler's own (the grid point for Euler, the running sum for Adams).
     """
+    t = (steps or settings.steps()).t
     lo, hi = np.float32(settings.interval_min), np.float32(settings.interval_max)
-    return [float(settings.guidance) if lo < grid[i] < hi else 1.0 for i in range(settings.num_steps)]
+    return [float(settings.guidance) if lo < t[i] < hi else 1.0 for i in range(settings.num_steps)]
 
 
 def cfg_halves(scales: Sequence[float], recompute: Sequence[int], full_cfg: bool = False) -> tuple[dict[int, bool], list[bool]]:
@@ -144,32 +155,55 @@ def sample(
     Calls run only the conditional half (rows B:2B) where guidance is off, unless `full_cfg`.
     """
     B = noise.shape[0]
-    grid = timesteps(settings.num_steps, settings.last_step, settings.timeshift)  # N+1
-    scales = guidance_scales(settings, grid)
+    steps = settings.steps()  # t, dt and coefficients per step
+    scales = guidance_scales(settings, steps)
     encode_both, decode_both = cfg_halves(scales, recompute, full_cfg)
     x = runner.array(np.array(noise, dtype=np.float32, copy=True))  # B C H W, updated in place
-    guided = runner.array(np.empty_like(noise, dtype=np.float32))  # B C H W scratch
+    scratch = [runner.array(np.empty_like(noise, dtype=np.float32)) for _ in range(steps.history + (steps.history > 1) * 2)]
+    history, work = scratch[:steps.history], scratch[steps.history:]  # k x (B C H W) guided v (a ring); Adams' 2 sums
     runner.y[:] = runner.array(np.array([null_class] * B + list(labels), dtype=np.int64))  # [uncond; cond]
     vu, vc = runner.v[:B], runner.v[B:]  # views into the decoder's output buffer
     for i in range(settings.num_steps):
-        dt = float(grid[i + 1] - grid[i])  # float32 difference, as the official dt
         both = decode_both[i] or encode_both.get(i, False)  # does any graph read the unconditional rows now?
         if both:
             runner.x[:B] = x
         runner.x[B:] = x
         if i in encode_both:
-            runner.t[:] = float(grid[i])  # a Python float: torch tensors refuse numpy scalars; exact for float32
+            runner.t[:] = float(steps.t[i])  # a Python float: torch tensors refuse numpy scalars; exact for float32
             runner.encode(cond_only=not encode_both[i])  # s for this step; reused until the next recompute step
         runner.decode(cond_only=not decode_both[i])
-        if decode_both[i]:  # v = vu + w (vc - vu), then x += v dt, without temporaries
+        guided = history[i % steps.history]
+        if decode_both[i]:  # v = vu + w (vc - vu), without temporaries
             guided[...] = vc
             guided -= vu
             guided *= scales[i]
             guided += vu
         else:  # w = 1: v = vc
             guided[...] = vc
-        guided *= dt
-        x += guided
+        advance(x, history, work, i, steps.coefficients[i], float(steps.dt[i]))
         if callback is not None:
             callback(i)
     return x
+
+
+def advance(x: Any, history: list, work: list, i: int, coefficients: Sequence[float], dt: float) -> None:
+    """x += dt * sum_j c_j v_(i-k+1+j), in place, in the official order of operations (each c_j v_j, summed, times dt).
+
+    `history[m % len(history)]` holds the guided v of step m. Euler (one slot) scales its v in place;
+    Adams sums into `work` so that its history stays intact for the next steps.
+    """
+    if len(history) == 1:  # Euler: x += v dt
+        v = history[0]
+        v *= dt
+        x += v
+        return
+    acc, term = work
+    k = len(coefficients)
+    for j, c in enumerate(coefficients):
+        target = acc if j == 0 else term
+        target[...] = history[(i - k + 1 + j) % len(history)]
+        target *= c
+        if j:
+            acc += term
+    acc *= dt
+    x += acc

@@ -12,7 +12,7 @@ import torch
 from ddt_export.backends import open_backend
 from ddt_export.manifest import read
 from ddt_export.pipeline import Pipeline
-from ddt_export.sampler import cfg_halves, guidance_scales, sample, timesteps
+from ddt_export.sampler import cfg_halves, guidance_scales, sample
 from tests.conftest import rel_l2, seeded
 from tests.reference.official_ddt import official_sample
 
@@ -65,7 +65,7 @@ def backend_for(name: str, build):
 def boundary(built):
     """The settings of BOUNDARY have a recompute step before the interval whose state is reused inside it."""
     settings = read(built).sampler.with_overrides(**BOUNDARY)
-    scales = guidance_scales(settings, timesteps(settings.num_steps, settings.last_step, settings.timeshift))
+    scales = guidance_scales(settings)
     enc, dec = cfg_halves(scales, RECOMPUTE)
     crossing = [r for r in RECOMPUTE if scales[r] == 1.0 and enc[r]]
     assert crossing, (scales, enc)  # the case this test is about really occurs
@@ -82,7 +82,7 @@ def test_skip_matches_the_official_full_cfg_loop(official, built, boundary, name
     want = official_sample(official.ema, torch.from_numpy(noise), torch.tensor(labels), 10, boundary.num_steps, boundary.guidance,
                            boundary.interval_min, boundary.interval_max, boundary.timeshift, boundary.last_step, RECOMPUTE)
     assert rel_l2(got, want.numpy()) < TOL
-    scales = guidance_scales(boundary, timesteps(boundary.num_steps, boundary.last_step, boundary.timeshift))
+    scales = guidance_scales(boundary)
     enc, dec = cfg_halves(scales, RECOMPUTE)
     want_calls = []
     for i in range(boundary.num_steps):

@@ -7,7 +7,8 @@ import torch
 from ddt_export.backends.torch_backend import TorchBackend
 from ddt_export.model import DDT
 from ddt_export.official import load_weights, read_config, read_weights
-from ddt_export.sampler import SamplerSettings, sample, timesteps
+from ddt_export.sampler import SamplerSettings, sample
+from ddt_export.solvers import timesteps
 from tests.conftest import rel_l2, seeded
 from tests.reference.official_ddt import official_sample, official_timesteps
 

@@ -41,6 +41,15 @@ CASES = [
     ("last-step-zero", [*GEN, "--last-step", "0", *LAT], "last step must be in (0, 1)"),
     ("last-step-big", [*GEN, "--last-step", "1.5", *LAT], "last step must be in (0, 1)"),
     ("last-step-nan", [*GEN, "--last-step", "nan", *LAT], "last step must be a finite number"),
+    # ------------------------------------------------------------- generate: the solver
+    ("sampler-unknown", [*GEN, "--sampler", "heun", *LAT], "unknown sampler 'heun'; choose euler or adams"),
+    ("order-zero", [*GEN, "--sampler", "adams", "--order", "0", *LAT], "order must be from 1 to 4 (got 0)"),
+    ("order-five", [*GEN, "--sampler", "adams", "--order", "5", *LAT], "order must be from 1 to 4 (got 5)"),
+    ("order-float", [*GEN, "--sampler", "adams", "--order", "2.5", *LAT], "'--order'"),
+    ("order-text", [*GEN, "--sampler", "adams", "--order", "two", *LAT], "'--order'"),
+    ("order-without-adams", [*GEN, "--order", "3", *LAT], "order 3 is for the Adams sampler (Euler is order 1); add --sampler adams"),
+    ("calibrate-sampler-unknown", ["calibrate", "B", "--steps", "4", "--sampler", "rk4"], "unknown sampler 'rk4'"),
+    ("calibrate-order-five", ["calibrate", "B", "--steps", "4", "--sampler", "adams", "--order", "5"], "order must be from 1 to 4"),
     # ------------------------------------------------------------- generate: labels, flags
     ("labels-missing", ["generate", "B", *LAT], "Missing option '--labels'"),
     ("labels-empty", ["generate", "B", "--labels", "", *LAT], "give at least one label"),

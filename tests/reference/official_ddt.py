@@ -3,7 +3,7 @@
 Transcribed from the specification in ``/work/shared/reference/ddt-reference.md``
 (official repository github.com/MCG-NJU/DDT, commit 1d1b4d2:
 ``src/models/denoiser/decoupled_improved_dit.py`` and
-``src/diffusion/stateful_flow_matching/sharing_sampling.py``). It deliberately keeps
+``src/diffusion/stateful_flow_matching/sharing_sampling.py``, ``adam_sampling.py``, ``src/diffusion/pre_integral.py``). It deliberately keeps
 the official formulation so that the export-friendly model in ``ddt_export`` can be
 checked against it:
 
@@ -33,6 +33,8 @@ __all__ = [
     "OfficialDDT",
     "official_timesteps",
     "official_sample",
+    "official_adams_sample",
+    "official_adams_coefficients",
     "official_similarity",
     "official_dp",
     "random_official_weights",
@@ -361,6 +363,105 @@ def official_sample(
         else:
             v = _guidance(out, 1.0)
         x = x + v * dt
+    return x
+
+
+# --------------------------------------------------------------------------------------
+# The official Adams-Bashforth sampler (stateful_flow_matching/adam_sampling.py: AdamLMSampler,
+# coefficients from pre_integral.py). As shipped its __init__ reads self.last_step before
+# anything sets it; here it is set as EulerSampler sets it (the given value, or 1/N when None or
+# N == 1), and nothing else changes. The coefficients are the official closed forms, evaluated in
+# `coeff_dtype` (the official code: float32 tensors; float64 is the fix for orders 3-4).
+# --------------------------------------------------------------------------------------
+
+
+def _preint_o1(t1, s, e):
+    i1 = e - s
+    return (i1 / i1,)
+
+
+def _preint_o2(t1, t2, s, e):
+    i1 = 0.5 / (t1 - t2) * ((e - t2) ** 2 - (s - t2) ** 2)
+    i2 = 0.5 / (t2 - t1) * ((e - t1) ** 2 - (s - t1) ** 2)
+    total = i1 + i2
+    return (i1 / total, i2 / total)
+
+
+def _preint_o3(t1, t2, t3, s, e):
+    def one(a, b, c):  # integral of (t - b)(t - c) / ((a - b)(a - c)) over [s, e]
+        F_ = lambda x: 1 / 3 * x**3 - 1 / 2 * (b + c) * x**2 + (b * c) * x  # noqa: E731
+        return (F_(e) - F_(s)) / ((a - b) * (a - c))
+
+    i1, i2, i3 = one(t1, t2, t3), one(t2, t1, t3), one(t3, t1, t2)
+    total = i1 + i2 + i3
+    return (i1 / total, i2 / total, i3 / total)
+
+
+def _preint_o4(t1, t2, t3, t4, s, e):
+    def one(a, b, c, d):  # integral of (t - b)(t - c)(t - d) / ((a - b)(a - c)(a - d)) over [s, e]
+        F_ = lambda x: 1 / 4 * x**4 - 1 / 3 * (b + c + d) * x**3 + 1 / 2 * (c * d + b * c + b * d) * x**2 - b * c * d * x  # noqa: E731
+        return (F_(e) - F_(s)) / ((a - b) * (a - c) * (a - d))
+
+    i1, i2, i3, i4 = one(t1, t2, t3, t4), one(t2, t1, t3, t4), one(t3, t1, t2, t4), one(t4, t1, t2, t3)
+    total = i1 + i2 + i3 + i4
+    return (i1 / total, i2 / total, i3 / total, i4 / total)
+
+
+def official_adams_coefficients(num_steps: int, order: int, timesteps: torch.Tensor, coeff_dtype=torch.float32) -> list[tuple]:
+    """AdamLMSampler._reparameterize_coeffs: step i uses min(order, i + 1) of the grid points up to t_i."""
+    ts = timesteps.to(coeff_dtype)
+    out = []
+    for i in range(num_steps):
+        k = min(order, i + 1)
+        pre = [ts[m] for m in range(i - k + 1, i + 1)]
+        fn = {1: _preint_o1, 2: _preint_o2, 3: _preint_o3, 4: _preint_o4}[k]
+        out.append(fn(*pre, ts[i], ts[i + 1]))
+    return out
+
+
+@torch.no_grad()
+def official_adams_sample(
+    net: nn.Module,
+    noise: torch.Tensor,
+    labels: torch.Tensor,
+    null_class: int,
+    num_steps: int,
+    guidance: float,
+    interval_min: float,
+    interval_max: float,
+    timeshift: float = 1.0,
+    last_step: float | None = None,
+    order: int = 2,
+    state_refresh_rate: int = 1,
+    recompute: Iterable[int] | None = None,
+    coeff_dtype=torch.float32,
+) -> torch.Tensor:
+    """AdamLMSampler._impl_sampling. ``recompute`` (steps where the state is reset) replaces the official
+    ``i % state_refresh_rate == 0`` rule when given. Returns the final x (B, C, H, W), fp32."""
+    if last_step is None or num_steps == 1:
+        last_step = 1.0 / num_steps
+    steps = official_timesteps(num_steps, last_step, timeshift)  # (N+1,) float32
+    timedeltas = steps[1:] - steps[:-1]
+    coeffs = official_adams_coefficients(num_steps, order, steps, coeff_dtype)
+    x = noise.float()
+    B = x.shape[0]
+    cfg_y = torch.cat([torch.full_like(labels, null_class), labels], dim=0)  # (2B,)
+    reset = (lambda i: i % state_refresh_rate == 0) if recompute is None else (lambda i, r=set(recompute): i in r)
+    state, trajectory = None, []
+    t_cur = torch.zeros([B], dtype=torch.float32)
+    for i in range(num_steps):
+        cfg_x, cfg_t = torch.cat([x, x], dim=0), t_cur.repeat(2)
+        if reset(i):
+            state = None
+        out, state = net(cfg_x, cfg_t, cfg_y, state)
+        w = guidance if (t_cur[0] > interval_min and t_cur[0] < interval_max) else 1.0
+        trajectory.append(_guidance(out, w))
+        v = torch.zeros_like(trajectory[-1])
+        k = len(coeffs[i])
+        for j in range(k):
+            v += coeffs[i][j] * trajectory[-k:][j]
+        x = x + v * timedeltas[i]
+        t_cur += timedeltas[i]
     return x
 
 

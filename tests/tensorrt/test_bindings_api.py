@@ -21,7 +21,7 @@ import shutil
 import pytest
 
 from ddt_export.manifest import read
-from ddt_export.sampler import cfg_halves, guidance_scales, timesteps
+from ddt_export.sampler import cfg_halves, guidance_scales
 from tests.tensorrt.bindings import VERSIONS, fetch, run_scenario
 
 
@@ -66,7 +66,7 @@ def test_engine_build_and_runtime_make_only_real_tensorrt_calls(bindings, built_
     assert run["state_shared"] and run["x_shared"] and run["s_dtype"] == "torch.float16"
     # guidance-aware batches: the conditional half alone where guidance is off, on contexts bound to row views
     settings = read(build).sampler.with_overrides(num_steps=steps)
-    enc_both, dec_both = cfg_halves(guidance_scales(settings, timesteps(steps, settings.last_step, settings.timeshift)), recompute)
+    enc_both, dec_both = cfg_halves(guidance_scales(settings), recompute)
     assert 0 < sum(dec_both) < steps  # the run has both kinds of step
     assert run["encoder_executions"] == 2 * sum(enc_both.values()) and run["encoder_half_executions"] == 2 * (len(recompute) - sum(enc_both.values()))
     assert run["decoder_executions"] == 2 * sum(dec_both) and run["decoder_half_executions"] == 2 * (steps - sum(dec_both))
@@ -95,7 +95,7 @@ def test_qdq_builds_go_through_the_same_engine_build_and_runtime(bindings, preci
     assert run["max_abs_diff_vs_onnxruntime"] <= 1e-6 * run["max_abs_want"]
     # guidance-aware batches: the conditional half alone where guidance is off, on contexts bound to row views
     settings = read(build).sampler.with_overrides(num_steps=steps)
-    enc_both, dec_both = cfg_halves(guidance_scales(settings, timesteps(steps, settings.last_step, settings.timeshift)), recompute)
+    enc_both, dec_both = cfg_halves(guidance_scales(settings), recompute)
     assert 0 < sum(dec_both) < steps  # the run has both kinds of step
     assert run["encoder_executions"] == 2 * sum(enc_both.values()) and run["encoder_half_executions"] == 2 * (len(recompute) - sum(enc_both.values()))
     assert run["decoder_executions"] == 2 * sum(dec_both) and run["decoder_half_executions"] == 2 * (steps - sum(dec_both))
