@@ -148,8 +148,8 @@ bool same_settings(const json& s, const SamplerSettings& run) {
       !num("interval_max", run.interval_max) || !num("timeshift", run.timeshift)) {
     return false;
   }
-  if (!s.contains("last_step")) return false;
-  const json& last = s.at("last_step");
+  // absent is null, as the schema's default (ddt_export/manifest.schema.json, Settings.last_step)
+  const json last = s.contains("last_step") ? s.at("last_step") : json(nullptr);
   if (last.is_null()) return !run.last_step.has_value();
   return last.is_number() && run.last_step.has_value() && last.get<double>() == *run.last_step;
 }
@@ -191,7 +191,10 @@ const json& Manifest::section(const std::string& key, const std::string& rebuild
   return data.at(key);
 }
 
-Manifest read_manifest(const fs::path& root, bool verify) {
+namespace {
+
+/// The folder's manifest.json, parsed; an Error for a missing folder or file, or text that is not JSON.
+json parse_manifest_file(const fs::path& root) {
   const fs::path file = root / kName;
   std::error_code ec;
   if (fs::exists(root, ec) && !fs::is_directory(root, ec)) {
@@ -202,59 +205,84 @@ Manifest read_manifest(const fs::path& root, bool verify) {
                                                    : "it is not a ddt-export build; run `ddt-export build --out` for it";
     throw Error(root.string() + " has no " + kName + ": " + hint);
   }
-  Manifest m;
-  m.root = root;
-  {
-    std::ifstream in(file, std::ios::binary);
-    try {
-      m.data = json::parse(in);
-    } catch (const json::exception& e) {
-      throw Error(file.string() + " is not valid JSON (" + e.what() + "); rebuild the folder");
-    }
+  std::ifstream in(file, std::ios::binary);
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    throw Error(file.string() + " is not valid JSON (" + e.what() + "); rebuild the folder");
   }
-  const json& d = m.data;
+}
+
+void check_format(const json& d, const fs::path& root) {
   if (!d.is_object() || !d.contains("format") || d.at("format") != kManifestFormat) {
     const std::string found = d.is_object() && d.contains("format") ? d.at("format").dump() : "None";
     throw Error(root.string() + " was built by an incompatible ddt-export (manifest format " + found +
                 ", this version reads " + std::to_string(kManifestFormat) + "); rebuild it with `ddt-export build`");
   }
+}
+
+/// Every file the manifest lists exists with its recorded size and sha256.
+void verify_files(const json& d, const fs::path& root) {
+  std::error_code ec;
+  for (const auto& [name, entry] : require(d, "files", "manifest").items()) {
+    const fs::path p = root / name;
+    if (!fs::is_regular_file(p, ec)) {
+      throw Error(root.string() + ": " + name + " is missing; the build is incomplete, rebuild it");
+    }
+    // The size first (cheap, and a truncated file needs no hashing), then the sha256, as the
+    // Python runtime: a same-size edit must be refused too.
+    const std::string want = require(entry, "sha256", "manifest files." + name).get<std::string>();
+    if (fs::file_size(p, ec) != require(entry, "bytes", "manifest files." + name).get<uint64_t>() ||
+        sha256_file(p.string()) != want) {
+      throw Error(root.string() + ": " + name + " does not match its sha256 in the manifest (modified or truncated); rebuild it");
+    }
+  }
+}
+
+/// manifest["sampler"]: the build's defaults, validated.
+SamplerSettings parse_sampler(const json& d, const fs::path& file) {
+  SamplerSettings out;
+  const json& s = require(d, "sampler", "manifest");
+  out.num_steps = require(s, "num_steps", "manifest sampler").get<int>();
+  out.guidance = require(s, "guidance", "manifest sampler").get<double>();
+  out.interval_min = require(s, "interval_min", "manifest sampler").get<double>();
+  out.interval_max = require(s, "interval_max", "manifest sampler").get<double>();
+  out.timeshift = require(s, "timeshift", "manifest sampler").get<double>();
+  // last_step is optional, null by default (1 / N), as in the schema; builds write it, null or not
+  if (s.contains("last_step") && !s.at("last_step").is_null()) out.last_step = s.at("last_step").get<double>();
   try {
-    if (verify) {
-      for (const auto& [name, entry] : require(d, "files", "manifest").items()) {
-        const fs::path p = root / name;
-        if (!fs::is_regular_file(p, ec)) {
-          throw Error(root.string() + ": " + name + " is missing; the build is incomplete, rebuild it");
-        }
-        // The size first (cheap, and a truncated file needs no hashing), then the sha256, as the
-        // Python runtime: a same-size edit must be refused too.
-        const std::string want = require(entry, "sha256", "manifest files." + name).get<std::string>();
-        if (fs::file_size(p, ec) != require(entry, "bytes", "manifest files." + name).get<uint64_t>() ||
-            sha256_file(p.string()) != want) {
-          throw Error(root.string() + ": " + name + " does not match its sha256 in the manifest (modified or truncated); rebuild it");
-        }
-      }
-    }
-    m.name = require(d, "name", "manifest").get<std::string>();
-    const json& model = require(d, "model", "manifest");
-    m.num_classes = require(model, "num_classes", "manifest model").get<int64_t>();
-    m.null_class = require(model, "null_class", "manifest model").get<int64_t>();
-    m.latent_shape = require(model, "latent_shape", "manifest model").get<std::vector<int64_t>>();
-    const json& s = require(d, "sampler", "manifest");
-    m.sampler.num_steps = require(s, "num_steps", "manifest sampler").get<int>();
-    m.sampler.guidance = require(s, "guidance", "manifest sampler").get<double>();
-    m.sampler.interval_min = require(s, "interval_min", "manifest sampler").get<double>();
-    m.sampler.interval_max = require(s, "interval_max", "manifest sampler").get<double>();
-    m.sampler.timeshift = require(s, "timeshift", "manifest sampler").get<double>();
-    const json& last = require(s, "last_step", "manifest sampler");
-    if (!last.is_null()) m.sampler.last_step = last.get<double>();
-    try {
-      m.sampler.validate();
-    } catch (const Error& e) {
-      throw Error(file.string() + ": its sampler defaults are invalid (" + e.what() + "); rebuild the folder");
-    }
-    const json& graphs = require(d, "graphs", "manifest");
-    m.encoder = parse_graph(graphs, "encoder", root);
-    m.decoder = parse_graph(graphs, "decoder", root);
+    out.validate();
+  } catch (const Error& e) {
+    throw Error(file.string() + ": its sampler defaults are invalid (" + e.what() + "); rebuild the folder");
+  }
+  return out;
+}
+
+/// The manifest's values: name, model, sampler defaults, the two graphs' tensors.
+void parse_values(Manifest& m, const fs::path& file) {
+  const json& d = m.data;
+  m.name = require(d, "name", "manifest").get<std::string>();
+  const json& model = require(d, "model", "manifest");
+  m.num_classes = require(model, "num_classes", "manifest model").get<int64_t>();
+  m.null_class = require(model, "null_class", "manifest model").get<int64_t>();
+  m.latent_shape = require(model, "latent_shape", "manifest model").get<std::vector<int64_t>>();
+  m.sampler = parse_sampler(d, file);
+  const json& graphs = require(d, "graphs", "manifest");
+  m.encoder = parse_graph(graphs, "encoder", m.root);
+  m.decoder = parse_graph(graphs, "decoder", m.root);
+}
+
+}  // namespace
+
+Manifest read_manifest(const fs::path& root, bool verify) {
+  const fs::path file = root / kName;
+  Manifest m;
+  m.root = root;
+  m.data = parse_manifest_file(root);
+  check_format(m.data, root);
+  try {
+    if (verify) verify_files(m.data, root);
+    parse_values(m, file);
   } catch (const json::exception& e) {
     throw Error(file.string() + " has a value of the wrong type (" + e.what() + "); rebuild the folder");
   }

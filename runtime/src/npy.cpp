@@ -35,14 +35,8 @@ std::string dict_value(const std::string& header, const std::string& key, const 
   return m[1].str();
 }
 
-}  // namespace
-
-Array read_npy(const std::string& path, int64_t max_values) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw Error("cannot read " + path + ": it is a folder, not a .npy file");
-  if (!std::filesystem::exists(path, ec)) throw Error("cannot read " + path + ": no such file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path + ": permission denied or not a regular file");
+/// Opens `path` and reads past the magic, the version and the header, which it returns.
+std::string read_header(std::ifstream& in, const std::string& path) {
   char magic[6];
   unsigned char version[2];
   in.read(magic, 6);
@@ -66,12 +60,12 @@ Array read_npy(const std::string& path, int64_t max_values) {
   std::string header(header_len, '\0');
   in.read(header.data(), header_len);
   if (!in) throw Error("cannot read " + path + ": truncated .npy header");
+  return header;
+}
 
-  const std::string descr = dict_value(header, "descr", path);
-  if (dict_value(header, "fortran_order", path) != "False") {
-    throw Error("cannot read " + path + ": it is in Fortran order; save numpy.ascontiguousarray(a)");
-  }
-  Array out;
+/// The header's shape, refused past `max_values` values before anything is allocated.
+std::vector<int64_t> header_shape(const std::string& header, const std::string& path, int64_t max_values) {
+  std::vector<int64_t> shape;
   std::string dims = dict_value(header, "shape", path);
   dims = dims.substr(1, dims.size() - 2);  // strip ( )
   std::stringstream ss(dims);
@@ -92,26 +86,51 @@ Array read_npy(const std::string& path, int64_t max_values) {
       throw Error("cannot read " + path + ": it holds more than " + std::to_string(max_values) + " values");
     }
     n *= dim;
-    out.shape.push_back(dim);
+    shape.push_back(dim);
   }
   if (n > max_values) throw Error("cannot read " + path + ": it holds more than " + std::to_string(max_values) + " values");
+  return shape;
+}
+
+/// The n values after the header, float32 or float64 (converted), checked against the file's size first.
+std::vector<float> read_values(std::ifstream& in, const std::string& path, const std::string& descr, int64_t n) {
+  std::error_code ec;
   const int64_t item_size = descr == "'<f4'" ? 4 : descr == "'<f8'" ? 8 : 0;
   const auto data_start = static_cast<uint64_t>(in.tellg());
   const uint64_t file_size = std::filesystem::file_size(path, ec);
   if (item_size > 0 && (ec || file_size < data_start + static_cast<uint64_t>(n) * item_size)) {
     throw Error("cannot read " + path + ": truncated .npy data (" + std::to_string(n) + " values expected)");
   }
-  out.data.resize(n);
+  std::vector<float> data(n);
   if (descr == "'<f4'") {
-    in.read(reinterpret_cast<char*>(out.data.data()), n * 4);
+    in.read(reinterpret_cast<char*>(data.data()), n * 4);
   } else if (descr == "'<f8'") {
     std::vector<double> d(n);
     in.read(reinterpret_cast<char*>(d.data()), n * 8);
-    for (int64_t i = 0; i < n; ++i) out.data[i] = static_cast<float>(d[i]);
+    for (int64_t i = 0; i < n; ++i) data[i] = static_cast<float>(d[i]);
   } else {
     throw Error("cannot read " + path + ": it holds " + descr + " data, expected float32; save a.astype(numpy.float32)");
   }
   if (!in) throw Error("cannot read " + path + ": truncated .npy data (" + std::to_string(n) + " values expected)");
+  return data;
+}
+
+}  // namespace
+
+Array read_npy(const std::string& path, int64_t max_values) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw Error("cannot read " + path + ": it is a folder, not a .npy file");
+  if (!std::filesystem::exists(path, ec)) throw Error("cannot read " + path + ": no such file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read " + path + ": permission denied or not a regular file");
+  const std::string header = read_header(in, path);
+  const std::string descr = dict_value(header, "descr", path);
+  if (dict_value(header, "fortran_order", path) != "False") {
+    throw Error("cannot read " + path + ": it is in Fortran order; save numpy.ascontiguousarray(a)");
+  }
+  Array out;
+  out.shape = header_shape(header, path, max_values);
+  out.data = read_values(in, path, descr, out.numel());
   return out;
 }
 

@@ -18,9 +18,23 @@
 
 namespace ddt {
 
+namespace {
+
+/// 10000 -> "10,000", as Python's f"{n:,}".
+std::string with_commas(int64_t n) {
+  std::string digits = std::to_string(n);
+  for (int i = static_cast<int>(digits.size()) - 3; i > (digits[0] == '-' ? 1 : 0); i -= 3) digits.insert(i, ",");
+  return digits;
+}
+
+}  // namespace
+
+// The same checks, order and messages as ddt_export.sampler.SamplerSettings.validate
+// (tests/runtime/test_cpp_limits.py holds both to the same answers on boundary values).
 void SamplerSettings::validate() const {
   if (num_steps < 1 || num_steps > kMaxSteps) {
-    throw Error("steps must be between 1 and 10,000 (got " + std::to_string(num_steps) + "); the official sampler uses 250");
+    throw Error("steps must be between 1 and " + with_commas(kMaxSteps) + " (got " + std::to_string(num_steps) +
+                "); the official sampler uses 250");
   }
   const std::pair<const char*, std::optional<double>> knobs[] = {{"guidance scale", guidance},
                                                                  {"guidance interval low end", interval_min},

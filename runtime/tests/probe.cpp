@@ -6,9 +6,15 @@
 //   kernels                  which torch kernel build the numbers follow: avx2 or default
 //   lockpath PATH            the build folder's lock file (build_lock.h), or an empty line
 //   lockshared PATH SECONDS  holds the folder's shared lock that long, then prints held or unheld
+//   limits                   kMaxSteps kMaxBatch (ddt/runtime.h)
+//   settings N GUIDANCE LO HI SHIFT LAST|none
+//                            SamplerSettings::validate() on these values: ok, or error: <its message>
 
+#include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <sstream>
@@ -33,6 +39,29 @@ void print_bits(const std::vector<float>& values) {
     line += buf;
   }
   std::cout << line << "\n";
+}
+
+/// A double as Python's repr writes it (nan, inf, 5e-324 included: no range error for subnormals).
+double number(std::istream& in) {
+  std::string text;
+  in >> text;
+  return std::strtod(text.c_str(), nullptr);
+}
+
+void validate_settings(std::istream& in) {
+  ddt::SamplerSettings s;
+  long long steps;
+  in >> steps;
+  s.num_steps = static_cast<int>(std::max<long long>(std::min<long long>(steps, INT_MAX), INT_MIN));
+  s.guidance = number(in);
+  s.interval_min = number(in);
+  s.interval_max = number(in);
+  s.timeshift = number(in);
+  std::string last;
+  in >> last;
+  if (last != "none") s.last_step = std::strtod(last.c_str(), nullptr);
+  s.validate();
+  std::cout << "ok\n";
 }
 
 }  // namespace
@@ -74,6 +103,10 @@ int main() {
         const ddt::detail::SharedBuildLock lock(path);
         std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
         std::cout << (lock.held() ? "held" : "unheld") << std::endl;
+      } else if (cmd == "limits") {
+        std::cout << ddt::kMaxSteps << " " << ddt::kMaxBatch << "\n";
+      } else if (cmd == "settings") {
+        validate_settings(in);
       } else if (cmd == "kernels") {
         std::cout << (ddt::detail::torch_kernels() == ddt::detail::TorchKernels::Avx2 ? "avx2" : "default") << "\n";
       } else {

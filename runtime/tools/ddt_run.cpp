@@ -14,9 +14,12 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "ddt/runtime.h"
 
@@ -127,30 +130,36 @@ void check_input(const std::string& flag, const std::string& path) {
   if (::access(path.c_str(), R_OK) != 0) throw ddt::Error(flag + " " + path + ": not readable (" + std::strerror(errno) + ")");
 }
 
-std::string json_list(const std::vector<int>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
-  return s + "]";
-}
+// ---------------------------------------------------------------- parse: argv -> options by name
 
-int run(int argc, char** argv) {
-  const std::map<std::string, bool> known = {  // option -> takes a value
-      {"--backend", true},       {"--inference-precision", true}, {"--labels", true},    {"--seed", true},
-      {"--noise", true},         {"--steps", true},               {"--cfg", true},       {"--interval", true},
-      {"--timeshift", true},     {"--last-step", true},           {"--recompute", true}, {"--sharing-ratio", true},
-      {"--schedule", true},      {"--save-latents", true},        {"--threads", true},   {"--json", false},
-      {"--full-cfg", false},     {"--help", false}};
+/// The command line split into options (name -> value; "" for a flag) and positional arguments.
+struct Args {
   std::map<std::string, std::string> opt;
   std::vector<std::string> positional;
+
+  bool has(const std::string& name) const { return opt.count(name) > 0; }
+  const std::string& at(const std::string& name) const { return opt.at(name); }
+};
+
+const std::map<std::string, bool> kKnown = {  // option -> takes a value
+    {"--backend", true},   {"--inference-precision", true}, {"--labels", true},    {"--seed", true},
+    {"--noise", true},     {"--steps", true},               {"--cfg", true},       {"--interval", true},
+    {"--timeshift", true}, {"--last-step", true},           {"--recompute", true}, {"--sharing-ratio", true},
+    {"--schedule", true},  {"--save-latents", true},        {"--threads", true},   {"--json", false},
+    {"--full-cfg", false}, {"--help", false}};
+
+/// `--name value`, `--name=value`, flags, positionals, and `--` before positionals only.
+Args parse(int argc, char** argv) {
+  Args args;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg.rfind("--", 0) != 0 || arg == "--") {
-      if (arg == "--") {
-        for (++i; i < argc; ++i) positional.push_back(argv[i]);
-        break;
-      }
+    if (arg == "--") {
+      for (++i; i < argc; ++i) args.positional.push_back(argv[i]);
+      break;
+    }
+    if (arg.rfind("--", 0) != 0) {
       if (arg.size() > 1 && arg[0] == '-') throw Usage("no such option: " + arg);
-      positional.push_back(arg);
+      args.positional.push_back(arg);
       continue;
     }
     std::string value;
@@ -159,37 +168,51 @@ int run(int argc, char** argv) {
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
     }
-    const auto it = known.find(arg);
-    if (it == known.end()) throw Usage("no such option: " + arg);
+    const auto it = kKnown.find(arg);
+    if (it == kKnown.end()) throw Usage("no such option: " + arg);
     if (it->second && eq == std::string::npos) {
       if (i + 1 >= argc) throw Usage("option " + arg + " requires an argument");
       value = argv[++i];
     } else if (!it->second && eq != std::string::npos) {
       throw Usage("option " + arg + " takes no value");
     }
-    opt[arg] = value;
+    args.opt[arg] = value;
   }
-  if (opt.count("--help")) {
-    std::cout << kUsage;
-    return 0;
+  return args;
+}
+
+// ---------------------------------------------------------------- validate: every input, before any work
+
+/// Everything a run needs, checked: what to open, how, what to generate, where the results go.
+struct Options {
+  std::string build_dir;
+  std::vector<int64_t> labels;
+  ddt::OpenOptions open;
+  ddt::GenerateOptions generate;
+  std::optional<std::string> noise_file;
+  std::optional<std::string> latents_file;
+  bool json = false;
+};
+
+/// The two options that exclude each other, and the ones every run needs.
+void check_shape_of_command(const Args& args) {
+  if (args.positional.size() != 1) {
+    throw Usage(args.positional.empty() ? "missing argument BUILD_DIR" : "got more than one BUILD_DIR");
   }
-  if (positional.size() != 1) throw Usage(positional.empty() ? "missing argument BUILD_DIR" : "got more than one BUILD_DIR");
-  if (!opt.count("--labels")) throw Usage("missing option --labels");
-  if (opt.count("--seed") && opt.count("--noise")) throw ddt::Error("give either --seed or --noise, not both");
-  if (opt.count("--recompute") && opt.count("--sharing-ratio")) {
+  if (!args.has("--labels")) throw Usage("missing option --labels");
+  if (args.has("--seed") && args.has("--noise")) throw ddt::Error("give either --seed or --noise, not both");
+  if (args.has("--recompute") && args.has("--sharing-ratio")) {
     throw ddt::Error("give either --recompute or --sharing-ratio, not both");
   }
+}
 
-  // every number and list, then every path, before the build is opened
-  ddt::GenerateOptions o;
-  const std::vector<int64_t> labels =
-      parse_ints(opt["--labels"], "--labels", INT64_MIN / 2, INT64_MAX / 2, static_cast<size_t>(ddt::kMaxBatch));
-  if (labels.empty()) throw ddt::Error("give at least one label, e.g. --labels 1,7");
-  if (opt.count("--seed")) o.seed = parse_seed(opt["--seed"]);
-  if (opt.count("--steps")) o.num_steps = static_cast<int>(parse_int(opt["--steps"], "--steps", 1, ddt::kMaxSteps));
-  if (opt.count("--cfg")) o.guidance = parse_double(opt["--cfg"], "--cfg");
-  if (opt.count("--interval")) {
-    const std::string& text = opt["--interval"];
+/// --seed, --steps, --cfg, --interval, --timeshift, --last-step: the sampler's overrides.
+void parse_sampler(const Args& args, ddt::GenerateOptions& o) {
+  if (args.has("--seed")) o.seed = parse_seed(args.at("--seed"));
+  if (args.has("--steps")) o.num_steps = static_cast<int>(parse_int(args.at("--steps"), "--steps", 1, ddt::kMaxSteps));
+  if (args.has("--cfg")) o.guidance = parse_double(args.at("--cfg"), "--cfg");
+  if (args.has("--interval")) {
+    const std::string& text = args.at("--interval");
     const size_t comma = text.find(',');
     if (comma == std::string::npos || text.find(',', comma + 1) != std::string::npos) {
       throw ddt::Error("--interval takes LO,HI, e.g. 0.3,1.0 (got '" + text + "')");
@@ -197,75 +220,139 @@ int run(int argc, char** argv) {
     o.interval_min = parse_double(text.substr(0, comma), "--interval LO");
     o.interval_max = parse_double(text.substr(comma + 1), "--interval HI");
   }
-  if (opt.count("--timeshift")) o.timeshift = parse_double(opt["--timeshift"], "--timeshift");
-  if (opt.count("--last-step")) o.last_step = parse_double(opt["--last-step"], "--last-step");
-  if (opt.count("--recompute")) {
+  if (args.has("--timeshift")) o.timeshift = parse_double(args.at("--timeshift"), "--timeshift");
+  if (args.has("--last-step")) o.last_step = parse_double(args.at("--last-step"), "--last-step");
+}
+
+/// --recompute, --sharing-ratio, --schedule: which steps run the encoder.
+void parse_schedule(const Args& args, ddt::Schedule& schedule) {
+  if (args.has("--recompute")) {
     std::vector<int> steps;
-    for (int64_t s : parse_ints(opt["--recompute"], "--recompute", 0, ddt::kMaxSteps - 1, ddt::kMaxSteps)) {
+    for (int64_t s : parse_ints(args.at("--recompute"), "--recompute", 0, ddt::kMaxSteps - 1, ddt::kMaxSteps)) {
       steps.push_back(static_cast<int>(s));
     }
     if (steps.empty()) throw ddt::Error("--recompute needs at least step 0, e.g. --recompute 0,3,6");
-    o.schedule.recompute = steps;
+    schedule.recompute = steps;
   }
-  if (opt.count("--sharing-ratio")) o.schedule.sharing_ratio = ddt::check_ratio(parse_double(opt["--sharing-ratio"], "--sharing-ratio"));
-  if (opt.count("--schedule")) {
-    o.schedule.method = opt["--schedule"];
-    if (o.schedule.method != "dp" && o.schedule.method != "uniform") {
-      throw ddt::Error("unknown schedule '" + o.schedule.method + "'; choose dp or uniform");
+  if (args.has("--sharing-ratio")) {
+    schedule.sharing_ratio = ddt::check_ratio(parse_double(args.at("--sharing-ratio"), "--sharing-ratio"));
+  }
+  if (args.has("--schedule")) {
+    schedule.method = args.at("--schedule");
+    if (schedule.method != "dp" && schedule.method != "uniform") {
+      throw ddt::Error("unknown schedule '" + schedule.method + "'; choose dp or uniform");
     }
   }
-  o.full_cfg = opt.count("--full-cfg") > 0;
+}
+
+/// --backend, --inference-precision, --threads.
+ddt::OpenOptions parse_open(const Args& args) {
   ddt::OpenOptions open;
-  if (opt.count("--backend")) open.backend = opt["--backend"];
-  if (opt.count("--inference-precision")) {
-    open.precision = opt["--inference-precision"];
+  if (args.has("--backend")) open.backend = args.at("--backend");
+  if (args.has("--inference-precision")) {
+    open.precision = args.at("--inference-precision");
     if (open.precision != "f32" && open.precision != "bf16" && open.precision != "fp32") {
       throw ddt::Error("unknown --inference-precision '" + open.precision + "'; choose f32 or bf16");
     }
   }
-  if (opt.count("--threads")) open.threads = static_cast<int>(parse_int(opt["--threads"], "--threads", 1, kMaxThreads));
-  if (opt.count("--save-latents")) {
-    if (opt["--save-latents"].empty()) throw ddt::Error("--save-latents needs a file path, e.g. --save-latents latents.npy");
-    ddt::check_output_path(opt["--save-latents"]);
-  }
-  if (opt.count("--noise")) check_input("--noise", opt["--noise"]);
+  if (args.has("--threads")) open.threads = static_cast<int>(parse_int(args.at("--threads"), "--threads", 1, kMaxThreads));
+  return open;
+}
 
-  const auto open_start = std::chrono::steady_clock::now();
-  ddt::Pipeline pipe = ddt::Pipeline::open(positional[0], open);
-  const double open_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - open_start).count();
-  if (opt.count("--noise")) o.noise = ddt::read_npy(opt["--noise"], ddt::kMaxBatch * (int64_t{1} << 24));
-  const bool tty = isatty(fileno(stderr));
-  const int total = o.num_steps.value_or(pipe.defaults().num_steps);
-  const std::string backend = pipe.backend();
-  if (tty) {
-    o.progress = [total, &backend](int i) {
+/// Every number and list, then every path, before the build is opened (in this order: the
+/// first bad input is the one reported).
+Options validate(const Args& args) {
+  check_shape_of_command(args);
+  Options o;
+  o.build_dir = args.positional[0];
+  o.labels = parse_ints(args.at("--labels"), "--labels", INT64_MIN / 2, INT64_MAX / 2, static_cast<size_t>(ddt::kMaxBatch));
+  if (o.labels.empty()) throw ddt::Error("give at least one label, e.g. --labels 1,7");
+  parse_sampler(args, o.generate);
+  parse_schedule(args, o.generate.schedule);
+  o.generate.full_cfg = args.has("--full-cfg");
+  o.open = parse_open(args);
+  if (args.has("--save-latents")) {
+    o.latents_file = args.at("--save-latents");
+    if (o.latents_file->empty()) throw ddt::Error("--save-latents needs a file path, e.g. --save-latents latents.npy");
+    ddt::check_output_path(*o.latents_file);
+  }
+  if (args.has("--noise")) {
+    o.noise_file = args.at("--noise");
+    check_input("--noise", *o.noise_file);
+  }
+  o.json = args.has("--json");
+  return o;
+}
+
+// ---------------------------------------------------------------- open, generate, write outputs
+
+/// The build opened with the chosen backend, and how long that took.
+ddt::Pipeline open_build(const Options& o, double& seconds) {
+  const auto start = std::chrono::steady_clock::now();
+  ddt::Pipeline pipe = ddt::Pipeline::open(o.build_dir, o.open);
+  seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return pipe;
+}
+
+/// The run itself: the noise file read, a progress line where stderr is a terminal.
+ddt::Result generate(const ddt::Pipeline& pipe, Options& o) {
+  if (o.noise_file) o.generate.noise = ddt::read_npy(*o.noise_file, ddt::kMaxBatch * (int64_t{1} << 24));
+  if (isatty(fileno(stderr))) {
+    const int total = o.generate.num_steps.value_or(pipe.defaults().num_steps);
+    const std::string backend = pipe.backend();
+    o.generate.progress = [total, backend](int i) {
       std::cerr << "\rsampling (" << backend << ") " << i + 1 << "/" << total << std::flush;
       if (i + 1 == total) std::cerr << "\r\033[K";
     };
   }
-  const ddt::Result r = pipe.generate(labels, o);
-  if (opt.count("--save-latents")) ddt::write_npy(opt["--save-latents"], r.latents);
-  std::cerr << labels.size() << " samples, " << r.settings.num_steps << " steps, encoder ran " << r.recompute.size()
-            << " times (sharing ratio " << std::fixed << std::setprecision(2) << r.sharing_ratio() << "), " << backend << " "
-            << pipe.precision() << (o.full_cfg ? ", full CFG batch at every call" : "") << "\n"
+  return pipe.generate(o.labels, o.generate);
+}
+
+/// The `--json` summary: schedule and timing (the keys the tests and benchmarks read).
+nlohmann::ordered_json summary(const ddt::Pipeline& pipe, const Options& o, const ddt::Result& r, double open_seconds) {
+  const ddt::Timing& t = r.timing;
+  const double overhead = t.loop_seconds - t.encode_seconds - t.decode_seconds;
+  return {{"backend", pipe.backend()},
+          {"precision", pipe.precision()},
+          {"samples", o.labels.size()},
+          {"steps", r.settings.num_steps},
+          {"recompute", r.recompute},
+          {"sharing_ratio", r.sharing_ratio()},
+          {"open_seconds", open_seconds},
+          {"runner_seconds", t.runner_seconds},
+          {"loop_seconds", t.loop_seconds},
+          {"encode_seconds", t.encode_seconds},
+          {"decode_seconds", t.decode_seconds},
+          {"encode_calls", t.encode_calls},
+          {"decode_calls", t.decode_calls},
+          {"encode_cond_only_calls", t.encode_cond_only_calls},
+          {"decode_cond_only_calls", t.decode_cond_only_calls},
+          {"full_cfg", o.generate.full_cfg},
+          {"overhead_seconds_per_step", overhead / r.settings.num_steps}};
+}
+
+/// The latents file (atomically), the two-line report on stderr, the JSON summary on stdout.
+void write_outputs(const ddt::Pipeline& pipe, const Options& o, const ddt::Result& r, double open_seconds) {
+  if (o.latents_file) ddt::write_npy(*o.latents_file, r.latents);
+  std::cerr << o.labels.size() << " samples, " << r.settings.num_steps << " steps, encoder ran " << r.recompute.size()
+            << " times (sharing ratio " << std::fixed << std::setprecision(2) << r.sharing_ratio() << "), " << pipe.backend()
+            << " " << pipe.precision() << (o.generate.full_cfg ? ", full CFG batch at every call" : "") << "\n"
             << std::defaultfloat;
-  std::cerr << (opt.count("--save-latents") ? "latents -> " + opt["--save-latents"] : "nothing saved: pass --save-latents FILE.npy")
-            << "\n";
-  if (opt.count("--json")) {
-    const ddt::Timing& t = r.timing;
-    const double overhead = t.loop_seconds - t.encode_seconds - t.decode_seconds;
-    std::cout << std::setprecision(9) << "{\"backend\": \"" << backend << "\", \"precision\": \"" << pipe.precision()
-              << "\", \"samples\": " << labels.size() << ", \"steps\": " << r.settings.num_steps
-              << ", \"recompute\": " << json_list(r.recompute) << ", \"sharing_ratio\": " << r.sharing_ratio()
-              << ", \"open_seconds\": " << open_seconds << ", \"runner_seconds\": " << t.runner_seconds
-              << ", \"loop_seconds\": " << t.loop_seconds << ", \"encode_seconds\": " << t.encode_seconds
-              << ", \"decode_seconds\": " << t.decode_seconds << ", \"encode_calls\": " << t.encode_calls
-              << ", \"decode_calls\": " << t.decode_calls << ", \"encode_cond_only_calls\": " << t.encode_cond_only_calls
-              << ", \"decode_cond_only_calls\": " << t.decode_cond_only_calls
-              << ", \"full_cfg\": " << (o.full_cfg ? "true" : "false")
-              << ", \"overhead_seconds_per_step\": " << overhead / r.settings.num_steps
-              << "}" << std::endl;
+  std::cerr << (o.latents_file ? "latents -> " + *o.latents_file : "nothing saved: pass --save-latents FILE.npy") << "\n";
+  if (o.json) std::cout << summary(pipe, o, r, open_seconds).dump() << std::endl;
+}
+
+int run(int argc, char** argv) {
+  const Args args = parse(argc, argv);
+  if (args.has("--help")) {
+    std::cout << kUsage;
+    return 0;
   }
+  Options options = validate(args);
+  double open_seconds = 0;
+  const ddt::Pipeline pipe = open_build(options, open_seconds);
+  const ddt::Result result = generate(pipe, options);
+  write_outputs(pipe, options, result, open_seconds);
   return 0;
 }
 

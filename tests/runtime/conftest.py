@@ -1,4 +1,5 @@
-"""Session fixtures of the C++ runtime tests: runtime/ configured and built once, `ddt-run`, and a `--libtorch` build."""
+"""Session fixtures of the C++ runtime tests: runtime/ configured and built once, `ddt-run`, a `--libtorch` build
+and a calibrated build."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "ddt_export" / "manifest.schema.json"  # the manifest's JSON Schema, validated from C++
 
 
 def run(cmd: list, timeout: int = 600, **kw) -> subprocess.CompletedProcess:
@@ -59,3 +61,13 @@ def lt_build(official, tmp_path_factory) -> Path:
     result = run(["ddt-export", "build", "--config", official.config, "--ckpt", official.ckpt, "--libtorch", "--out", out])
     assert result.returncode == 0, result.stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def calibrated(built, tmp_path_factory) -> Path:
+    """A copy of the session's build after `ddt-export calibrate --steps 12` (a DP calibration in its manifest)."""
+    build = tmp_path_factory.mktemp("calibrated") / "tiny"
+    shutil.copytree(built, build)  # calibrate writes into the folder
+    calibrated = run(["ddt-export", "calibrate", build, "--steps", "12"])
+    assert calibrated.returncode == 0, calibrated.stderr
+    return build

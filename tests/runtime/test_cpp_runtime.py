@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from tests.conftest import SAMPLER, rel_l2, seeded
-from tests.runtime.conftest import run
+from tests.runtime.conftest import SCHEMA, run
 from tests.reference.official_ddt import official_dp, official_sample
 
 TOL = 1e-4  # vs the official implementation, relative L2
@@ -30,13 +30,19 @@ SAME_KERNELS = 1e-6  # vs the Python runtime on the same weights and ATen kernel
 NULL = 10  # the conftest model's null class (10 classes)
 
 
-def test_cpp_unit_suite(runtime_build):
-    """The C++ unit tests (CTest): time grid, seeded noise, DP vs brute force, .npy, sha256, manifest errors and calibration lookup, the loop."""
-    ctest = shutil.which("ctest")
-    if ctest is None:
-        pytest.skip("ctest is not installed (it comes with cmake)")
-    result = run([ctest, "--test-dir", runtime_build, "--output-on-failure"])
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+def test_cpp_unit_suite(runtime_build, built, built_int8, lt_build, calibrated):
+    """The C++ unit tests (CTest's ddt_runtime_unit, run once, directly): time grid, seeded noise, DP vs brute force, .npy,
+    sha256, manifest errors and calibration lookup, the loop; and the real manifests of this session's builds (fp32, int8,
+    with LibTorch modules, calibrated) against ddt_export/manifest.schema.json, which must also cover what the reader requires."""
+    assert SCHEMA.is_file(), f"{SCHEMA} is missing: the manifest's JSON Schema is generated from ddt_export/manifest_schema.py"
+    builds = [arg for b in (built, built_int8, lt_build, calibrated) for arg in ("--manifest", b)]
+    result = run([runtime_build / "ddt_runtime_tests", "--schema", SCHEMA, *builds])
+    assert result.returncode == 0 and " 0 failed" in result.stdout, result.stdout[-5000:] + result.stderr[-2000:]
+    assert "(skipped" not in result.stdout, result.stdout
+    for name in ("schema_validator_keywords", "manifest_schema_matches_reader", "manifest_schema_accepts_real_builds",
+                 "manifest_schema_refuses_broken_manifests"):
+        assert f"PASS {name}" in result.stdout, result.stdout
+    assert "(4 builds) PASS manifest_schema_accepts_real_builds" in result.stdout
 
 
 def ddt_run_ok(ddt_run: Path, *args) -> dict:
@@ -62,14 +68,6 @@ def one_line_error(result: subprocess.CompletedProcess, needle: str) -> None:
     assert result.returncode == 2, (result.returncode, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
-
-
-# ---------------------------------------------------------------- build and unit tests
-
-
-def test_unit_tests_pass(runtime_build):
-    result = run([runtime_build / "ddt_runtime_tests"])
-    assert result.returncode == 0 and " 0 failed" in result.stdout, result.stdout + result.stderr
 
 
 # ---------------------------------------------------------------- parity: OpenVINO on the build's own ONNX graphs
@@ -124,11 +122,8 @@ def test_openvino_uniform_sharing_matches_official(official, built, ddt_run, tmp
     assert rel_l2(np.load(out), reference(official, 5, [2, 4], [0, 4, 8])) < TOL
 
 
-def test_openvino_dp_after_calibrate_matches_official(official, built, ddt_run, tmp_path):
-    build = tmp_path / "calibrated"
-    shutil.copytree(built, build)  # calibrate writes into the folder
-    calibrated = run(["ddt-export", "calibrate", build, "--steps", "12"])
-    assert calibrated.returncode == 0, calibrated.stderr
+def test_openvino_dp_after_calibrate_matches_official(official, calibrated, ddt_run, tmp_path):
+    build = calibrated  # `ddt-export calibrate --steps 12` on a copy of the build
     entries = json.loads((build / "manifest.json").read_text())["calibration"]
     (entry,) = entries.values()  # found by its sampler settings, whatever its key
     sim = np.load(build / entry["file"])
@@ -161,13 +156,14 @@ def test_openvino_bf16_runs_close_to_f32(built, ddt_run, tmp_path):
 def test_build_records_libtorch_modules(lt_build):
     from ddt_export.manifest import read
 
-    m = read(lt_build)  # every file, the .ts modules included, matches its sha256
-    section = m.data["libtorch"]
+    read(lt_build)  # every file, the .ts modules included, matches its sha256
+    data = json.loads((lt_build / "manifest.json").read_text())  # as the C++ reader sees it
+    section = data["libtorch"]
     assert section["format"] == "torchscript" and section["precision"] == "fp32"
     for name in ("encoder", "decoder"):
-        graph = m.data["graphs"][name]
+        graph = data["graphs"][name]
         assert section[name]["inputs"] == [t["name"] for t in graph["inputs"]]
-        assert section[name]["file"] in m.data["files"]
+        assert section[name]["file"] in data["files"]
         assert section[name]["check"]["max_rel_error"] <= section[name]["check"]["tolerance"]
 
 
@@ -207,39 +203,17 @@ def test_build_without_libtorch_modules(lt_build, ddt_run, tmp_path):
                    "has no libtorch section; rebuild with `ddt-export build --libtorch`")
 
 
-def test_openvino_runs_int8_qdq_graphs(built, ddt_run, tmp_path):
-    """An int8 QDQ build (QuantizeLinear/DequantizeLinear around the matmuls) loads and samples as is."""
-    import hashlib
+def test_openvino_runs_int8_qdq_graphs(built_int8, ddt_run, tmp_path):
+    """An int8 QDQ build (`ddt-export build --precision int8`: QuantizeLinear/DequantizeLinear around the matmuls) loads
+    and samples as is."""
+    import onnx
 
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    build = tmp_path / "int8"
-    shutil.copytree(built, build)
-    manifest = json.loads((build / "manifest.json").read_text())
-    rng = np.random.default_rng(0)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self, name):
-            feeds = [{"x": rng.standard_normal((2, 4, 8, 8), dtype=np.float32), "t": rng.random(2, dtype=np.float32),
-                      "y": np.array([1, NULL])} if name == "encoder" else
-                     {"x": rng.standard_normal((2, 4, 8, 8), dtype=np.float32), "s": rng.standard_normal((2, 16, 64), dtype=np.float32)}
-                     for _ in range(4)]
-            self.feeds = iter(feeds)
-
-        def get_next(self):
-            return next(self.feeds, None)
-
+    manifest = json.loads((built_int8 / "manifest.json").read_text())
+    assert manifest["precision"] == "int8"
     for name in ("encoder", "decoder"):
-        graph = build / manifest["graphs"][name]["file"]
-        quantized = tmp_path / f"{name}.int8.onnx"
-        quantize_static(str(graph), str(quantized), Reader(name), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-        shutil.move(quantized, graph)
-        data = graph.read_bytes()
-        manifest["files"][graph.name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    manifest.pop("digest", None)
-    (build / "manifest.json").write_text(json.dumps(manifest))
+        graph = onnx.load(str(built_int8 / manifest["graphs"][name]["file"]), load_external_data=False)
+        assert any(n.op_type == "QuantizeLinear" for n in graph.graph.node), name
     out = tmp_path / "lat.npy"
-    summary = ddt_run_ok(ddt_run, *f32(build, "--labels", "1,7", "--seed", "3", "--steps", "4", "--save-latents", out))
+    summary = ddt_run_ok(ddt_run, *f32(built_int8, "--labels", "1,7", "--seed", "3", "--steps", "4", "--save-latents", out))
     got = np.load(out)
     assert summary["decode_calls"] == 4 and got.shape == (2, 4, 8, 8) and np.isfinite(got).all()
