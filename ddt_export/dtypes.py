@@ -2,7 +2,7 @@
 
 A build's precision decides the graphs' element types: fp16/bf16 graphs are exported from a
 cast model (norms, RoPE and t-features stay fp32 by construction), int8/fp8 graphs are fp32
-graphs with quantize/dequantize pairs (quantize.py). Tensor dtypes are spelled as numpy
+graphs with quantize/dequantize pairs (quant/). Tensor dtypes are spelled as numpy
 names everywhere (the manifest, GraphSpec); the maps below turn them into each library's type.
 """
 

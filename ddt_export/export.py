@@ -75,7 +75,7 @@ def export_graph(module: torch.nn.Module, spec: GraphSpec, inputs: dict[str, tor
 
 def check_graph(module: torch.nn.Module, spec: GraphSpec, path: Path, inputs: dict[str, torch.Tensor], tolerance: float) -> GraphCheck:
     """Run the saved graph in onnxruntime and compare its output with PyTorch's."""
-    from .halfprec import cpu_session
+    from .precision.half import cpu_session
 
     session = cpu_session(path)  # fp16/bf16 emulated as GPU kernels store them (see precision.py); half inputs are fp32
     feeds = {t.name: inputs[t.name].float().numpy() if t.dtype in ("bfloat16", "float16") else inputs[t.name].numpy() for t in spec.inputs}

@@ -216,7 +216,7 @@ class QuantGraph(Section):
 
 
 class QuantScheme(Section):
-    element_type: Literal["int8", "fp8e4m3"] = "int8"
+    element_type: Literal["int8", "float8e4m3fn"] = "int8"  # ONNX's element type names
 
 
 class Smoothing(Section):

@@ -50,7 +50,7 @@ def built(official, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def built_int8(official, tmp_path_factory) -> Path:
-    """`ddt-export build --precision int8` of the tiny model, once per session (tests/test_quantize.py, tests/bench)."""
+    """`ddt-export build --precision int8` of the tiny model, once per session (tests/quant, tests/bench)."""
     return cli_build(tmp_path_factory.mktemp("builds8") / "tiny-int8", "--config", official.config, "--ckpt", official.ckpt,
                      "--precision", "int8")
 

@@ -18,8 +18,11 @@ OLD = sorted(DATA.glob("manifest-format1-*.json"))  # written by ddt-export 0.1.
 
 
 def _normalised(data: dict) -> dict:
-    """What an old manifest must read back as: the same document, but the quantiser's range record under its new key."""
+    """What an old manifest must read back as: the same document, plus the fields added since with their defaults
+    (every sampler section says Euler), and the quantiser's range record under its new key."""
     data = json.loads(json.dumps(data))
+    for settings in [data["sampler"], *(c["sampler"] for c in data["calibration"].values())]:
+        settings.update(sampler="euler", order=1)
     if "quantization" in data and "calibration" in data["quantization"]:
         data["quantization"]["ranges"] = data["quantization"].pop("calibration")
     return data

@@ -186,7 +186,7 @@ def _builds(build_dir: str | Path, against: str | Path | None) -> tuple[Manifest
     if ref_m is not None:
         if ref_m.precision != "fp32":
             raise DDTError(f"--against {against} is a {ref_m.precision} build; give an fp32 build of the same model")
-        if ref_m.data["model"]["architecture"] != m.data["model"]["architecture"]:
+        if ref_m.arch != m.arch:
             raise DDTError(f"--against {against} is a different architecture than {build_dir}; build both from the same model")
     return m, ref_m
 

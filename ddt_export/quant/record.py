@@ -1,11 +1,12 @@
 """The manifest's `quantization` record of a quantisation run, and the summary a build prints of it.
 
-The record (what `quantize_graphs` returns; the manifest's schema types it) keeps its on-disk key
-names: "calibration" there is the activation-range data (the recorded trajectories), not the
-schedule calibration of `ddt-export calibrate`, and "seconds"/"calibration" per graph is the
-time the range measurement took. Its fixed descriptions (which quantiser and why, the scheme, what
-each number measures) are the constants below, written into every record so that a build folder
-says how it was made without this package at hand; the numbers come from the run.
+The record is what `quantize_graphs` returns; the manifest's schema types it (`Quantization`).
+"ranges" is the activation-range data (the recorded trajectories) and "seconds"/"ranges" per graph
+the time their measurement took; builds made before 0.2 called both "calibration", which the schema
+still reads ("calibration" is the DP's similarity measurement of `ddt-export calibrate`). Its fixed
+descriptions (which quantiser and why, the scheme, what each number measures) are the constants
+below, written into every record so that a build folder says how it was made without this package
+at hand; the numbers come from the run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ QUANTIZER = "onnxruntime.quantization.quantize_static"
 WHY = ("ships with the runtime ddt-export already uses, calibrates on the CPU, writes standard QDQ that onnxruntime, "
        "OpenVINO and TensorRT read; set up as TensorRT and NVIDIA Model Optimizer's ONNX PTQ set it up")
 FORMAT = "QDQ (QuantizeLinear/DequantizeLinear, standard domain)"
-ACTIVATIONS = "symmetric, per tensor, max |x| over the calibration set (MinMax, zero point 0)"
+ACTIVATIONS = "symmetric, per tensor, max |x| over the range data (MinMax, zero point 0)"
 RANGE_DATA = ("inputs of both graphs at every step of full sampling runs of the fp32 graphs "
               "(CFG batch: unconditional and conditional halves), encoder at every step")
 RANGE_METHOD = "MinMax (max calibration)"
@@ -28,8 +29,8 @@ SENSITIVITY_METRIC = "relative L2 error of the graph output vs the fp32 graph (|
 SMOOTHING_METHOD = ("SmoothQuant (Xiao et al., 2023) folded into the weights: input channel j of each smoothed linear divided by "
                     "s_j = amax_j^alpha / max|W_:j|^(1 - alpha), the weight's column j multiplied by s_j; 1/s folded into the norm "
                     "weights, adaLN shift/scale rows, w3's rows and qkv's v rows in front of it (no extra op in the graph)")
-SMOOTHING_DATA = "the calibration trajectories (max |input| per channel over every batch)"
-SPREAD_METRIC = "median over the smoothed linears of max channel amax / median channel amax, over the calibration data"
+SMOOTHING_DATA = "the range trajectories (max |input| per channel over every batch)"
+SPREAD_METRIC = "median over the smoothed linears of max channel amax / median channel amax, over the range data"
 
 
 def header(precision: str, plan: QuantPlan, source, data: Trajectories) -> dict:
@@ -41,7 +42,7 @@ def header(precision: str, plan: QuantPlan, source, data: Trajectories) -> dict:
         "quantizer_version": onnxruntime.__version__,
         "why": WHY,
         "scheme": scheme(precision),
-        "calibration": range_data(plan, source, data),  # the on-disk key of the activation-range data
+        "ranges": range_data(plan, source, data),  # the activation-range data (builds before 0.2 call it "calibration")
         "sensitivity": sensitivity(plan, plan.steps_for(source)),
         "graphs": {},
         "seconds": {"trajectories": round(data.seconds, 1)},
@@ -133,7 +134,7 @@ class GraphResult:
             "matmul_nodes": sum(len(v) for v in self.sites.values()),
             "ops": self.ops,
             "calibrated_tensors": self.range_tensors,  # the on-disk key: tensors with a measured activation range
-            "seconds": {"calibration": round(self.ranges_seconds, 1), "total": round(self.total_seconds, 1)},
+            "seconds": {"ranges": round(self.ranges_seconds, 1), "total": round(self.total_seconds, 1)},
         }
 
 
@@ -145,7 +146,7 @@ def summary(record) -> str:
     if not isinstance(record, dict):
         record = record.model_dump(mode="json", by_alias=True)
     sec, kind = record["seconds"], record["scheme"]["element_type"]
-    ranges = record["calibration"] if "calibration" in record else record["ranges"]
+    ranges = record["ranges"]
     lines = [f"{kind} quantisation: {sec['total']:.0f} s in all, {sec['trajectories']:.0f} s of it "
              f"recording {ranges['encoder_batches']} trajectory batches"]
     if "smoothing" in record:
@@ -153,7 +154,7 @@ def summary(record) -> str:
         lines.append(f"  SmoothQuant alpha {sm['alpha']:g} on {len(sm['linears'])} linears ({sec['smoothing']:.0f} s): "
                      f"largest/median input channel {sm['channel_spread']['before']:.1f} -> {sm['channel_spread']['after']:.1f}")
     for name, g in record["graphs"].items():
-        lines.append(f"  {name}: ranges {g['seconds']['calibration']:.0f} s, sensitivity and final graph "
-                     f"{g['seconds']['total'] - g['seconds']['calibration']:.0f} s; {g['quantized_nodes']} of {g['matmul_nodes']} matmuls "
+        lines.append(f"  {name}: ranges {g['seconds']['ranges']:.0f} s, sensitivity and final graph "
+                     f"{g['seconds']['total'] - g['seconds']['ranges']:.0f} s; {g['quantized_nodes']} of {g['matmul_nodes']} matmuls "
                      f"{kind}, float: {', '.join(g['float_sites']) or 'none'}; error vs fp32 {g['error']:.1e}")
     return "\n".join(lines)

@@ -25,7 +25,7 @@ def test_int8_build_records_its_range_data_and_its_choice(built_int8):
     assert m["precision"] == "int8"
     q = m["quantization"]
     assert q["quantizer"].startswith("onnxruntime.quantization") and q["quantizer_version"]
-    ranges = q["calibration"]  # the record's on-disk key for the activation-range data
+    ranges = q["ranges"]  # the activation-range data
     assert len(ranges["seeds"]) >= 2 and ranges["encoder_batches"] == len(ranges["seeds"]) * ranges["steps_per_run"]
     assert ranges["decoder_batches"] == ranges["encoder_batches"]  # every step of full runs, encoder at every step
     assert len({y for labels in ranges["labels"].values() for y in labels}) >= 5  # several classes
@@ -56,7 +56,7 @@ def test_the_build_says_how_long_quantisation_took(official, tmp_path):
     result = CliRunner().invoke(app, ["build", "--config", str(official.config), "--ckpt", str(official.ckpt), "--precision", "int8",
                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
-    q = read(out).data["quantization"]
+    q = read(out).doc.quantization.model_dump(mode="json", by_alias=True)
     assert summary(q) in result.output  # printed as recorded
     assert f"int8 quantisation: {q['seconds']['total']:.0f} s in all" in result.output
     for name, g in q["graphs"].items():
@@ -67,7 +67,7 @@ def test_the_build_says_how_long_quantisation_took(official, tmp_path):
 
 def test_float_sites_really_stay_float_and_the_rest_are_int8_on_both_inputs(built_int8):
     m = read(built_int8)
-    q = m.data["quantization"]
+    q = m.doc.quantization.model_dump(mode="json", by_alias=True)
     for name in ("encoder", "decoder"):
         model = onnx.load(str(built_int8 / f"{name}.onnx"))
         sites = site_nodes(model, m.arch.num_encoder_blocks)
@@ -120,7 +120,7 @@ def test_quantised_matmuls_run_as_int8_kernels_on_onnxruntime(built_int8, monkey
             if n.op_type == "DequantizeLinear" and n.input[0] not in inits:
                 assert consumers[n.output[0]] == 1, n.name  # one pair per consumer
         quantised = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and producers.get(n.input[0]) == "DequantizeLinear"]
-        assert len(quantised) == m.data["quantization"]["graphs"][name]["quantized_nodes"] > 0
+        assert len(quantised) == m.doc.quantization.model_dump(mode="json", by_alias=True)["graphs"][name]["quantized_nodes"] > 0
         optimised = onnx.load(written[str(built_int8 / f"{name}.onnx")])
         ops = [n.op_type for n in optimised.graph.node]
         # onnxruntime has no float-output int8 Gemm: the timestep embedder's two Gemms (batch rows only) stay DQ + Gemm
@@ -144,8 +144,8 @@ def test_int8_whole_run_stays_close_to_fp32(built_int8, built):
 
 def test_fp8_graphs_are_e4m3_qdq_from_the_int8_recipe(built_fp8, built):
     m = read(built_fp8)
-    assert m.precision == "fp8" and m.data["quantization"]["scheme"]["element_type"] == "float8e4m3fn"
-    assert "smoothing" not in m.data["quantization"]  # e4m3 keeps its relative precision at any magnitude
+    assert m.precision == "fp8" and m.doc.quantization.model_dump(mode="json", by_alias=True)["scheme"]["element_type"] == "float8e4m3fn"
+    assert "smoothing" not in m.doc.quantization.model_dump(mode="json", by_alias=True)  # e4m3 keeps its relative precision at any magnitude
     for name in ("encoder", "decoder"):
         model = onnx.load(str(built_fp8 / f"{name}.onnx"))
         assert max(i.version for i in model.opset_import if i.domain in ("", "ai.onnx")) == 19  # float8 Q/DQ
