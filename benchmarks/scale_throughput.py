@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ddt_export import __version__
-from ddt_export.scale.run import Request, plan, sample_many
+from ddt_export.scale.run import SampleOptions, plan, sample_many
 from ddt_export.scale.workers import ShardWorker
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     rows = []
 
     torch.set_num_threads(1)
-    job, _ = plan(Request(args.build, **job_args))
+    job, _ = plan(SampleOptions(args.build, **job_args))
     worker = ShardWorker(job, threads=1, driver_version=__version__)
     assert worker.ready() is None, worker.ready()
     t0 = time.perf_counter()
@@ -50,7 +50,7 @@ def main() -> None:
     for workers, cpus in ((1, 1.0), (2, 1.0), (1, 2.0)):
         with tempfile.TemporaryDirectory() as tmp:
             load = os.getloadavg()
-            s = sample_many(Request(args.build, **job_args, out=Path(tmp) / "out", workers=workers, cpus_per_worker=cpus), show_progress=False)
+            s = sample_many(SampleOptions(args.build, **job_args, out=Path(tmp) / "out", workers=workers, cpus_per_worker=cpus), show_progress=False)
             hashes.add(s.record["sha256"])
             rows.append({"config": f"Ray, {workers} worker(s) x {cpus:g} CPU", "workers": workers, "cpus_per_worker": cpus,
                          "samples_per_second": s.rate, "startup_seconds": s.startup_seconds, "load": load})

@@ -107,10 +107,11 @@ def quality(
 
     with console.status("quality benchmark") as status:  # a log gets a line per step: the spinner is silent there
         progress = (lambda msg: status.update(msg)) if console.is_terminal else console.print
-        res = bench.run(build_dir, samples=samples, steps=steps, seed=seed, backend=backend, ratios=parse_ratios(ratios),
-                        progress=progress, seeds=None if seeds is None else tuple(ints(seeds, "--seeds")),
-                        precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
-                        precision_ratios=parse_ratios(precision_ratios), equal_calls=equal_calls, builds=builds, work_dir=work)
+        opts = bench.Options(samples=samples, steps=steps, seed=seed, backend=backend, ratios=parse_ratios(ratios),
+                             seeds=None if seeds is None else tuple(ints(seeds, "--seeds")),
+                             precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
+                             precision_ratios=parse_ratios(precision_ratios), equal_calls=equal_calls, builds=builds, work_dir=work)
+        res = bench.run(build_dir, opts, progress=progress)
     stdout().print(bench.table(res))
     if json_out is not None:
         write_json_atomic(json_out, res)

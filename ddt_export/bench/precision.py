@@ -39,6 +39,8 @@ BASELINE = "openvino bf16"  # the issue's yardstick: the fastest float path on t
 
 @dataclass(frozen=True)
 class Options:
+    """What `ddt-bench precision` times: steps, batch, ratios (uniform schedules), repeats and per-call timings."""
+
     steps: int = 16
     batch: int = 1
     ratios: tuple[float, ...] = (0.0, 0.75)
@@ -72,43 +74,76 @@ def check_builds(fp32_dir: str | Path, int8_dir: str | Path) -> tuple[Manifest, 
     return m32, m8
 
 
-def run(fp32_dir: str | Path, int8_dir: str | Path, opts: Options, progress: Callable[[str], None] = lambda m: None) -> dict:
-    from ..backends import open_backend
-    from ..pipeline import seeded_noise
-    from .latency import call_times, settle
+@dataclass(frozen=True)
+class Inputs:
+    """What every row samples: the same settings, labels, noise, and each ratio's uniform steps."""
 
-    opts.validate()
-    m32, m8 = check_builds(fp32_dir, int8_dir)
-    load_start = machine.load_average()
-    arch, N, B = m32.arch, opts.steps, opts.batch
-    settings = m32.sampler.with_overrides(num_steps=N)
-    labels = [(7 * i + 1) % arch.num_classes for i in range(B)]
-    noise = seeded_noise(B, arch.latent_shape, opts.seed)
-    plans = [(float(r), schedules.Request(ratio=r, method="uniform").resolve(N)) for r in opts.ratios]
+    settings: SamplerSettings
+    labels: list[int]
+    noise: np.ndarray
+    null_class: int
+    plans: list  # (ratio, recompute steps)
+
+    @classmethod
+    def make(cls, m32: Manifest, opts: Options) -> "Inputs":
+        from ..pipeline import seeded_noise
+
+        arch, N, B = m32.arch, opts.steps, opts.batch
+        return cls(m32.sampler.with_overrides(num_steps=N), [(7 * i + 1) % arch.num_classes for i in range(B)],
+                   seeded_noise(B, arch.latent_shape, opts.seed), m32.null_class,
+                   [(float(r), schedules.Request(ratio=r, method="uniform").resolve(N)) for r in opts.ratios])
+
+    def sample(self, runner, recompute, settings: SamplerSettings | None = None):
+        return sample(runner, self.noise, self.labels, self.null_class, settings or self.settings, recompute)
+
+
+def open_runners(m32: Manifest, m8: Manifest, batch: int, progress) -> list[tuple[str, str, object]]:
+    """(name, precision, runner) for every row of ROWS, each at the CFG batch."""
+    from ..backends import open_backend
+
     runners = []
     for name, prec, kind, build, ov in ROWS:
         progress(f"loading {name}")
-        runners.append((name, prec, open_backend(kind, m32 if build == "fp32" else m8, precision=ov).runner(2 * B)))
+        runners.append((name, prec, open_backend(kind, m32 if build == "fp32" else m8, precision=ov).runner(2 * batch)))
+    return runners
+
+
+def time_runs(runners: list, inputs: Inputs, opts: Options, progress) -> tuple[dict, dict]:
+    """Whole runs, round-robin per repeat: ({(row, ratio): seconds per repeat}, {row: latents at the first ratio})."""
+    from .latency import settle
+
     for name, _, r in runners:  # first calls compile and allocate
         progress(f"warming up {name}")
-        sample(r, noise, labels, m32.null_class, settings.with_overrides(num_steps=3), [0, 1, 2])
+        inputs.sample(r, [0, 1, 2], inputs.settings.with_overrides(num_steps=3))
     times: dict[tuple[str, float], list[float]] = {}
     latents: dict[str, np.ndarray] = {}
     for rep in range(opts.repeat):
         for name, _, r in runners:
-            for ratio, rec in plans:
+            for ratio, rec in inputs.plans:
                 progress(f"repeat {rep + 1}/{opts.repeat}: {name}, ratio {ratio:g}")
                 settle()
                 t0 = time.perf_counter()
-                x = sample(r, noise, labels, m32.null_class, settings, rec)
+                x = inputs.sample(r, rec)
                 times.setdefault((name, ratio), []).append(time.perf_counter() - t0)
-                latents[name] = np.array(x, np.float32) if ratio == plans[0][0] else latents.get(name)
+                latents[name] = np.array(x, np.float32) if ratio == inputs.plans[0][0] else latents.get(name)
+    return times, latents
+
+
+def time_calls(runners: list, inputs: Inputs, opts: Options, progress) -> dict[str, tuple[float, float]]:
+    """{row: (encoder ms, decoder ms)} per call at the CFG batch, medians."""
+    from .latency import call_times, settle
+
     calls = {}
     for name, _, r in runners:
         progress(f"per-call times: {name}")
         settle()
-        enc, dec = call_times(r, noise, labels, m32.null_class, opts.calls)
+        enc, dec = call_times(r, inputs.noise, inputs.labels, inputs.null_class, opts.calls)
         calls[name] = (1e3 * statistics.median(enc), 1e3 * statistics.median(dec))
+    return calls
+
+
+def measure_ceilings(opts: Options, progress) -> tuple[int, dict]:
+    """(threads, the matmul ceilings at that many threads: fp32, bf16 and int8)."""
     progress("matmul ceilings")
     import torch
 
@@ -116,32 +151,55 @@ def run(fp32_dir: str | Path, int8_dir: str | Path, opts: Options, progress: Cal
     size = opts.ceiling_size or ceiling.SIZE
     ceil = ceiling.measure(threads, size=size)
     ceil["int8"] = ceiling.int8(threads, size=size)
-    flop = {"encoder": 2 * flops.encoder_macs(arch).total * 2 * B, "decoder": 2 * flops.decoder_macs(arch).total * 2 * B}
+    return threads, ceil
+
+
+def make_row(name: str, prec: str, times: dict, calls: dict, ceil: dict, flop: dict, plans: list, latents: dict) -> dict:
+    """One row: whole-run seconds per ratio, per-call ms, GFLOP/s against its precision's ceiling, latents vs the first row."""
+    enc_ms, dec_ms = calls[name]
+    top = ceil["int8"]["int8"] if prec == "int8" else ceil[prec]
     ref = latents[ROWS[0][0]]
-    rows = []
-    for name, prec, _ in runners:
-        enc_ms, dec_ms = calls[name]
-        top = ceil["int8"]["int8"] if prec == "int8" else ceil[prec]
-        rows.append({
-            "name": name, "precision": prec,
-            "latency_s": {f"{r:g}": {"median": statistics.median(times[(name, r)]), "runs": [round(v, 3) for v in times[(name, r)]]}
-                          for r, _ in plans},
-            "encoder_ms": enc_ms, "decoder_ms": dec_ms,
-            "encoder_gflops": flop["encoder"] / enc_ms / 1e6, "decoder_gflops": flop["decoder"] / dec_ms / 1e6,
-            "ceiling_gflops": top,
-            "encoder_fraction_of_ceiling": flop["encoder"] / enc_ms / 1e6 / top,
-            "decoder_fraction_of_ceiling": flop["decoder"] / dec_ms / 1e6 / top,
-            "latents_rel_error_vs_onnxruntime_fp32": float(np.abs(latents[name] - ref).max() / np.abs(ref).max()),
-        })
+    return {
+        "name": name, "precision": prec,
+        "latency_s": {f"{r:g}": {"median": statistics.median(times[(name, r)]), "runs": [round(v, 3) for v in times[(name, r)]]}
+                      for r, _ in plans},
+        "encoder_ms": enc_ms, "decoder_ms": dec_ms,
+        "encoder_gflops": flop["encoder"] / enc_ms / 1e6, "decoder_gflops": flop["decoder"] / dec_ms / 1e6,
+        "ceiling_gflops": top,
+        "encoder_fraction_of_ceiling": flop["encoder"] / enc_ms / 1e6 / top,
+        "decoder_fraction_of_ceiling": flop["decoder"] / dec_ms / 1e6 / top,
+        "latents_rel_error_vs_onnxruntime_fp32": float(np.abs(latents[name] - ref).max() / np.abs(ref).max()),
+    }
+
+
+def against_baseline(rows: list[dict]) -> None:
+    """Each row's speed-up over BASELINE, per call and per whole run, added to the row."""
     base = next(r for r in rows if r["name"] == BASELINE)
     for r in rows:
         r["vs_openvino_bf16"] = {"encoder_call": base["encoder_ms"] / r["encoder_ms"], "decoder_call": base["decoder_ms"] / r["decoder_ms"],
                                  "whole_run": {k: base["latency_s"][k]["median"] / v["median"] for k, v in r["latency_s"].items()}}
+
+
+def run(fp32_dir: str | Path, int8_dir: str | Path, opts: Options, progress: Callable[[str], None] = lambda m: None) -> dict:
+    """Every row of ROWS timed in this process (see the module doc); the JSON-ready result. Steps: open the runners,
+    time whole runs, time the calls, measure the ceilings, then the rows' arithmetic."""
+    opts.validate()
+    m32, m8 = check_builds(fp32_dir, int8_dir)
+    load_start = machine.load_average()
+    arch, N, B = m32.arch, opts.steps, opts.batch
+    inputs = Inputs.make(m32, opts)
+    runners = open_runners(m32, m8, B, progress)
+    times, latents = time_runs(runners, inputs, opts, progress)
+    calls = time_calls(runners, inputs, opts, progress)
+    threads, ceil = measure_ceilings(opts, progress)
+    flop = {"encoder": 2 * flops.encoder_macs(arch).total * 2 * B, "decoder": 2 * flops.decoder_macs(arch).total * 2 * B}
+    rows = [make_row(name, prec, times, calls, ceil, flop, inputs.plans, latents) for name, prec, _ in runners]
+    against_baseline(rows)
     quant = m8.data.get("quantization", {}).get("graphs", {})
     return {
         "model": m32.name, "arch": arch.to_dict(), "fp32_build": str(fp32_dir), "int8_build": str(int8_dir),
         "float_sites": {g: sorted(v.get("float_sites", {})) for g, v in quant.items()},
-        "steps": N, "batch": B, "cfg_batch": 2 * B, "schedule": "uniform", "encoder_calls": {f"{r:g}": len(rec) for r, rec in plans},
+        "steps": N, "batch": B, "cfg_batch": 2 * B, "schedule": "uniform", "encoder_calls": {f"{r:g}": len(rec) for r, rec in inputs.plans},
         "repeat": opts.repeat, "threads": threads, "rows": rows, "ceilings": ceil,
         "machine": machine.describe(), "load_average": {"start": load_start, "end": machine.load_average()},
     }

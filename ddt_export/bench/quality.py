@@ -8,20 +8,26 @@ Inception features of ImageNet images), not FID itself. Rows pool at least two n
 comparisons (DP vs uniform, also at equal encoder calls; each precision vs fp32 at the same
 ratio) are paired bootstraps over the same sample indices, and a claim is one every space and
 every seed agree on (`verdict`).
+
+A run, in steps: `Options` (validated once) -> `configurations` (the points on its axes) -> each
+sampled and judged into a `Row` (quality_rows.py) -> bootstrapped and compared
+(quality_compare.py) -> `result`, the JSON; quality_report.py draws the table and the plot.
 """
 
 from __future__ import annotations
 
-import time
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
-import numpy as np
-
+from .. import schedules as sched
 from ..errors import DDTError
 from ..schedules import PAPER_RATIOS
 from .judges import FeatureSpaces, Judge, bootstrap_frechet, frechet_distance, to_digit_space  # noqa: F401 (re-exported)
+from .quality_compare import Comparisons, bootstrap, compare, real_floor, verdict  # noqa: F401 (verdict re-exported)
+from .quality_report import plot, table  # noqa: F401 (re-exported: the CLI draws through this module)
+from .quality_rows import DP_AT_UNIFORM, Config, Inputs, Judging, Row, sample_config
 
 RATIOS = PAPER_RATIOS
 SCHEDULES = ("uniform", "dp")
@@ -29,37 +35,79 @@ SCHEDULES = ("uniform", "dp")
 PAPER_TABLE4 = {0.0: (1.31, 1.31), 0.5: (1.31, None), 0.66: (1.32, None), 0.75: (1.34, None),
                 0.8: (1.36, 1.33), 0.83: (1.37, 1.36), 0.87: (1.42, 1.40)}
 
-
-@dataclass
-class Row:
-    ratio: float
-    schedule: str  # "none", "uniform", "dp", or "dp@uniform" (DP at uniform's encoder calls)
-    encoder_calls: int
-    accuracy: float
-    frechet: float  # in the mlp space (the judge classifier's features), as before
-    frechet_std: float  # bootstrap over the samples
-    latency_s: float
-    per_class: list = field(default_factory=list)
-    precision: str = "fp32"
-    backend: str = "onnxruntime"
-    frechet_by_space: dict = field(default_factory=dict)  # {space: value}
-    frechet_std_by_space: dict = field(default_factory=dict)
-    per_seed: dict = field(default_factory=dict)  # {seed: {"accuracy": a, space: value}}
-    recompute: list = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return self.__dict__.copy()
-
-    @property
-    def key(self) -> str:
-        return f"{self.precision} {self.ratio:g} {self.schedule}"
-
-
 PRECISIONS = ("fp32", "bf16", "int8", "fp8")
 PRECISION_RATIOS = (0.0, 0.75, 0.87)
 # where each precision runs in this benchmark: bf16 is OpenVINO's bf16 matmuls on the fp32 graphs,
 # int8 the QDQ graphs on onnxruntime's CPU (VNNI kernels), fp8 the e4m3 QDQ graphs emulated by onnxruntime
 PRECISION_BACKEND = {"fp32": None, "bf16": "openvino", "int8": "onnxruntime", "fp8": "onnxruntime"}
+FLOAT = {"fp32", "bf16"}  # precisions that run on the fp32 build itself
+
+
+@dataclass(frozen=True)
+class Options:
+    """What `ddt-bench quality` runs: its axes (fp32 over ratios x schedules, each other precision at its own ratios),
+    the samples per configuration and their noise seeds, and where 8-bit builds come from. A new axis is a field here
+    and a loop in `configurations`."""
+
+    samples: int = 1000  # per noise seed (labels i % 10)
+    steps: int | None = None  # None: the build's
+    seed: int = 0  # also the bootstrap's and the floor's
+    seeds: tuple[int, ...] | None = None  # noise seeds pooled per row; None: (seed, seed + 1)
+    backend: str = "onnxruntime"
+    ratios: tuple[float, ...] = RATIOS
+    schedules: tuple[str, ...] = SCHEDULES
+    equal_calls: bool = True  # also DP at uniform's encoder calls wherever the DP's budget N // R is below ceil(N / R)
+    precisions: tuple[str, ...] = ("fp32",)
+    precision_ratios: tuple[float, ...] = PRECISION_RATIOS
+    precision_schedules: tuple[str, ...] = ("uniform",)
+    builds: Mapping[str, Path] = field(default_factory=dict)  # {"int8": PATH}; any other 8-bit build is made into work_dir
+    work_dir: Path | None = None  # where 8-bit builds are made and kept [default: a temp folder]
+    chunk: int = 250  # samples per generate call
+    resamples: int = 100  # bootstrap resamples
+
+    def validate(self) -> "Options":
+        """Every check that needs no build, so bad input fails before the judge is trained."""
+        if self.samples < 10:
+            raise DDTError(f"--samples must be at least 10, one per class (got {self.samples})")
+        for p in self.precisions:
+            if p not in PRECISIONS:
+                raise DDTError(f"unknown precision {p!r} for the quality benchmark; choose from {', '.join(PRECISIONS)}")
+        for ratios, schedules in ((self.ratios, self.schedules), (self.precision_ratios, self.precision_schedules)):
+            for r in ratios:
+                for s in schedules:
+                    sched.Request(ratio=r, method=s)
+        return self
+
+    @property
+    def noise_seeds(self) -> tuple[int, ...]:
+        return tuple(self.seeds) if self.seeds is not None else (self.seed, self.seed + 1)
+
+    @property
+    def needs_work_dir(self) -> bool:
+        """An 8-bit build has to be made and no folder was given for it: a temp folder holds it."""
+        return self.work_dir is None and not set(self.precisions) <= FLOAT and not set(self.builds) >= set(self.precisions) - FLOAT
+
+
+def configurations(opts: Options, num_steps: int) -> list[Config]:
+    """Every configuration, in order: fp32 over ratios x schedules (no sharing once; DP at uniform's calls where the DP
+    gets fewer), every other precision at its ratios, then each fp32 counterpart those still lack."""
+    def at(ratio, schedules):
+        return schedules if ratio > 0 else ("uniform",)
+
+    out = []
+    for ratio in opts.ratios:
+        out += [Config("fp32", ratio, s) for s in at(ratio, opts.schedules)]
+        if opts.equal_calls and ratio > 0 and "dp" in opts.schedules and sched.budget(num_steps, ratio) < len(sched.uniform(num_steps, ratio)):
+            out.append(Config("fp32", ratio, DP_AT_UNIFORM))
+    others = [p for p in opts.precisions if p != "fp32"]
+    for p in others:
+        out += [Config(p, ratio, s) for ratio in opts.precision_ratios for s in at(ratio, opts.precision_schedules)]
+    if "fp32" in opts.precisions and others:
+        for ratio in opts.precision_ratios:  # every other precision's row needs its fp32 counterpart
+            for s in at(ratio, opts.precision_schedules):
+                if Config("fp32", ratio, s) not in out:
+                    out.append(Config("fp32", ratio, s))
+    return out
 
 
 def quantised_build(build_dir: Path, precision: str, into: Path, progress: Callable[[str], None]) -> Path:
@@ -97,301 +145,103 @@ def open_precision(build_dir: Path, precision: str, backend: str, builds: dict, 
     return Pipeline.load(path, PRECISION_BACKEND[precision])
 
 
-def _paired(boot: dict[str, np.ndarray], rows: list[Row], a: int, b: int) -> dict:
-    """Row a minus row b in every space: difference, relative difference and their 95% bootstrap intervals."""
-    out = {}
-    for space, bs in boot.items():
-        d = bs[a] - bs[b]
-        rel = d / bs[b]
-        va, vb = rows[a].frechet_by_space[space], rows[b].frechet_by_space[space]
-        out[space] = {"diff": va - vb, "ci95": [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))],
-                      "rel": (va - vb) / vb, "rel_ci95": [float(np.percentile(rel, 2.5)), float(np.percentile(rel, 97.5))],
-                      "per_seed": {sd: rows[a].per_seed[sd][space] - rows[b].per_seed[sd][space] for sd in rows[a].per_seed}}
-    return out
+class Pipelines:
+    """The pipeline of each precision, opened on first use. An 8-bit build that was not given is made once into
+    `Options.work_dir`, else into a temp folder removed when the `with` block ends; `builds` then names each build used."""
+
+    def __init__(self, build_dir: Path, fp32, opts: Options, progress: Callable[[str], None]):
+        import tempfile
+
+        self.build_dir, self.backend, self.progress = build_dir, opts.backend, progress
+        self.builds = dict(opts.builds)
+        self._tmp = tempfile.TemporaryDirectory(prefix="ddt-quality-") if opts.needs_work_dir else None
+        self.into = Path(opts.work_dir) if opts.work_dir is not None else (Path(self._tmp.name) if self._tmp is not None else None)
+        self._open: dict[str, object] = {"fp32": fp32}
+
+    def __getitem__(self, precision: str):
+        if precision not in self._open:
+            self._open[precision] = open_precision(self.build_dir, precision, self.backend, self.builds, self.into, self.progress)
+        return self._open[precision]
+
+    def __enter__(self) -> "Pipelines":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
 
-def verdict(cmp: dict) -> str:
-    """"lower", "higher" or "tie" when every space agrees (interval excludes 0 and every seed has that sign), else "mixed"."""
-    signs = set()
-    for v in cmp.values():
-        lo, hi = v["ci95"]
-        seeds = set(np.sign(list(v["per_seed"].values())).tolist())
-        if hi < 0 and seeds == {-1.0}:
-            signs.add("lower")
-        elif lo > 0 and seeds == {1.0}:
-            signs.add("higher")
-        elif lo <= 0 <= hi:
-            signs.add("tie")
-        else:
-            signs.add("mixed")
-    return signs.pop() if len(signs) == 1 else "mixed"
+def load_digits_pipeline(build_dir: Path, backend: str):
+    """The fp32 pipeline of `build_dir`, which must be the bundled digits model (the judges know only digits)."""
+    from ..pipeline import Pipeline
 
-
-def run(build_dir: Path, *, samples: int = 1000, steps: int | None = None, seed: int = 0, backend: str = "onnxruntime",
-        ratios=RATIOS, schedules=SCHEDULES, chunk: int = 250, progress: Callable[[str], None] = lambda m: None,
-        seeds: tuple[int, ...] | None = None, equal_calls: bool = True, precisions=("fp32",),
-        precision_ratios=PRECISION_RATIOS, precision_schedules=("uniform",), builds: dict | None = None,
-        work_dir: Path | None = None, resamples: int = 100) -> dict:
-    """Every (ratio, schedule) in fp32, and every other precision at `precision_ratios`: `samples` digits per noise seed
-    (labels i % 10), judged in every feature space, with paired bootstrap comparisons.
-
-    `seeds` default to (seed, seed + 1). `equal_calls` adds a DP row at uniform's encoder calls wherever
-    the DP's budget N // R is smaller than uniform's ceil(N / R). int8/fp8 builds come from `builds`
-    ({"int8": PATH}) or are built from `build_dir`'s model into `work_dir` (a temp folder by default).
-    """
-    import tempfile
-
-    from .. import schedules as sched
-    from ..pipeline import Pipeline, seeded_noise
-
-    if samples < 10:
-        raise DDTError(f"--samples must be at least 10, one per class (got {samples})")
-    seeds = tuple(seeds) if seeds is not None else (seed, seed + 1)
-    for p in precisions:
-        if p not in PRECISIONS:
-            raise DDTError(f"unknown precision {p!r} for the quality benchmark; choose from {', '.join(PRECISIONS)}")
     pipe = Pipeline.load(build_dir, backend)
     if pipe.space != "pixel" or pipe.arch.latent_shape != (1, 16, 16):
         raise DDTError("the quality benchmark judges the bundled digits model; build it with `ddt-export build`")
-    settings = pipe.defaults.with_overrides(num_steps=steps)
-    N = settings.num_steps
-    labels = [i % 10 for i in range(samples)]
-    all_labels = np.array(labels * len(seeds))
-    noises = {sd: seeded_noise(samples, pipe.arch.latent_shape, sd) for sd in seeds}
-    progress("training the judge on the real digits")
-    judge = Judge()
-    spaces = FeatureSpaces(judge)
-    real = spaces(judge.real)
-    builds = dict(builds or {})
-    tmp = None if work_dir is not None or set(precisions) <= {"fp32", "bf16"} or set(builds) >= set(precisions) - {"fp32", "bf16"} \
-        else tempfile.TemporaryDirectory(prefix="ddt-quality-")
-    into = Path(work_dir) if work_dir is not None else (Path(tmp.name) if tmp is not None else None)
+    return pipe
 
-    # the configurations: (precision, ratio, schedule, explicit recompute or None)
-    configs = []
-    for ratio in ratios:
-        for schedule in schedules if ratio > 0 else ("uniform",):
-            configs.append(("fp32", ratio, schedule))
-        if equal_calls and ratio > 0 and "dp" in schedules and sched.budget(N, ratio) < len(sched.uniform(N, ratio)):
-            configs.append(("fp32", ratio, "dp@uniform"))
-    for p in precisions:
-        if p == "fp32":
-            continue
-        for ratio in precision_ratios:
-            for schedule in precision_schedules if ratio > 0 else ("uniform",):
-                configs.append((p, ratio, schedule))
-    if "fp32" in precisions and set(precisions) - {"fp32"}:
-        for ratio in precision_ratios:  # every other precision's row needs its fp32 counterpart
-            for schedule in precision_schedules if ratio > 0 else ("uniform",):
-                if ("fp32", ratio, schedule) not in configs:
-                    configs.append(("fp32", ratio, schedule))
 
-    pipes: dict[str, object] = {"fp32": pipe}
+def sample_and_judge(configs: list[Config], pipes: Pipelines, inputs: Inputs, judging: Judging, settings, chunk: int,
+                     progress: Callable[[str], None]) -> tuple[list[Row], list[dict]]:
+    """Every configuration sampled and judged, in order: (rows, their samples' features per space)."""
     rows, feats = [], []
-    try:
-        for precision, ratio, schedule in configs:
-            if precision not in pipes:
-                pipes[precision] = open_precision(build_dir, precision, backend, builds, into, progress)
-            pp = pipes[precision]
-            what = f"ratio {ratio:.2f} {schedule if ratio > 0 else '(no sharing)'}"
-            progress(what if precision == "fp32" else f"{precision} {what}")
-            if schedule == "dp@uniform":
-                pp.calibrated(pp.plan(labels[:1], sharing_ratio=ratio, schedule="dp", num_steps=N))
-                recompute = sched.dp(pp.similarity(settings), len(sched.uniform(N, ratio)))
-                kw = {"recompute": recompute}
-            else:
-                kw = {"sharing_ratio": ratio, "schedule": schedule}
-                if ratio > 0 and schedule == "dp":
-                    pp.calibrated(pp.plan(labels[:1], num_steps=N, **kw))  # calibrate outside the timing
-            started, parts, recompute = time.perf_counter(), [], []
-            for sd in seeds:
-                for lo in range(0, samples, chunk):
-                    r = pp.generate(labels[lo : lo + chunk], noise=noises[sd][lo : lo + chunk], num_steps=N, **kw)
-                    parts.append(r.latents)
-                    recompute = r.recompute
-            elapsed = time.perf_counter() - started
-            x64 = to_digit_space(np.concatenate(parts))
-            hits = judge.predict(x64) == all_labels
-            f = spaces(x64)
-            feats.append(f)
-            by_space = {k: frechet_distance(v, real[k]) for k, v in f.items()}
-            per_seed = {}
-            for i, sd in enumerate(seeds):
-                sl = slice(i * samples, (i + 1) * samples)
-                per_seed[str(sd)] = {"accuracy": float(hits[sl].mean()), **{k: frechet_distance(v[sl], real[k]) for k, v in f.items()}}
-            rows.append(Row(ratio, "none" if ratio == 0 else schedule, len(recompute), float(hits.mean()), by_space["mlp"], 0.0,
-                            elapsed, [float(hits[all_labels == c].mean()) for c in range(10)], precision, pp.backend.name,
-                            by_space, {}, per_seed, list(map(int, recompute))))
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+    for config in configs:
+        pipe = pipes[config.precision]
+        progress(config.describe())
+        digits, sampling = sample_config(pipe, config, inputs, settings, chunk)
+        f, scores = judging.score(digits, inputs)
+        feats.append(f)
+        rows.append(Row(config, sampling, scores))
+    return rows, feats
+
+
+def run(build_dir: Path, opts: Options = Options(), progress: Callable[[str], None] = lambda m: None) -> dict:
+    """Every configuration of `opts` (`configurations`): `opts.samples` digits per noise seed (labels i % 10), judged in
+    every feature space, with paired bootstrap comparisons; the JSON-ready result.
+
+    int8/fp8 builds come from `opts.builds` ({"int8": PATH}) or are built from `build_dir`'s model into
+    `opts.work_dir` (a temp folder by default).
+    """
+    opts = opts.validate()
+    pipe = load_digits_pipeline(build_dir, opts.backend)
+    settings = pipe.defaults.with_overrides(num_steps=opts.steps)
+    inputs = Inputs.make(opts.samples, opts.noise_seeds, pipe.arch.latent_shape)
+    progress("training the judge on the real digits")
+    judging = Judging()
+    with Pipelines(build_dir, pipe, opts, progress) as pipes:
+        rows, feats = sample_and_judge(configurations(opts, settings.num_steps), pipes, inputs, judging, settings, opts.chunk, progress)
     progress("bootstrapping the distances")
-    boot = {k: bootstrap_frechet([f[k] for f in feats], real[k], resamples=resamples, seed=seed) for k in FeatureSpaces.NAMES}
-    for i, row in enumerate(rows):
-        row.frechet_std_by_space = {k: float(boot[k][i].std()) for k in boot}
-        row.frechet_std = row.frechet_std_by_space["mlp"]
-    at = {r.key: i for i, r in enumerate(rows)}
-    paired, equal, vs_fp32 = {}, {}, {}
-    for ratio in sorted({r.ratio for r in rows if r.precision == "fp32"}):
-        u, d, de = (at.get(f"fp32 {ratio:g} {s}") for s in ("uniform", "dp", "dp@uniform"))
-        if u is not None and d is not None:
-            cmp = _paired(boot, rows, d, u)
-            paired[f"{ratio:g}"] = {"dp_minus_uniform": cmp["mlp"]["diff"], "ci95": cmp["mlp"]["ci95"], "by_space": cmp,
-                                    "calls": [rows[d].encoder_calls, rows[u].encoder_calls], "verdict": verdict(cmp)}
-        if u is not None and de is not None:
-            cmp = _paired(boot, rows, de, u)
-            equal[f"{ratio:g}"] = {"by_space": cmp, "calls": [rows[de].encoder_calls, rows[u].encoder_calls], "verdict": verdict(cmp)}
-    for i, r in enumerate(rows):
-        ref = at.get(f"fp32 {r.ratio:g} {r.schedule if r.ratio > 0 else 'uniform'}") if r.precision != "fp32" else None
-        if ref is None and r.precision != "fp32" and r.ratio == 0:
-            ref = at.get("fp32 0 none")
-        if ref is not None:
-            cmp = _paired(boot, rows, i, ref)
-            vs_fp32[r.key] = {"by_space": cmp, "accuracy": r.accuracy, "accuracy_fp32": rows[ref].accuracy,
-                              "within_3pct_every_space": all(v["rel"] <= 0.03 for v in cmp.values()), "verdict": verdict(cmp)}
-    rng = np.random.default_rng(seed)
-    n = samples * len(seeds)
-    floor = {k: float(np.mean([frechet_distance(real[k][rng.integers(0, len(real[k]), n)], real[k]) for _ in range(10)]))
-             for k in FeatureSpaces.NAMES}
+    boot = bootstrap(rows, feats, judging.real, resamples=opts.resamples, seed=opts.seed)
+    floor = real_floor(judging.real, opts.samples * len(inputs.seeds), seed=opts.seed)
+    return result(build_dir, opts, pipe, settings, rows, compare(rows, boot), floor, pipes.builds)
+
+
+FEATURE_SPACES = {"mlp": "the judge's 128-wide ReLU hidden layer (learned)",
+                  "pca16": "top 16 principal components of the real 8x8 digits (linear, fitted to real data)",
+                  "pixels": "raw 8x8 pixels, 0..1 (nothing fitted)"}
+
+
+def result(build_dir: Path, opts: Options, pipe, settings, rows: list[Row], cmp: Comparisons, floor: dict, builds: dict) -> dict:
+    """The JSON-ready result of a run."""
     return {
         "build": str(build_dir),
         "backend": pipe.backend.name,
-        "samples": samples,
-        "seeds": list(seeds),
-        "steps": N,
-        "seed": seed,
+        "samples": opts.samples,
+        "seeds": list(opts.noise_seeds),
+        "steps": settings.num_steps,
+        "seed": opts.seed,
         "sampler": settings.to_dict(),
         "judge": "MLPClassifier(128) on sklearn load_digits (real 8x8): accuracy; Frechet distance in three feature spaces",
-        "feature_spaces": {"mlp": "the judge's 128-wide ReLU hidden layer (learned)",
-                           "pca16": "top 16 principal components of the real 8x8 digits (linear, fitted to real data)",
-                           "pixels": "raw 8x8 pixels, 0..1 (nothing fitted)"},
-        "real_floor": {"frechet": floor["mlp"], "by_space": floor, "std": 0.0,
-                       "what": f"{n} real digits drawn with replacement vs all 1,797 real digits"},
+        "feature_spaces": FEATURE_SPACES,
+        "real_floor": floor,
         "rows": [r.to_dict() for r in rows],
-        "dp_vs_uniform": paired,
-        "dp_equal_calls_vs_uniform": equal,
-        "precision_vs_fp32": vs_fp32,
+        "dp_vs_uniform": cmp.dp_vs_uniform,
+        "dp_equal_calls_vs_uniform": cmp.dp_equal_calls_vs_uniform,
+        "precision_vs_fp32": cmp.precision_vs_fp32,
         "builds": {k: str(v) for k, v in builds.items()},
-        "bootstrap": {"resamples": resamples, "paired": "every row resampled with the same indices over the pooled seeds"},
+        "bootstrap": {"resamples": opts.resamples, "paired": "every row resampled with the same indices over the pooled seeds"},
         "verdict_rule": "lower/higher: in every feature space the 95% interval excludes 0 and every seed has that sign; "
                         "tie: every interval includes 0; otherwise mixed",
         "paper_table4_fid": {str(k): {"uniform": u, "dp": d} for k, (u, d) in PAPER_TABLE4.items()},
-        "load_average": list(__import__("os").getloadavg()),
+        "load_average": list(os.getloadavg()),
     }
-
-
-def _fmt_cmp(cmp: dict | None, rel: bool = False) -> str:
-    """Every space's difference (relative: in %), the first space's 95% interval, and the verdict (intervals in the JSON)."""
-    if not cmp:
-        return ""
-    parts = []
-    for i, k in enumerate(FeatureSpaces.NAMES):
-        v = cmp["by_space"][k]
-        ci = v["rel_ci95"] if rel else v["ci95"]
-        val = f"{100 * v['rel']:+.1f}%" if rel else f"{v['diff']:+.3f}"
-        if i == 0:
-            val += f" [{100 * ci[0]:+.1f},{100 * ci[1]:+.1f}]" if rel else f" [{ci[0]:+.3f},{ci[1]:+.3f}]"
-        parts.append(val)
-    return " / ".join(parts) + f" {cmp['verdict']}"
-
-
-def table(result: dict):
-    """One line per row; the paired column is DP (or DP at uniform's calls) minus uniform for fp32 sharing rows, and the
-    relative change from fp32 at the same ratio for other precisions."""
-    from rich.table import Table
-
-    seeds = result.get("seeds", [result.get("seed")])
-    t = Table(title=f"quality ({result['samples']} samples x seeds {seeds}, {result['steps']} steps)")
-    for col in ("precision", "ratio", "schedule", "calls", "accuracy", "Frechet mlp / pca16 / pixels",
-                "paired diff: mlp [95% CI] / pca16 / pixels", "seconds"):
-        t.add_column(col, justify="right")
-    for r in result["rows"]:
-        fs = r.get("frechet_by_space") or {"mlp": r["frechet"]}
-        fr = " / ".join(f"{v:.3f}" + (f"±{r.get('frechet_std', 0):.3f}" if k == "mlp" else "") for k, v in fs.items())
-        ratio_key = f"{r['ratio']:g}"
-        diff = ""
-        if r.get("precision", "fp32") != "fp32":
-            diff = _fmt_cmp(result.get("precision_vs_fp32", {}).get(f"{r['precision']} {r['ratio']:g} {r['schedule']}"), rel=True)
-        elif r["schedule"] == "dp":
-            d = result.get("dp_vs_uniform", {}).get(ratio_key)
-            diff = _fmt_cmp(d) if d and "by_space" in d else (f"{d['dp_minus_uniform']:+.3f}" if d else "")
-        elif r["schedule"] == "dp@uniform":
-            diff = _fmt_cmp(result.get("dp_equal_calls_vs_uniform", {}).get(ratio_key))
-        t.add_row(r.get("precision", "fp32"), f"{r['ratio']:.2f}", r["schedule"], str(r["encoder_calls"]), f"{100 * r['accuracy']:.1f}%",
-                  fr, diff, f"{r['latency_s']:.1f}")
-    if "real_floor" in result:
-        by = result["real_floor"].get("by_space", {"mlp": result["real_floor"]["frechet"]})
-        t.caption = (f"paired diff: DP rows minus uniform; other precisions vs fp32 at the same ratio, in %. "
-                     f"floor ({result['real_floor']['what']}): " + " / ".join(f"{k} {v:.3f}" for k, v in by.items()))
-    return t
-
-
-def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..files import atomic_write
-
-    rows = result["rows"]
-    spaces = list(rows[0].get("frechet_by_space") or {"mlp": 0})
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4.4), dpi=110)
-    ax1, ax2, ax3, ax4 = axes
-    # 1: Frechet (mlp) vs ratio, one line per precision and schedule
-    groups: dict[tuple, list] = {}
-    for r in rows:
-        groups.setdefault((r.get("precision", "fp32"), r["schedule"]), []).append(r)
-    base = {p: [r for r in rows if r.get("precision", "fp32") == p and r["ratio"] == 0] for p in PRECISIONS}
-    for (p, schedule), rs in groups.items():
-        if schedule == "none":
-            continue
-        rs = sorted(base.get(p, []) + rs, key=lambda r: r["ratio"])
-        ax1.errorbar([r["ratio"] for r in rs], [r["frechet"] for r in rs], yerr=[r.get("frechet_std", 0) for r in rs],
-                     marker="o" if schedule == "uniform" else "s", capsize=2, label=f"{p} {schedule}", alpha=0.85)
-        ax4.plot([r["ratio"] for r in rs], [100 * r["accuracy"] for r in rs], marker=".", label=f"{p} {schedule}")
-    ax1.set(xlabel="sharing ratio", ylabel="Frechet distance, mlp features", title="distance to real digits (lower is better)")
-    ax1.legend(fontsize=7)
-    # 2: precision vs fp32, relative, per space, with 95% intervals and the +3% goal
-    vs = result.get("precision_vs_fp32", {})
-    for j, space in enumerate(spaces):
-        xs, ys, lo, hi = [], [], [], []
-        for i, (k, v) in enumerate(vs.items()):
-            c = v["by_space"][space]
-            xs.append(i + (j - 1) * 0.22)
-            ys.append(100 * c["rel"])
-            lo.append(max(0.0, 100 * (c["rel"] - c["rel_ci95"][0])))  # a percentile interval need not contain the estimate
-            hi.append(max(0.0, 100 * (c["rel_ci95"][1] - c["rel"])))
-        ax2.errorbar(xs, ys, yerr=[lo, hi], marker="os^"[j % 3], ls="none", capsize=2, label=space)
-    ax2.set_xticks(range(len(vs)), [k.replace(" uniform", "").replace(" none", "") for k in vs], rotation=60, fontsize=7)
-    ax2.axhline(3, color="red", lw=0.8, ls="--", label="+3% goal")
-    ax2.axhline(0, color="grey", lw=0.8)
-    ax2.set(ylabel="Frechet vs fp32 at the same ratio (%)", title="precision cost, paired, 95% bootstrap interval")
-    ax2.legend(fontsize=7)
-    # 3: DP minus uniform (fewer calls, and equal calls) per space
-    items = [(f"{k} ({v['calls'][0]}/{v['calls'][1]})", v) for k, v in result.get("dp_vs_uniform", {}).items() if "by_space" in v]
-    items += [(f"{k} eq ({v['calls'][0]}/{v['calls'][1]})", v) for k, v in result.get("dp_equal_calls_vs_uniform", {}).items()]
-    for j, space in enumerate(spaces):
-        xs, ys, lo, hi = [], [], [], []
-        for i, (_, v) in enumerate(items):
-            c = v["by_space"][space]
-            xs.append(i + (j - 1) * 0.22)
-            ys.append(100 * c["rel"])
-            lo.append(max(0.0, 100 * (c["rel"] - c["rel_ci95"][0])))  # a percentile interval need not contain the estimate
-            hi.append(max(0.0, 100 * (c["rel_ci95"][1] - c["rel"])))
-        ax3.errorbar(xs, ys, yerr=[lo, hi], marker="os^"[j % 3], ls="none", capsize=2, label=space)
-    ax3.set_xticks(range(len(items)), [k for k, _ in items], rotation=60, fontsize=7)
-    ax3.axhline(0, color="grey", lw=0.8)
-    ax3.set(ylabel="Frechet, DP vs uniform (%)", title="DP vs uniform, paired (below 0: DP better)\nlabels: ratio (DP/uniform calls)")
-    ax3.legend(fontsize=7)
-    lowest = min(100 * r["accuracy"] for r in rows)
-    ax4.set_ylim(min(90.0, lowest - 1), 100.5)
-    ax4.set(xlabel="sharing ratio", ylabel="class accuracy (%)", title="recognised as their class")
-    ax4.legend(fontsize=7)
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"bundled digits DDT: {result['samples']} samples x seeds {result.get('seeds', [result.get('seed')])}, "
-                 f"{result['steps']} steps", fontsize=9)
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png"))
-    plt.close(fig)

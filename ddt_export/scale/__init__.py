@@ -6,7 +6,8 @@
     workers.py  the Ray actor: one Pipeline per worker, one shard per call
     cluster.py  joining a Ray cluster or starting a local one, and sizing the workers
     merge.py    shards -> one ADM `.npz` (streamed, constant memory) + sample-manifest.json
-    run.py      the driver: validate, calibrate, dispatch, show progress, merge, summarise
+    dispatch.py the Ray side of a run: workers started, shards kept queued and saved as they finish
+    run.py      the driver: validate (`SampleOptions`), plan, calibrate, dispatch, merge, summarise
 
-`ddt-export sample` (cli/sample.py) is the command line over `run.prepare` and `run.run`.
+`ddt-export sample` (cli.py) is the command line over `run.sample_many`.
 """

@@ -1,6 +1,6 @@
-"""The driver of `ddt-export sample`: validate, calibrate, run shards on Ray workers, merge.
+"""The driver of `ddt-export sample`: validate, calibrate, run shards on Ray workers (dispatch.py), merge.
 
-    summary = sample_many(Request("engines/digits", num_samples=50_000, per_class=5_000, sharing_ratio=0.75))
+    summary = sample_many(SampleOptions("engines/digits", num_samples=50_000, per_class=5_000, sharing_ratio=0.75))
 
 Order matters: every check on the user's input (build, classes, ratio, counts, --address,
 --out) happens before anything is computed; a DP schedule is calibrated once here, in the
@@ -14,33 +14,26 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.text import Text
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .. import __version__, schedules
+from .. import schedules
 from ..backends import resolve_name
 from ..errors import DDTError
 from ..files import check_output_dir, sha256
 from ..manifest import Manifest, read
 from ..pipeline import Pipeline, check_images, check_labels
 from ..sampler import MAX_BATCH, SamplerSettings
-from . import cluster, watchdog
+from . import cluster
+from .dispatch import Display, Workers, run_shards
 from .merge import merge
 from .shards import Job, Shard, fingerprint
 from .store import Store
-
-IN_FLIGHT = 2  # shards queued per worker, so a worker never waits while the driver saves its last one
-READY_TIMEOUT = 900.0  # seconds for the workers to open the build (an XL build is verified by sha256)
-
 
 @dataclass
 class Summary:
@@ -66,24 +59,12 @@ class Summary:
         return self.sampled / self.sampling_seconds if self.sampling_seconds > 0 else float("nan")
 
 
-class RateColumn(ProgressColumn):
-    """Samples per second and ETA over this run so far (shards finish in bursts, so rich's
-    sliding-window speed would jump)."""
-
-    def render(self, task) -> Text:
-        rate = task.fields.get("rate")
-        if not rate:
-            return Text("-- samples/s, ETA --")
-        eta = int((task.total - task.completed) / rate)
-        return Text(f"{rate:.1f} samples/s, ETA {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}")
-
-
 # ---------------------------------------------------------------------- what the user asked for
 
 
 @dataclass(frozen=True)
-class Request:
-    """A `ddt-export sample` run as the user gave it (the CLI's options, the Python API's arguments)."""
+class SampleOptions:
+    """A `ddt-export sample` run as the user gave it (the CLI's options, the Python API's arguments), validated once."""
 
     build: str | Path
     num_samples: int
@@ -104,7 +85,7 @@ class Request:
     keep_shards: bool = False
     full_cfg: bool = False  # the official full CFG batch at every step
 
-    def check(self) -> None:
+    def validate(self) -> "SampleOptions":
         """The checks that need no build."""
         if self.sharing_ratio is not None:
             schedules.Request(ratio=self.sharing_ratio, method=self.schedule)
@@ -125,6 +106,7 @@ class Request:
             if self.workers * self.cpus_per_worker > cores:
                 raise DDTError(f"{self.workers} workers of {self.cpus_per_worker:g} CPU do not fit this machine's {cores} cores; "
                                f"use --workers {max(1, int(cores // self.cpus_per_worker))} or fewer, or join a cluster with --address")
+        return self
 
 
 def parse_classes(classes: str | Sequence[int] | None, manifest: Manifest) -> tuple[int, ...]:
@@ -140,14 +122,14 @@ def parse_classes(classes: str | Sequence[int] | None, manifest: Manifest) -> tu
     return check_labels(classes, manifest.arch, manifest.null_class)
 
 
-def plan(req: Request) -> tuple[Job, Manifest]:
+def plan(req: SampleOptions) -> tuple[Job, Manifest]:
     """The job from the user's input, all checked with the checks `generate` uses; `recompute` is left empty when
     a DP schedule still needs its calibration (see `resolve_schedule`). Opens no backend: only calibration needs one."""
-    req.check()
+    req.validate()
     manifest = read(req.build)
     backend = resolve_name(req.backend, manifest)
     if backend == "tensorrt":
-        from ..tensorrt.env import require
+        from ..backends.tensorrt.env import require
 
         require("--backend tensorrt", ", or sample with --backend onnxruntime")
     engines = manifest.data.get("engines") if backend == "tensorrt" else None
@@ -204,7 +186,7 @@ def default_out(job: Job) -> Path:
     return Path("samples") / f"{job.build_name}-n{job.num_samples}{ratio}-seed{job.seed}"
 
 
-def sample_many(req: Request, *, console: Console | None = None, show_progress: bool = True,
+def sample_many(req: SampleOptions, *, console: Console | None = None, show_progress: bool = True,
                 on_shard: Callable[[Shard], None] | None = None) -> Summary:
     """Sample `req.num_samples` images over Ray workers into OUT/samples.npz (see the module doc).
 
@@ -214,7 +196,7 @@ def sample_many(req: Request, *, console: Console | None = None, show_progress: 
     """
     console = console or Console(stderr=True)
     address = req.address or os.environ.get("RAY_ADDRESS") or None  # as ray.init: `ray job submit` sets it
-    req.check()
+    req.validate()
     if req.out is not None:
         check_output_dir(req.out, "--out")
     cluster.check_address(address)
@@ -233,12 +215,11 @@ def sample_many(req: Request, *, console: Console | None = None, show_progress: 
     done = store.finished(job)
     todo = [s for s in shards if s.index not in done]
     gpus = req.gpus_per_worker if req.gpus_per_worker is not None else (1.0 if job.backend == "tensorrt" else 0.0)
+    workers = Workers(address, req.workers, req.cpus_per_worker, gpus)
     n_workers, sampling_seconds, startup_seconds = 0, 0.0, 0.0
     if todo:
-        n_workers, startup_seconds, sampling_seconds = _run_shards(
-            job, store, todo, sum(s.size for s in shards if s.index in done), address=address, workers=req.workers,
-            cpus=req.cpus_per_worker, gpus=gpus, console=console, show=show_progress, on_shard=on_shard,
-        )
+        already = sum(s.size for s in shards if s.index in done)
+        n_workers, startup_seconds, sampling_seconds = run_shards(job, store, todo, already, workers, Display(console, show_progress, on_shard))
     computed = sum(s.size for s in todo)
     t0 = time.perf_counter()
     with console.status(f"merging {len(shards)} shards into {store.samples}"):
@@ -276,95 +257,3 @@ def describe(s: Summary) -> list[str]:
     lines.append(f"images (ADM .npz, arr_0 uint8 {shape}) -> {s.samples_file}")
     lines.append(f"what was sampled with which build, schedule and seeds -> {s.manifest_file}")
     return lines
-
-
-def _run_shards(job: Job, store: Store, todo: list[Shard], already: int, *, address, workers, cpus, gpus, console, show, on_shard):
-    """Start the workers, keep IN_FLIGHT shards queued on each, save shards as they finish."""
-    ray = cluster.import_ray()
-    from .workers import ShardWorker
-
-    t_start = time.perf_counter()
-    local = address in (None, "local") and not ray.is_initialized()
-    dog = watchdog.start() if local else None  # a SIGKILLed driver must not leave a local Ray running
-    with console.status("starting Ray" if address in (None, "local") else f"joining the Ray cluster at {address}"):
-        started = cluster.connect(address)
-    actors: list = []
-    inflight: dict = {}
-    # SIGTERM (a batch scheduler's preemption, `kill`) ends the run like Ctrl-C: workers and a
-    # local Ray stopped, finished shards kept. Only the main thread may set handlers.
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
-    try:
-        n = cluster.worker_count(workers, cpus, gpus, len(todo))
-        opts = {"num_cpus": cpus, "max_restarts": 2, "max_task_retries": 2}  # Ray restarts a worker lost with its node
-        if gpus:
-            opts["num_gpus"] = gpus
-        Worker = ray.remote(ShardWorker)
-        threads = max(1, int(cpus))
-        with console.status(f"starting {n} worker{'s' * (n > 1)} ({cpus:g} CPU{f', {gpus:g} GPU' if gpus else ''} each)"):
-            actors = [Worker.options(**opts).remote(job, threads, __version__) for _ in range(n)]
-            try:
-                problems = [p for p in ray.get([a.ready.remote() for a in actors], timeout=READY_TIMEOUT) if p]
-            except ray.exceptions.GetTimeoutError:
-                raise DDTError(f"the workers did not start within {READY_TIMEOUT:.0f} s; see `ray status` for missing resources") from None
-        if problems:
-            raise DDTError(problems[0])
-        startup = time.perf_counter() - t_start
-        store.begin(job)  # the first write to --out: every check has passed and the workers are up
-
-        queue = deque(todo)
-
-        def submit(actor) -> None:
-            if queue:
-                shard = queue.popleft()
-                inflight[actor.run.remote(shard)] = (actor, shard)
-
-        columns = (TextColumn(f"sampling ({n} worker{'s' * (n > 1)})"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), RateColumn())
-        t0 = time.perf_counter()
-        with Progress(*columns, console=console, disable=not show) as bar:
-            task = bar.add_task("sampling", total=job.num_samples, completed=already, rate=None)
-            computed = 0
-            for _ in range(IN_FLIGHT):
-                for actor in actors:
-                    submit(actor)
-            while inflight:
-                ready, _ = ray.wait(list(inflight), num_returns=1)
-                actor, shard = inflight.pop(ready[0])
-                _, images, labels = _get(ray, ready[0])
-                store.write_shard(job, shard, images, labels)
-                computed += shard.size
-                bar.update(task, advance=shard.size, rate=computed / (time.perf_counter() - t0))
-                if on_shard is not None:
-                    on_shard(shard)
-                submit(actor)
-        return n, startup, time.perf_counter() - t0
-    except KeyboardInterrupt:
-        console.print(f"interrupted: finished shards are saved in {store.out}; run the same command to resume")
-        raise
-    finally:
-        for ref in inflight:  # cancelled tasks are not retried on the restarted actor
-            ray.cancel(ref)
-        for actor in actors:
-            ray.kill(actor)
-        if started:
-            ray.shutdown()
-        if dog is not None:
-            dog.kill()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def _get(ray, ref):
-    """ray.get, with a worker's DDTError re-raised as itself (one line for the CLI)."""
-    try:
-        return ray.get(ref)
-    except ray.exceptions.RayTaskError as e:
-        if isinstance(e.cause, DDTError):
-            raise DDTError(str(e.cause)) from None
-        raise
-    except ray.exceptions.RayActorError as e:
-        raise DDTError(f"a worker was lost and could not be restarted ({str(e).splitlines()[0][:160]}); "
-                       "finished shards are saved: run the same command to resume") from None

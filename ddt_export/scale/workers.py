@@ -1,6 +1,6 @@
 """The Ray actor: one backend session per worker, one shard per call.
 
-A plain class here (importable and testable without Ray); run.py wraps it with `ray.remote`
+A plain class here (importable and testable without Ray); dispatch.py wraps it with `ray.remote`
 and the resources each worker asks for. Its constructor never raises: a worker that cannot
 open the build says why through `ready()`, because Ray would otherwise hide the reason in an
 ActorDiedError and a traceback printed from the worker's process.

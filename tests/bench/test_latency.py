@@ -13,7 +13,8 @@ import pytest
 from ddt_export.bench import ceiling, flops
 from ddt_export.bench import latency as bench
 from ddt_export.manifest import read
-from ddt_export.sampler import SamplerSettings, timesteps
+from ddt_export.sampler import SamplerSettings
+from ddt_export.solvers import timesteps
 
 STEPS = 8
 

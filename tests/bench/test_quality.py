@@ -91,8 +91,9 @@ def test_every_row_is_judged_in_three_spaces_over_two_seeds_with_equal_call_dp_a
     from ddt_export.bench import quality
 
     # 8 steps at ratio 0.66 (refresh rate 3): the DP's budget is 8 // 3 = 2 calls, uniform runs steps 0, 3, 6
-    res = quality.run(bundled_build, samples=10, steps=8, ratios=(0.0, 0.66), precisions=("fp32", "bf16"),
-                      precision_ratios=(0.0,), seeds=(0, 1), resamples=10)
+    opts = quality.Options(samples=10, steps=8, ratios=(0.0, 0.66), precisions=("fp32", "bf16"), precision_ratios=(0.0,),
+                           seeds=(0, 1), resamples=10)
+    res = quality.run(bundled_build, opts)
     rows = {(r["precision"], r["ratio"], r["schedule"]): r for r in res["rows"]}
     assert set(rows) == {("fp32", 0.0, "none"), ("fp32", 0.66, "uniform"), ("fp32", 0.66, "dp"), ("fp32", 0.66, "dp@uniform"),
                          ("bf16", 0.0, "none")}

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from ddt_export import DDTError
-from ddt_export.scale.run import Request, plan, sample_many
+from ddt_export.scale.run import SampleOptions, plan, sample_many
 from ddt_export.scale.store import Store
 
 
@@ -38,37 +38,37 @@ def closed_port() -> int:
 def test_bad_input_fails_before_any_work(pixel_build, tmp_path, kw, message):
     out = tmp_path / "out"
     with pytest.raises(DDTError, match=message):
-        sample_many(Request(pixel_build, **{"num_samples": 10, "out": out, **kw}))
+        sample_many(SampleOptions(pixel_build, **{"num_samples": 10, "out": out, **kw}))
     assert not out.exists()
 
 
 def test_unknown_build_is_named(tmp_path):
     with pytest.raises(DDTError, match="has no manifest.json: run `ddt-export build`"):
-        sample_many(Request(tmp_path / "nope", num_samples=10, out=tmp_path / "out"))
+        sample_many(SampleOptions(tmp_path / "nope", num_samples=10, out=tmp_path / "out"))
 
 
 def test_unreachable_cluster_fails_fast_with_the_fix(pixel_build, tmp_path):
     t0 = time.perf_counter()
     with pytest.raises(DDTError, match=r"cannot reach a Ray cluster at 127\.0\.0\.1:\d+ .*ray start --head.*drop --address"):
-        sample_many(Request(pixel_build, num_samples=10, out=tmp_path / "out", address=f"127.0.0.1:{closed_port()}"))
+        sample_many(SampleOptions(pixel_build, num_samples=10, out=tmp_path / "out", address=f"127.0.0.1:{closed_port()}"))
     assert time.perf_counter() - t0 < 10  # well before ray.init's own 20 s of retries
     assert not (tmp_path / "out").exists()
     with pytest.raises(DDTError, match="is not HOST:PORT"):
-        sample_many(Request(pixel_build, num_samples=10, out=tmp_path / "out", address="head:port"))
+        sample_many(SampleOptions(pixel_build, num_samples=10, out=tmp_path / "out", address="head:port"))
 
 
 def test_latent_build_without_vae_is_refused_up_front(built, tmp_path):
     with pytest.raises(DDTError, match="latent model and the build has no VAE decoder"):
-        sample_many(Request(built, num_samples=10, out=tmp_path / "out"))
+        sample_many(SampleOptions(built, num_samples=10, out=tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
 
 def test_out_of_another_configuration_is_refused(pixel_build, tmp_path):
     out = tmp_path / "out"
-    job, _ = plan(Request(pixel_build, num_samples=10, seed=1, sharing_ratio=0.5, schedule="uniform"))
+    job, _ = plan(SampleOptions(pixel_build, num_samples=10, seed=1, sharing_ratio=0.5, schedule="uniform"))
     Store(out).begin(job)
     with pytest.raises(DDTError, match=r"holds samples of another configuration \(seed: 1 there, 2 now\); use another --out"):
-        sample_many(Request(pixel_build, num_samples=10, seed=2, sharing_ratio=0.5, schedule="uniform", out=out))
+        sample_many(SampleOptions(pixel_build, num_samples=10, seed=2, sharing_ratio=0.5, schedule="uniform", out=out))
     Store(out).check(job)  # the same job is welcome
     with pytest.raises(DDTError, match="num_samples: 10 there, 11 now"):
         Store(out).check(replace(job, num_samples=11))
@@ -89,7 +89,7 @@ def test_cli_prints_one_line_and_exits_2(pixel_build, tmp_path, monkeypatch, cap
 def test_missing_ray_is_named_with_the_install_command(pixel_build, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     with pytest.raises(DDTError, match=r"needs Ray: pip install 'ddt-export\[scale\]'"):
-        sample_many(Request(pixel_build, num_samples=10, out=tmp_path / "out"))
+        sample_many(SampleOptions(pixel_build, num_samples=10, out=tmp_path / "out"))
 
 
 def test_worker_count_fits_the_cluster(monkeypatch):

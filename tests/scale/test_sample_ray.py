@@ -15,7 +15,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is the `scale` extra: pip install -e '.[scale]'")
 
 from ddt_export import __version__  # noqa: E402
-from ddt_export.scale.run import Request, plan, sample_many  # noqa: E402
+from ddt_export.scale.run import SampleOptions, plan, sample_many  # noqa: E402
 from ddt_export.scale.workers import ShardWorker  # noqa: E402
 
 JOB = dict(num_samples=22, batch=8, steps=6, sharing_ratio=0.5, schedule="dp", classes="1,3,7", per_class=2, seed=11)
@@ -32,12 +32,12 @@ def local_ray():
 def one_worker(local_ray, pixel_build, tmp_path_factory):
     """The reference: one worker with both CPUs (2 threads), shards kept."""
     out = tmp_path_factory.mktemp("one") / "out"
-    summary = sample_many(Request(pixel_build, **JOB, out=out, workers=1, cpus_per_worker=2, keep_shards=True), show_progress=False)
+    summary = sample_many(SampleOptions(pixel_build, **JOB, out=out, workers=1, cpus_per_worker=2, keep_shards=True), show_progress=False)
     return summary
 
 
 def test_two_workers_write_the_same_bytes_as_one(one_worker, pixel_build, tmp_path):
-    two = sample_many(Request(pixel_build, **JOB, out=tmp_path / "out", workers=2), show_progress=False)
+    two = sample_many(SampleOptions(pixel_build, **JOB, out=tmp_path / "out", workers=2), show_progress=False)
     assert two.workers == 2 and one_worker.workers == 1
     assert two.samples_file.read_bytes() == one_worker.samples_file.read_bytes()
     assert not (tmp_path / "out" / "shards").exists()  # merged, then removed without --keep-shards
@@ -53,7 +53,7 @@ def test_merged_file_is_what_the_pipeline_samples_in_process(one_worker, pixel_b
     with np.load(one_worker.samples_file) as z:
         images, labels = z["arr_0"], z["arr_1"]
     assert images.dtype == np.uint8 and images.shape[0] == 22 and images.shape[-1] == 3
-    job, _ = plan(Request(pixel_build, **JOB))  # as the driver planned it (the DP calibration is stored by now)
+    job, _ = plan(SampleOptions(pixel_build, **JOB))  # as the driver planned it (the DP calibration is stored by now)
     assert job.key_hash() == json.loads(one_worker.manifest_file.read_text())["key_sha256"]
     worker = ShardWorker(job, threads=1, driver_version=__version__)
     assert worker.ready() is None
@@ -72,15 +72,15 @@ def test_interrupted_run_resumes_to_the_same_file(one_worker, pixel_build, tmp_p
         raise KeyboardInterrupt  # as Ctrl-C in the driver after the first saved shard
 
     with pytest.raises(KeyboardInterrupt):
-        sample_many(Request(pixel_build, **JOB, out=out, workers=2), show_progress=False, on_shard=stop_after_one)
+        sample_many(SampleOptions(pixel_build, **JOB, out=out, workers=2), show_progress=False, on_shard=stop_after_one)
     saved = sorted(p.name for p in (out / "shards").iterdir())
     assert saved == [f"shard-{seen[0].index:06d}.npz"] and not (out / "samples.npz").exists()
 
-    resumed = sample_many(Request(pixel_build, **JOB, out=out, workers=2), show_progress=False)
+    resumed = sample_many(SampleOptions(pixel_build, **JOB, out=out, workers=2), show_progress=False)
     assert resumed.resumed == 1 and resumed.sampled == 22 - seen[0].size
     assert resumed.samples_file.read_bytes() == one_worker.samples_file.read_bytes()
 
-    again = sample_many(Request(pixel_build, **JOB, out=out), show_progress=False)  # nothing left to do
+    again = sample_many(SampleOptions(pixel_build, **JOB, out=out), show_progress=False)  # nothing left to do
     assert again.already_complete and again.workers == 0
 
 
