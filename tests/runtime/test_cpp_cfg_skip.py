@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddt_export.sampler import SamplerSettings, cfg_halves, guidance_scales, timesteps
+from ddt_export.sampler import SamplerSettings, cfg_halves, guidance_scales
 from tests.conftest import rel_l2, seeded
 from tests.reference.official_ddt import official_sample
 from tests.runtime.test_cpp_runtime import ddt_run_ok
@@ -30,7 +30,7 @@ RECOMPUTE = [0, 4, 8]
 
 def plan(settings: dict, recompute: list, full_cfg: bool = False) -> tuple[dict, list]:
     s = SamplerSettings(**settings)
-    return cfg_halves(guidance_scales(s, timesteps(s.num_steps, s.last_step, s.timeshift)), recompute, full_cfg)
+    return cfg_halves(guidance_scales(s), recompute, full_cfg)
 
 
 def flags(settings: dict, recompute: list) -> list:
@@ -49,7 +49,7 @@ def check_calls(summary: dict, settings: dict, recompute: list, full_cfg: bool =
 
 def test_the_boundary_case_occurs():
     enc, dec = plan(BOUNDARY, RECOMPUTE)
-    scales = guidance_scales(SamplerSettings(**BOUNDARY), timesteps(12, 0.05, 1.0))
+    scales = guidance_scales(SamplerSettings(**BOUNDARY))  # on the settings' own grid: 12 steps, last 0.05, shift 1.0
     assert [r for r in RECOMPUTE if scales[r] == 1.0 and enc[r]] == [4]  # unguided step, state reused at guided ones
     assert 0 < sum(dec) < len(dec) and not all(enc.values())
 

@@ -32,7 +32,7 @@ SEEDS = [0, 1, 2, 7, 42, 1234, 99991, 123456789, 2**31 - 1, 2**32 - 1, 2**32 + 5
 REFERENCE_SCRIPT = r"""
 import sys, numpy as np, torch
 sys.path.insert(0, sys.argv[1])
-from ddt_export.sampler import timesteps
+from ddt_export.solvers import timesteps
 grid_steps, grid_settings, shapes, seeds = eval(sys.argv[2])
 out = []
 for n in grid_steps:
