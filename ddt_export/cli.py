@@ -19,7 +19,7 @@ from .errors import DDTError, run
 from .files import check_output_dir, check_output_file, load_npy, save_npy, write_json_atomic
 from .graphs import DEFAULT_OPSET, check_opset
 from .schedules import PAPER_RATIOS
-from .tensorrt.engines import MAX_BATCH, OPT_LEVEL
+from .backends.tensorrt.engines import MAX_BATCH, OPT_LEVEL
 
 RATIOS_TEXT = ",".join(f"{r:g}" for r in PAPER_RATIOS)
 
@@ -107,7 +107,7 @@ def build(
         check_destination(check_output_dir(out, "--out"))
     engines = None
     if backend != "onnx":  # before anything is read or written: a missing TensorRT fails fast
-        from .tensorrt.engines import engines_extra
+        from .backends.tensorrt.engines import engines_extra
 
         engines = engines_extra(precision=precision, max_batch=max_batch, opt_level=opt_level, required=backend == "tensorrt")
         if engines is None:
@@ -331,7 +331,7 @@ def engines(
     opt_level: Optional[int] = typer.Option(None, help=f"TensorRT builder optimisation level 0-5 [default: as before, else {OPT_LEVEL}]."),
 ):
     """(Re)build a build's TensorRT engines on this GPU machine (after a TensorRT or GPU change)."""
-    from .tensorrt.engines import rebuild_engines
+    from .backends.tensorrt.engines import rebuild_engines
 
     with console.status("building engines") as status:
         m = rebuild_engines(build_dir, max_batch=max_batch, opt_level=opt_level, progress=lambda msg: status.update(msg))

@@ -25,7 +25,7 @@ class Backend(Protocol):
 
 def tensorrt_available() -> bool:
     """TensorRT imports, polygraphy is there and torch sees a CUDA GPU."""
-    from ..tensorrt.env import missing
+    from .tensorrt.env import missing
 
     return missing() is None
 
@@ -69,6 +69,6 @@ def open_backend(name: str, manifest: Manifest | None = None, model=None, thread
         from .openvino_backend import OpenVinoBackend
 
         return OpenVinoBackend(manifest, precision=precision, threads=threads)
-    from .tensorrt_backend import TensorRTBackend
+    from .tensorrt.runner import TensorRTBackend
 
     return TensorRTBackend(manifest)

@@ -1,7 +1,7 @@
 """The TensorRT backend's refusals on this machine, and the onnxruntime GPU providers as options.
 
 Its real work (buffers, bindings, the loop) is exercised against TensorRT's real signatures
-in tests/tensorrt/test_bindings_api.py; nothing here needs a GPU.
+in tests/backends/tensorrt/test_bindings_api.py; nothing here needs a GPU.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ddt_export.backends.ort_providers import providers, tensorrt_options
 from ddt_export.errors import DDTError
 from ddt_export.manifest import read
 from ddt_export.manifest_schema import Engines
-from ddt_export.tensorrt import env
+from ddt_export.backends.tensorrt import env
 
 ENGINES = {"tensorrt": "10.8.0.43", "gpu": "NVIDIA L4", "compute_capability": "8.9", "precision": "fp32", "max_batch": 4,
            "builder_optimization_level": 3, "cfg_batch": {"min": 1, "opt": 8, "max": 16},
@@ -32,7 +32,7 @@ def with_engines(built):
 
 
 def test_a_build_without_engines_says_how_to_make_them(built):
-    from ddt_export.backends.tensorrt_backend import TensorRTBackend
+    from ddt_export.backends.tensorrt.runner import TensorRTBackend
 
     with pytest.raises(DDTError, match=r"has no TensorRT engines; build them on this GPU machine: ddt-export engines .* --max-batch 4"):
         TensorRTBackend(read(built))
@@ -45,7 +45,7 @@ def test_generate_with_tensorrt_here_is_one_line_exit_2(cli, built, monkeypatch,
 
 @pytest.mark.skipif(env.missing() is None, reason="TensorRT and a GPU are here")
 def test_runtime_refuses_engines_from_another_tensorrt_or_gpu_without_tensorrt_here(built, monkeypatch):
-    from ddt_export.backends.tensorrt_backend import TensorRTBackend
+    from ddt_export.backends.tensorrt.runner import TensorRTBackend
 
     m = with_engines(built)
     with pytest.raises(DDTError, match="needs TensorRT and an NVIDIA GPU.*pypi.nvidia.com"):

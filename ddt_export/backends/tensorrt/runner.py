@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from ..dtypes import torch_dtype
-from ..errors import DDTError
-from ..manifest import Manifest
-from ..manifest_schema import Engines
-from .buffers import Roles, allocate
+from ...dtypes import torch_dtype
+from ...errors import DDTError
+from ...manifest import Manifest
+from ...manifest_schema import Engines
+from ..buffers import Roles, allocate
 
 
 def _trt_dtypes(trt) -> dict:
@@ -186,8 +186,8 @@ class TensorRTBackend:
     name = "tensorrt"
 
     def __init__(self, manifest: Manifest, *, cuda_graphs: bool | None = None, device: str = "cuda"):
-        from ..tensorrt.engines import rebuild_command
-        from ..tensorrt.env import Device, require
+        from .engines import rebuild_command
+        from .env import Device, require
 
         self.manifest, self.precision = manifest, manifest.precision
         self.encoder_spec, self.decoder_spec = manifest.graph("encoder"), manifest.graph("decoder")
@@ -234,7 +234,7 @@ class TensorRTBackend:
     def runner(self, batch: int) -> TensorRTRunner:
         lo, hi = self.cfg_batch.min, self.cfg_batch.max
         if not lo <= batch <= hi:
-            from ..tensorrt.engines import rebuild_command
+            from .engines import rebuild_command
 
             raise DDTError(f"the engines take {lo // 2} to {hi // 2} samples per call (CFG batch {lo}..{hi}), asked for {batch // 2}; "
                            f"use fewer samples or rebuild with a larger batch: {rebuild_command(self.manifest.root, max(batch // 2, 1), self.opt_level)}")

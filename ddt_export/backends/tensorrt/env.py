@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from ..errors import DDTError
+from ...errors import DDTError
 
 # TensorRT's libraries come from NVIDIA's index (the PyPI packages are stubs that fetch from it).
 INSTALL = "pip install --extra-index-url https://pypi.nvidia.com 'ddt-export[tensorrt]' (TensorRT 10+ for CUDA 12; a CUDA build of torch)"

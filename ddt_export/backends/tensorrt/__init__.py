@@ -1,4 +1,4 @@
 """TensorRT: engines built from a build's ONNX graphs (engines.py), and what a GPU machine needs (env.py).
 
-The runtime that runs them is `backends/tensorrt_backend.py`.
+The runtime that runs them is `runner.py`.
 """

@@ -8,7 +8,7 @@ functions (returning null) let the module import, so every bound class, method, 
 and enum, with its signature, is there to check against. Calling a factory fails cleanly
 (pybind11 raises on a null return); nothing here runs TensorRT.
 
-Scenarios run in a subprocess (tests/tensorrt/scenarios.py): one bindings version per
+Scenarios run in a subprocess (tests/backends/tensorrt/scenarios.py): one bindings version per
 process, and the stubs never touch the test process.
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 # The floor pyproject's `tensorrt` extra allows, and the newest on PyPI when this was written.
 VERSIONS = ("10.0.1", "11.4.0.106")
 CACHE = Path(os.environ.get("DDT_TEST_CACHE") or Path.home() / ".cache" / "ddt-export-tests") / "trt-bindings"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 # What the bindings import from TensorRT's libraries (the same set in 10.0 through 11.4).
 KNOWN_SYMBOLS = ("createInferBuilder_INTERNAL", "createInferRefitter_INTERNAL", "createInferRuntime_INTERNAL",
                  "createNvOnnxParserRefitter_INTERNAL", "createNvOnnxParser_INTERNAL", "getBuilderPluginRegistry",
@@ -94,9 +94,9 @@ def _run(cmd: list[str]) -> str:
 
 
 def run_scenario(folder: Path, scenario: str, **args) -> dict:
-    """Run tests/tensorrt/scenarios.py's `scenario` with the bindings in `folder`; its JSON result."""
+    """Run tests/backends/tensorrt/scenarios.py's `scenario` with the bindings in `folder`; its JSON result."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    r = subprocess.run([sys.executable, "-m", "tests.tensorrt.scenarios", str(folder), scenario, json.dumps(args)],
+    r = subprocess.run([sys.executable, "-m", "tests.backends.tensorrt.scenarios", str(folder), scenario, json.dumps(args)],
                        capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
     lines = r.stdout.strip().splitlines()
     if r.returncode != 0 or not lines:

@@ -14,8 +14,8 @@ import pytest
 
 from ddt_export.errors import DDTError
 from ddt_export.manifest import read
-from ddt_export.tensorrt import engines as E
-from ddt_export.tensorrt.env import INSTALL, Device, missing
+from ddt_export.backends.tensorrt import engines as E
+from ddt_export.backends.tensorrt.env import INSTALL, Device, missing
 
 pytestmark = pytest.mark.skipif(missing() is None, reason="TensorRT and a GPU are here: these test the machine without them")
 

@@ -1,4 +1,4 @@
-"""Run in a subprocess by bindings.run_scenario: `python -m tests.tensorrt.scenarios BINDINGS SCENARIO ARGS_JSON`.
+"""Run in a subprocess by bindings.run_scenario: `python -m tests.backends.tensorrt.scenarios BINDINGS SCENARIO ARGS_JSON`.
 
 Imports TensorRT's real bindings over stub libraries, then either checks names (`api`) or
 installs the signature-checked fake (fake_trt.py) as `tensorrt` and drives ddt-export's own
@@ -14,8 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-SOURCES = ("ddt_export/tensorrt/engines.py", "ddt_export/tensorrt/env.py", "ddt_export/backends/tensorrt_backend.py")
-REPO = Path(__file__).resolve().parents[2]
+SOURCES = ("ddt_export/backends/tensorrt/engines.py", "ddt_export/backends/tensorrt/env.py", "ddt_export/backends/tensorrt/runner.py")
+REPO = Path(__file__).resolve().parents[3]
 
 
 def import_bindings(folder: Path):
@@ -59,7 +59,7 @@ def api(real, args: dict) -> dict:
 
 def engines(real, args: dict) -> dict:
     """Build engines for a copy of a build with polygraphy through the fake, then sample with the TensorRT backend."""
-    from tests.tensorrt.fake_trt import FakeModule, onnx_behaviours
+    from tests.backends.tensorrt.fake_trt import FakeModule, onnx_behaviours
 
     import os
 
@@ -72,12 +72,12 @@ def engines(real, args: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from ddt_export.backends.tensorrt_backend import TensorRTBackend
+    from ddt_export.backends.tensorrt.runner import TensorRTBackend
     from ddt_export.errors import DDTError
     from ddt_export.manifest import read
     from ddt_export.pipeline import Pipeline
-    from ddt_export.tensorrt import engines as eng_mod
-    from ddt_export.tensorrt import env
+    from ddt_export.backends.tensorrt import engines as eng_mod
+    from ddt_export.backends.tensorrt import env
 
     # No GPU here: the device query and the "is TensorRT usable" check are the two things replaced.
     env.missing = lambda: None

@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ..errors import DDTError
-from ..files import user_cache
-from ..graphs import GraphSpec
-from ..manifest_schema import Engines, GraphEntry, ManifestDoc
+from ...errors import DDTError
+from ...files import user_cache
+from ...graphs import GraphSpec
+from ...manifest_schema import Engines, GraphEntry, ManifestDoc
 from .env import Device, require
 
 GRAPHS = ("encoder", "decoder")
@@ -168,7 +168,7 @@ def rebuild_engines(build_dir: str | Path, *, max_batch: int | None = None, opt_
     import shutil
     import tempfile
 
-    from ..manifest import read, record_file, update
+    from ...manifest import read, record_file, update
 
     m = read(build_dir)
     old = m.doc.engines

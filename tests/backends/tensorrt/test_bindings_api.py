@@ -22,7 +22,7 @@ import pytest
 
 from ddt_export.manifest import read
 from ddt_export.sampler import cfg_halves, guidance_scales
-from tests.tensorrt.bindings import VERSIONS, fetch, run_scenario
+from tests.backends.tensorrt.bindings import VERSIONS, fetch, run_scenario
 
 
 @pytest.fixture(scope="module", params=VERSIONS)
