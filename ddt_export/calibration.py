@@ -22,6 +22,8 @@ from .manifest import Manifest, record_file, update
 from .manifest_schema import CalibrationEntry, ManifestDoc, Settings
 from .sampler import SamplerSettings
 
+CALIBRATION_SAMPLES = 8  # samples per calibration run (Pipeline.calibrate's batch); TensorRT engine profiles cover it
+
 
 def key(settings: SamplerSettings) -> str:
     """A readable, unique name for the settings a matrix was measured under (the manifest's key)."""

@@ -19,7 +19,7 @@ from .errors import DDTError, run
 from .files import check_output_dir, check_output_file, load_npy, save_npy, write_json_atomic
 from .graphs import DEFAULT_OPSET, check_opset
 from .schedules import PAPER_RATIOS
-from .backends.tensorrt.engines import MAX_BATCH, OPT_LEVEL
+from .backends.tensorrt.engines import DEFAULT_PROFILE_BATCH, OPT_LEVEL
 
 RATIOS_TEXT = ",".join(f"{r:g}" for r in PAPER_RATIOS)
 
@@ -86,7 +86,7 @@ def build(
     opset: int = typer.Option(DEFAULT_OPSET, help="ONNX opset, 17 to 20."),
     vae: Optional[Path] = typer.Option(None, help="Local diffusers AutoencoderKL folder; exports its decoder too."),
     backend: str = typer.Option("onnx", help="onnx (graphs only), tensorrt (also engines; needs a GPU), or auto."),
-    max_batch: int = typer.Option(MAX_BATCH, help="Largest user batch the TensorRT engines accept (the CFG batch is twice it)."),
+    max_batch: int = typer.Option(DEFAULT_PROFILE_BATCH, help="Largest user batch the TensorRT engines accept (the CFG batch is twice it)."),
     opt_level: int = typer.Option(OPT_LEVEL, help="TensorRT builder optimisation level, 0 to 5."),
     libtorch: bool = typer.Option(False, "--libtorch", help="Also export encoder and decoder for the C++ LibTorch runtime."),
     out: Optional[Path] = typer.Option(None, help="Build folder [default: engines/<name>]."),
@@ -327,7 +327,7 @@ def check(
 @app.command("engines")
 def engines(
     build_dir: Path = typer.Argument(..., help="A build folder; its ONNX graphs are built into TensorRT engines here."),
-    max_batch: Optional[int] = typer.Option(None, help=f"Largest user batch (CFG batch twice it) [default: as before, else {MAX_BATCH}]."),
+    max_batch: Optional[int] = typer.Option(None, help=f"Largest user batch (CFG batch twice it) [default: as before, else {DEFAULT_PROFILE_BATCH}]."),
     opt_level: Optional[int] = typer.Option(None, help=f"TensorRT builder optimisation level 0-5 [default: as before, else {OPT_LEVEL}]."),
 ):
     """(Re)build a build's TensorRT engines on this GPU machine (after a TensorRT or GPU change)."""

@@ -24,10 +24,10 @@ from .errors import DDTError
 from .manifest import Manifest, read
 from .config import DDTConfig
 from .model import DDT
+from .calibration import CALIBRATION_SAMPLES
 from .sampler import MAX_BATCH, SamplerSettings, sample
 
 CALIBRATION_SEED = 0
-CALIBRATION_SAMPLES = 8
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Guidance-aware batches: where guidance is off only the conditional half of the CFG batch runs, with the official
 result (within float rounding) on every CPU backend, including a state computed before the guidance interval and
 reused inside it, guidance 1.0 (no step guided) and a user batch of 3. The TensorRT backend's half-batch contexts
-are checked over the real bindings in tests/tensorrt/test_bindings_api.py."""
+are checked over the real bindings in tests/backends/tensorrt/test_bindings_api.py."""
 
 from __future__ import annotations
 

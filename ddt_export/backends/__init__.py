@@ -1,13 +1,15 @@
-"""Backends: each turns a build (or a model) into `Runner`s for the one sampling loop.
+"""Backends: each turns a build (or a model) into `Runner`s for the one sampling loop, with the options it declares.
 
 A backend does the slow part once (load weights, create sessions, build engines); its
 `runner(batch)` allocates the buffers for one CFG batch size; the runner's `encode()` and
-`decode()` are the fast calls. One small module per backend, imported only when chosen.
+`decode()` are the fast calls. One small module (or package, for TensorRT) per backend,
+imported only when chosen. Each backend class declares the options it takes in `OPTIONS`
+(name -> what it does); `open_backend` refuses any other in one line.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from ..errors import DDTError
 from ..manifest import Manifest
@@ -19,6 +21,7 @@ NAMES = ("torch", "onnxruntime", "openvino", "tensorrt")
 class Backend(Protocol):
     name: str
     precision: str  # what its matmuls compute in ("fp32", "bf16", ...): the ceiling a benchmark judges it by
+    OPTIONS: ClassVar[dict[str, str]]  # the options open_backend passes it: name -> what it does
 
     def runner(self, batch: int) -> Runner: ...
 
@@ -43,32 +46,45 @@ def resolve_name(name: str, manifest: Manifest | None) -> str:
     return "onnxruntime"
 
 
-def open_backend(name: str, manifest: Manifest | None = None, model=None, threads: int | None = None,
-                 precision: str | None = None) -> Backend:
-    """The named backend for a build folder (or, for torch, an in-memory model); `threads` caps the CPU backends' pools,
-    `precision` is OpenVINO's inference precision ("fp32" or "bf16"; default bf16 where the CPU has it), as
-    `ddt-run --inference-precision`."""
-    name = resolve_name(name, manifest)
-    if precision is not None and name != "openvino":
-        raise DDTError(f"--precision chooses OpenVINO's inference precision; the {name} backend runs the build's own ({manifest.precision if manifest else 'fp32'})")
+def backend_class(name: str) -> type:
+    """The class of a backend named in NAMES (its module imported now; none of them imports its runtime yet)."""
     if name == "torch":
         from .torch_backend import TorchBackend
 
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
-        return TorchBackend(model) if model is not None else TorchBackend.from_build(manifest)
-    if manifest is None:
-        raise DDTError(f"the {name} backend runs a build folder; run `ddt-export build` first or use --backend torch")
+        return TorchBackend
     if name == "onnxruntime":
         from .onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(manifest, threads=threads)
+        return OnnxRuntimeBackend
     if name == "openvino":
         from .openvino_backend import OpenVinoBackend
 
-        return OpenVinoBackend(manifest, precision=precision, threads=threads)
-    from .tensorrt.runner import TensorRTBackend
+        return OpenVinoBackend
+    from .tensorrt.backend import TensorRTBackend
 
-    return TensorRTBackend(manifest)
+    return TensorRTBackend
+
+
+def backend_options(name: str, options: dict) -> dict:
+    """The options given to backend `name` (one set to None is not given: the backend's default); one it does not take is refused."""
+    declared = backend_class(name).OPTIONS
+    given = {k: v for k, v in options.items() if v is not None}
+    for option in given:
+        if option not in declared:
+            takes = "; ".join(f"{k}: {what}" for k, what in declared.items()) or "none"
+            raise DDTError(f"the {name} backend takes no `{option}` option (its options: {takes})")
+    return given
+
+
+def open_backend(name: str, manifest: Manifest | None = None, model=None, **options) -> Backend:
+    """The named backend for a build folder (or, for torch, an in-memory model), with the options its class declares:
+    `threads` caps the CPU backends' (torch, onnxruntime, OpenVINO) thread pools; `precision` is OpenVINO's inference
+    precision ("fp32" or "bf16"; default bf16 where the CPU has it, as `ddt-run --inference-precision`); `cuda_graphs`
+    TensorRT's CUDA graphs. Any option its backend does not take is refused."""
+    name = resolve_name(name, manifest)
+    if manifest is None and name != "torch":
+        raise DDTError(f"the {name} backend runs a build folder; run `ddt-export build` first or use --backend torch")
+    cls, given = backend_class(name), backend_options(name, options)
+    if name == "torch":
+        return cls(model, **given) if model is not None else cls.from_build(manifest, **given)
+    return cls(manifest, **given)

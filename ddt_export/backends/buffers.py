@@ -1,7 +1,11 @@
-"""The buffers every runner binds: tensor roles by position in the graph specs, one allocator, the CPU runner base.
+"""The buffers every runner binds: tensor roles by position in the graph specs, one allocator, the row sets, the CPU runner base.
 
 encoder: inputs (latent x, time t, label y) -> output (state s)
 decoder: inputs (latent x, state s)         -> output (velocity v)
+
+Every buffer holds the CFG batch [uncond; cond] (2B rows). A call runs either every row, or the
+conditional half alone (rows B:2B, where guidance is off: `cond_only`); runners bind both row
+sets once, over views of the same buffers (`row_sets`).
 
 Names, shapes and dtypes come from the specs (the manifest's, or the model's own for the torch
 backend); nothing here spells a tensor name.
@@ -11,7 +15,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -35,6 +39,40 @@ class Roles:
         (ex, et, ey), (es,) = [t.name for t in encoder.inputs], [t.name for t in encoder.outputs]
         (dx, ds), (dv,) = [t.name for t in decoder.inputs], [t.name for t in decoder.outputs]
         return cls(ex, et, ey, es, dx, ds, dv)
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The rows of the CFG batch one call computes: every row (0:2B), or the conditional half alone (B:2B)."""
+
+    start: int
+    stop: int
+
+    @property
+    def count(self) -> int:
+        return self.stop - self.start
+
+    def of(self, a):
+        """`a`'s rows (a view of a numpy array or torch tensor, never a copy)."""
+        return a[self.start : self.stop]
+
+
+def rows(batch: int, cond_only: bool) -> Rows:
+    """The rows a call at CFG batch `batch` computes: the conditional half (rows B:2B) with `cond_only`, else all."""
+    return Rows(batch // 2 if cond_only else 0, batch)
+
+
+def row_sets(batch: int, bind: Callable[[Rows], T], half: bool = True) -> dict[bool, T]:
+    """`bind(rows)` once per row set, keyed by `cond_only` as runners' encode()/decode() take it.
+
+    Without `half` (engines whose profile cannot take B rows) the conditional-half calls reuse every row's
+    bindings: they compute the unconditional rows too, whose results are then simply unused.
+    """
+    full = bind(rows(batch, False))
+    return {False: full, True: bind(rows(batch, True)) if half else full}
 
 
 def allocate(encoder: GraphSpec, decoder: GraphSpec, batch: int, alloc: Callable[[tuple, str], Any]) -> tuple:

@@ -7,9 +7,11 @@ nothing.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..errors import DDTError
 from ..manifest import Manifest
-from .buffers import HostRunner, Roles, host_buffers
+from .buffers import HostRunner, Roles, Rows, host_buffers, row_sets
 
 
 def session(path, providers: list[str], threads: int | None = None, quantized: bool = False):
@@ -25,7 +27,7 @@ def session(path, providers: list[str], threads: int | None = None, quantized: b
     # On a loaded 2-core machine this took a B/2 encoder call from 2.3 s to 1.4 s; idle, it costs a
     # thread wake-up per parallel op (~1% of a call). See benchmarks/latency.md.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    # QDQ graphs carry one Q/DQ pair per consumer (quantize.py); common-subexpression elimination would
+    # QDQ graphs carry one Q/DQ pair per consumer (quant/graph.py); common-subexpression elimination would
     # merge them back into one DQ shared by two MatMuls, which onnxruntime then leaves unfused on x86.
     disabled = ["CommonSubexpressionElimination"] if quantized else []
     try:
@@ -45,17 +47,17 @@ class OnnxRuntimeRunner(HostRunner):
     def __init__(self, backend: "OnnxRuntimeBackend", batch: int):
         self.x, self.t, self.y, self.s, self.v = host_buffers(backend.encoder_spec, backend.decoder_spec, batch, "onnxruntime",
                                                               half_as_float32=backend.emulate_half)
-        self._enc, self._dec = backend.encoder, backend.decoder
-        # two sets of bindings over the same buffers: every row, and the conditional half (rows B:2B, guidance off)
-        self._io = {False: self._bind(backend.roles, 0), True: self._bind(backend.roles, batch // 2)}
+        self._enc, self._dec, self._roles = backend.encoder, backend.decoder, backend.roles
+        # IOBindings for every row and for the conditional half, over views of the same buffers
+        self._io = row_sets(batch, self._bind)
 
-    def _bind(self, r, lo: int) -> tuple:
-        enc_io, dec_io = self._enc.io_binding(), self._dec.io_binding()
+    def _bind(self, rows: Rows) -> tuple:
+        r, enc_io, dec_io = self._roles, self._enc.io_binding(), self._dec.io_binding()
         for io, name, a in ((enc_io, r.enc_x, self.x), (enc_io, r.enc_t, self.t), (enc_io, r.enc_y, self.y),
                             (dec_io, r.dec_x, self.x), (dec_io, r.dec_s, self.s)):
-            io.bind_input(name, "cpu", 0, a.dtype, list(a[lo:].shape), a[lo:].ctypes.data)
-        enc_io.bind_output(r.enc_s, "cpu", 0, self.s.dtype, list(self.s[lo:].shape), self.s[lo:].ctypes.data)
-        dec_io.bind_output(r.dec_v, "cpu", 0, self.v.dtype, list(self.v[lo:].shape), self.v[lo:].ctypes.data)
+            io.bind_input(name, "cpu", 0, a.dtype, list(rows.of(a).shape), rows.of(a).ctypes.data)
+        for io, name, a in ((enc_io, r.enc_s, self.s), (dec_io, r.dec_v, self.v)):
+            io.bind_output(name, "cpu", 0, a.dtype, list(rows.of(a).shape), rows.of(a).ctypes.data)
         return enc_io, dec_io
 
     def encode(self, cond_only: bool = False) -> None:
@@ -66,10 +68,11 @@ class OnnxRuntimeRunner(HostRunner):
 
 
 class OnnxRuntimeBackend:
-    """`emulate_half`: fp16/bf16 graphs run with half storage emulated in fp32 on the CPU (halfprec.py), the
+    """`emulate_half`: fp16/bf16 graphs run with half storage emulated in fp32 on the CPU (precision/half.py), the
     numerics a GPU's half kernels give; `ddt-export check` measures builds this way."""
 
     name = "onnxruntime"
+    OPTIONS: ClassVar[dict[str, str]] = {"threads": "intra-op threads of its encoder and decoder sessions"}
 
     def __init__(self, manifest: Manifest, providers: list[str] | None = None, threads: int | None = None, emulate_half: bool = False):
         self.manifest, self.emulate_half = manifest, emulate_half
@@ -77,7 +80,7 @@ class OnnxRuntimeBackend:
         self.roles = Roles.of(self.encoder_spec, self.decoder_spec)
         self.precision = manifest.precision
         if emulate_half:
-            from ..halfprec import cpu_session
+            from ..precision.half import cpu_session
 
             self.providers = ["CPUExecutionProvider"]
             self.encoder, self.decoder = (cpu_session(manifest.path(g.file)) for g in (self.encoder_spec, self.decoder_spec))

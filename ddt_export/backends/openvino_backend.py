@@ -10,9 +10,11 @@ shared by the encoder's output and the decoder's input, as in the onnxruntime ba
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..errors import DDTError
 from ..manifest import Manifest
-from .buffers import HostRunner, Roles, host_buffers
+from .buffers import HostRunner, Roles, Rows, host_buffers, row_sets
 
 INFERENCE_PRECISION = {"bf16": "bf16", "fp32": "f32"}  # ours -> OpenVINO's INFERENCE_PRECISION_HINT
 
@@ -24,18 +26,19 @@ def bf16_supported(core) -> bool:
 class OpenVinoRunner(HostRunner):
     def __init__(self, backend: "OpenVinoBackend", batch: int):
         self.x, self.t, self.y, self.s, self.v = host_buffers(backend.encoder_spec, backend.decoder_spec, batch, "OpenVINO")
-        # requests for every row and for the conditional half (rows B:2B, guidance off), over the same buffers
-        self._req = {False: self._requests(backend, 0, batch), True: self._requests(backend, batch // 2, batch)}
+        self._backend = backend
+        # requests for every row and for the conditional half, each compiled for its row count, over views of the same buffers
+        self._req = row_sets(batch, self._requests)
 
-    def _requests(self, backend: "OpenVinoBackend", lo: int, batch: int) -> tuple:
+    def _requests(self, rows: Rows) -> tuple:
         import openvino as ov
 
-        r = backend.roles
-        enc, dec = (m.create_infer_request() for m in backend.compiled(batch - lo))
+        r = self._backend.roles
+        enc, dec = (m.create_infer_request() for m in self._backend.compiled(rows.count))
         # shared_memory: the request reads and writes these numpy arrays (or their row views) in place, no copies per call
         for req, name, a in ((enc, r.enc_x, self.x), (enc, r.enc_t, self.t), (enc, r.enc_y, self.y), (enc, r.enc_s, self.s),
                              (dec, r.dec_x, self.x), (dec, r.dec_s, self.s), (dec, r.dec_v, self.v)):
-            req.set_tensor(name, ov.Tensor(a[lo:], shared_memory=True))
+            req.set_tensor(name, ov.Tensor(rows.of(a), shared_memory=True))
         return enc, dec
 
     def encode(self, cond_only: bool = False) -> None:
@@ -52,6 +55,8 @@ class OpenVinoRunner(HostRunner):
 
 class OpenVinoBackend:
     name = "openvino"
+    OPTIONS: ClassVar[dict[str, str]] = {"threads": "INFERENCE_NUM_THREADS of its compiled graphs",
+               "precision": "its inference precision, fp32 or bf16 (default bf16 where the CPU has it)"}
 
     def __init__(self, manifest: Manifest, precision: str | None = None, threads: int | None = None):
         try:

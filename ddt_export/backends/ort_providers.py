@@ -11,20 +11,20 @@ from __future__ import annotations
 import os
 
 from ..errors import DDTError
-from ..files import user_cache
+from .tensorrt.engines import OPT_LEVEL, cache_dir
 
 ENV = "DDT_ORT_PROVIDERS"
 NAMES = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 
 
 def tensorrt_options() -> dict:
-    path = str(user_cache() / "tensorrt" / "onnxruntime-trt")
+    path = str(cache_dir() / "onnxruntime-trt")  # beside the TensorRT backend's timing caches
     return {
         "trt_engine_cache_enable": True,
         "trt_engine_cache_path": path,
         "trt_timing_cache_enable": True,
         "trt_timing_cache_path": path,
-        "trt_builder_optimization_level": 3,  # TensorRT's default, as the TensorRT backend's engines
+        "trt_builder_optimization_level": OPT_LEVEL,  # as the TensorRT backend's engines (TensorRT's default)
     }
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import ClassVar
+
 import torch
 
 from ..graphs import decoder_spec, encoder_spec
 from ..manifest import Manifest
 from ..model import DDT
-from .buffers import HostRunner, host_buffers
+from .buffers import HostRunner, host_buffers, rows
 
 
 class TorchRunner(HostRunner):
@@ -25,33 +26,38 @@ class TorchRunner(HostRunner):
 
     @torch.inference_mode()
     def encode(self, cond_only: bool = False) -> None:
-        lo = len(self.x) // 2 if cond_only else 0  # cond_only: rows B:2B (guidance off)
+        r = rows(len(self.x), cond_only)
         with self._autocast():
-            s = self.model.encode(self._x[lo:], self._t[lo:], self._y[lo:])
-        if lo == 0:
+            s = self.model.encode(r.of(self._x), r.of(self._t), r.of(self._y))
+        if r.start == 0:
             self.s = s
         else:  # the unconditional rows keep whatever they held: no step before the next recompute reads them
             if self.s is None:
                 self.s = torch.zeros((len(self.x), *s.shape[1:]), dtype=s.dtype)
-            self.s[lo:].copy_(s)
+            r.of(self.s).copy_(s)
 
     @torch.inference_mode()
     def decode(self, cond_only: bool = False) -> None:
-        lo = len(self.x) // 2 if cond_only else 0
+        r = rows(len(self.x), cond_only)
         with self._autocast():
-            self._v[lo:].copy_(self.model.decode(self._x[lo:], self.s[lo:]))
+            r.of(self._v).copy_(self.model.decode(r.of(self._x), r.of(self.s)))
 
 
 class TorchBackend:
     name = "torch"
+    OPTIONS: ClassVar[dict[str, str]] = {"threads": "torch's intra-op threads (torch.set_num_threads: the whole process's)"}
 
-    def __init__(self, model: DDT, autocast: torch.dtype | None = None):
+    def __init__(self, model: DDT, autocast: torch.dtype | None = None, threads: int | None = None):
+        if threads:
+            torch.set_num_threads(threads)
         self.model = model.eval()
         self.autocast = autocast  # e.g. torch.bfloat16: what users run today on AMX CPUs
         self.precision = "bf16" if autocast == torch.bfloat16 else "fp32"
 
     @classmethod
-    def from_build(cls, manifest: Manifest) -> "TorchBackend":
+    def from_build(cls, manifest: Manifest, threads: int | None = None) -> "TorchBackend":
+        if threads:
+            torch.set_num_threads(threads)  # before the weights load
         return cls(manifest.load_model())
 
     def runner(self, batch: int) -> TorchRunner:

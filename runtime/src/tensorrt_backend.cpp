@@ -292,7 +292,7 @@ class TensorRTBackend final : public Backend {
                   std::to_string(opt_level_));
     }
     // engines built with a profile minimum above B (before Python's minimum became 1) cannot run
-    // the conditional half alone: those calls run the full batch (tensorrt_backend.py does the same)
+    // the conditional half alone: those calls run the full batch (ddt_export/backends/tensorrt/runner.py does the same)
     return std::make_unique<TensorRTRunner>(engines_, manifest_, batch, halves && batch / 2 >= cfg_min_);
   }
 

@@ -723,7 +723,7 @@ const ReaderKey kReaderKeys[] = {
     {"engines.tensorrt", ""},
     // A gap in the schema, not in the readers: ManifestDoc declares Engines.compute_capability as
     // `Any = None`, but ddt-export engines always writes it ("8.9") and both runtimes require it
-    // (tensorrt_backend.py and .cpp compare it with the GPU's). Reported; listed as required there
+    // (backends/tensorrt/backend.py and tensorrt_backend.cpp compare it with the GPU's). Reported; listed as required there
     // would fail until the schema says so.
     {"engines.compute_capability", "schema gap: declared Any with default null, required by both runtimes"},
     {"engines.cfg_batch", ""},

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ...calibration import CALIBRATION_SAMPLES
 from ...errors import DDTError
 from ...files import user_cache
 from ...graphs import GraphSpec
@@ -27,9 +28,8 @@ from ...manifest_schema import Engines, GraphEntry, ManifestDoc
 from .env import Device, require
 
 GRAPHS = ("encoder", "decoder")
-CALIBRATION_SAMPLES = 8  # Pipeline.calibrate's batch: the engines must run it too
 OPT_LEVELS = range(0, 6)
-MAX_BATCH = 4  # default largest user batch of the engines' profile (CFG batch 8)
+DEFAULT_PROFILE_BATCH = 4  # default --max-batch: the largest user batch of the engines' profile (CFG batch 8)
 OPT_LEVEL = 3  # default builder optimisation level (TensorRT's own default)
 
 
@@ -133,7 +133,7 @@ def check_options(max_batch: int, opt_level: int) -> None:
         raise DDTError(f"--opt-level must be 0 to 5 (got {opt_level}); 3 is TensorRT's default, 5 searches longest")
 
 
-def engines_extra(*, precision: str, max_batch: int = MAX_BATCH, opt_level: int = OPT_LEVEL, required: bool = False):
+def engines_extra(*, precision: str, max_batch: int = DEFAULT_PROFILE_BATCH, opt_level: int = OPT_LEVEL, required: bool = False):
     """The build extra that adds engines, or None (auto, no TensorRT here).
 
     With `required`, a machine without TensorRT or a GPU raises the install instructions
@@ -154,7 +154,7 @@ def engines_extra(*, precision: str, max_batch: int = MAX_BATCH, opt_level: int 
     return extra
 
 
-def rebuild_command(root: Path, max_batch: int = MAX_BATCH, opt_level: int = OPT_LEVEL) -> str:
+def rebuild_command(root: Path, max_batch: int = DEFAULT_PROFILE_BATCH, opt_level: int = OPT_LEVEL) -> str:
     return shlex.join(["ddt-export", "engines", str(root), "--max-batch", str(max_batch), "--opt-level", str(opt_level)])
 
 
@@ -172,7 +172,7 @@ def rebuild_engines(build_dir: str | Path, *, max_batch: int | None = None, opt_
 
     m = read(build_dir)
     old = m.doc.engines
-    max_batch = max_batch if max_batch is not None else old.max_batch if old else MAX_BATCH
+    max_batch = max_batch if max_batch is not None else old.max_batch if old else DEFAULT_PROFILE_BATCH
     opt_level = opt_level if opt_level is not None else old.builder_optimization_level if old else OPT_LEVEL
     check_options(max_batch, opt_level)
     require("ddt-export engines")

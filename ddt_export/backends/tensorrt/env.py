@@ -43,16 +43,32 @@ def require(what: str, otherwise: str = "") -> None:
 
 @dataclass(frozen=True)
 class Device:
-    """The GPU engines are built for or run on, as the manifest records it."""
+    """The GPU engines are built for or run on, as the manifest records it, and where a runner's buffers and stream live."""
 
     name: str
     compute_capability: str  # "8.9"
     tensorrt: str  # TensorRT's version, e.g. "10.8.0.43"
+    index: int = 0  # the CUDA device ordinal
 
     @classmethod
-    def here(cls, index: int = 0) -> "Device":
+    def here(cls, index: int | None = None) -> "Device":
+        """The current CUDA device (or device `index`), with this TensorRT's version."""
         import tensorrt as trt
         import torch
 
+        index = torch.cuda.current_device() if index is None else index
         major, minor = torch.cuda.get_device_capability(index)
-        return cls(torch.cuda.get_device_name(index), f"{major}.{minor}", trt.__version__)
+        return cls(torch.cuda.get_device_name(index), f"{major}.{minor}", trt.__version__, index)
+
+    @property
+    def torch_device(self):
+        """The torch device a runner allocates its buffers on."""
+        import torch
+
+        return torch.device("cuda", self.index)
+
+    def stream(self):
+        """A new CUDA stream on this device for a runner to enqueue on (runner.CudaStream)."""
+        from .runner import CudaStream
+
+        return CudaStream(self.torch_device)

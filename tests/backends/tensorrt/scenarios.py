@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-SOURCES = ("ddt_export/backends/tensorrt/engines.py", "ddt_export/backends/tensorrt/env.py", "ddt_export/backends/tensorrt/runner.py")
+SOURCES = tuple(f"ddt_export/backends/tensorrt/{name}.py" for name in ("engines", "env", "backend", "runner"))
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -59,9 +59,9 @@ def api(real, args: dict) -> dict:
 
 def engines(real, args: dict) -> dict:
     """Build engines for a copy of a build with polygraphy through the fake, then sample with the TensorRT backend."""
-    from tests.backends.tensorrt.fake_trt import FakeModule, onnx_behaviours
-
     import os
+
+    from tests.backends.tensorrt.fake_trt import FakeModule, onnx_behaviours
 
     os.environ["DDT_EXPORT_CACHE"] = args["cache"]  # the timing cache goes to the test's folder
     fake = FakeModule(real, onnx_behaviours(real))
@@ -72,16 +72,18 @@ def engines(real, args: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from ddt_export.backends.tensorrt.runner import TensorRTBackend
+    from ddt_export.backends.tensorrt import engines as eng_mod
+    from ddt_export.backends.tensorrt import env
+    from ddt_export.backends.tensorrt.backend import TensorRTBackend
     from ddt_export.errors import DDTError
     from ddt_export.manifest import read
     from ddt_export.pipeline import Pipeline
-    from ddt_export.backends.tensorrt import engines as eng_mod
-    from ddt_export.backends.tensorrt import env
+    from tests.backends.tensorrt.host_device import HostDevice
 
-    # No GPU here: the device query and the "is TensorRT usable" check are the two things replaced.
+    # No GPU here: the device query and the "is TensorRT usable" check are the two things replaced. The device is
+    # host memory with a stream that orders nothing, where the stand-in TensorRT reads and writes the bound addresses.
     env.missing = lambda: None
-    env.Device.here = classmethod(lambda cls, index=0: cls("stand-in (no GPU)", "0.0", fake.__version__))
+    env.Device.here = classmethod(lambda cls, index=None: HostDevice("stand-in (no GPU)", "0.0", fake.__version__))
 
     build = Path(args["build"])
     m = eng_mod.rebuild_engines(build, max_batch=args["max_batch"], opt_level=args["opt_level"])
@@ -99,17 +101,17 @@ def engines(real, args: dict) -> dict:
         "strongly_typed_bit": 1 << int(real.NetworkDefinitionCreationFlag.STRONGLY_TYPED),
     }
 
-    # The runtime: same build, TensorRT backend on host memory (device "cpu") vs the onnxruntime backend.
+    # The runtime: same build, TensorRT backend on the host stand-in device vs the onnxruntime backend.
     m = read(build)
-    backend = TensorRTBackend(m, device="cpu", cuda_graphs=False)
+    backend = TensorRTBackend(m, cuda_graphs=False)
     trt_pipe = Pipeline(backend, arch=m.arch, null_class=m.null_class, sampler=m.sampler, space=m.space, manifest=m)
     ort_pipe = Pipeline.load(build, "onnxruntime")
     kw = dict(seed=3, num_steps=args["steps"], recompute=args["recompute"])
     got = trt_pipe.generate(args["labels"], **kw).latents
     want = ort_pipe.generate(args["labels"], **kw).latents
     runner = backend.runner(2 * len(args["labels"]))
-    enc_ctx, dec_ctx = runner._ctx[("encode", False)].state, runner._ctx[("decode", False)].state  # every row
-    enc_half, dec_half = runner._ctx[("encode", True)].state, runner._ctx[("decode", True)].state  # the conditional half
+    enc_ctx, dec_ctx = (ctx.state for ctx in runner._ctx[False])  # every row
+    enc_half, dec_half = (ctx.state for ctx in runner._ctx[True])  # the conditional half
     again = trt_pipe.generate(args["labels"], **kw).latents  # reuses the runner: buffers allocated once per batch
     out["run"] = {
         "max_abs_diff_vs_onnxruntime": float(np.abs(got - want).max()),
@@ -136,7 +138,7 @@ def engines(real, args: dict) -> dict:
         out["too_big"] = str(e)
     m.doc.engines.tensorrt = "9.9.9"
     try:
-        TensorRTBackend(m, device="cpu")
+        TensorRTBackend(m)
         out["other_version"] = None
     except DDTError as e:
         out["other_version"] = str(e)

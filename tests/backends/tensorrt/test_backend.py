@@ -1,7 +1,7 @@
-"""The TensorRT backend's refusals on this machine, and the onnxruntime GPU providers as options.
+"""The TensorRT backend's refusals on this machine: no engines, no TensorRT, engines from another TensorRT or GPU, options.
 
 Its real work (buffers, bindings, the loop) is exercised against TensorRT's real signatures
-in tests/backends/tensorrt/test_bindings_api.py; nothing here needs a GPU.
+in test_bindings_api.py; nothing here needs a GPU.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import types
 
 import pytest
 
-from ddt_export.backends import resolve_name
-from ddt_export.backends.ort_providers import providers, tensorrt_options
+from ddt_export.backends import open_backend, resolve_name
+from ddt_export.backends.tensorrt import env
+from ddt_export.backends.tensorrt.backend import TensorRTBackend
 from ddt_export.errors import DDTError
 from ddt_export.manifest import read
 from ddt_export.manifest_schema import Engines
-from ddt_export.backends.tensorrt import env
 
 ENGINES = {"tensorrt": "10.8.0.43", "gpu": "NVIDIA L4", "compute_capability": "8.9", "precision": "fp32", "max_batch": 4,
            "builder_optimization_level": 3, "cfg_batch": {"min": 1, "opt": 8, "max": 16},
@@ -32,8 +32,6 @@ def with_engines(built):
 
 
 def test_a_build_without_engines_says_how_to_make_them(built):
-    from ddt_export.backends.tensorrt.runner import TensorRTBackend
-
     with pytest.raises(DDTError, match=r"has no TensorRT engines; build them on this GPU machine: ddt-export engines .* --max-batch 4"):
         TensorRTBackend(read(built))
 
@@ -45,8 +43,6 @@ def test_generate_with_tensorrt_here_is_one_line_exit_2(cli, built, monkeypatch,
 
 @pytest.mark.skipif(env.missing() is None, reason="TensorRT and a GPU are here")
 def test_runtime_refuses_engines_from_another_tensorrt_or_gpu_without_tensorrt_here(built, monkeypatch):
-    from ddt_export.backends.tensorrt.runner import TensorRTBackend
-
     m = with_engines(built)
     with pytest.raises(DDTError, match="needs TensorRT and an NVIDIA GPU.*pypi.nvidia.com"):
         TensorRTBackend(m)
@@ -69,30 +65,11 @@ def test_auto_picks_onnxruntime_when_engines_exist_but_tensorrt_does_not(built):
     assert resolve_name("auto", read(built)) == "onnxruntime"
 
 
-def test_onnxruntime_providers_from_the_environment(monkeypatch):
-    monkeypatch.delenv("DDT_ORT_PROVIDERS", raising=False)
-    assert providers()[-1] == "CPUExecutionProvider"
-    assert providers("cpu") == ["CPUExecutionProvider"]
-    with pytest.raises(DDTError, match="unknown provider 'rocm'"):
-        providers("rocm,cpu")
-    import onnxruntime as ort
-
-    if "TensorrtExecutionProvider" not in ort.get_available_providers():
-        with pytest.raises(DDTError, match="asks for tensorrt.*onnxruntime-gpu"):
-            providers("tensorrt,cuda,cpu")
-    opts = tensorrt_options()
-    assert opts["trt_engine_cache_enable"] and opts["trt_timing_cache_enable"] and "trt_fp16_enable" not in opts
-
-
-def test_onnxruntime_backend_honours_the_provider_variable(built, monkeypatch):
-    from ddt_export.backends.onnxruntime_backend import OnnxRuntimeBackend
-
-    monkeypatch.setenv("DDT_ORT_PROVIDERS", "cpu")
-    be = OnnxRuntimeBackend(read(built))
-    assert be.encoder.get_providers() == ["CPUExecutionProvider"]
-    monkeypatch.setenv("DDT_ORT_PROVIDERS", "cuda")
-    import onnxruntime as ort
-
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        with pytest.raises(DDTError, match="DDT_ORT_PROVIDERS asks for cuda"):
-            OnnxRuntimeBackend(read(built))
+def test_options_it_does_not_take_are_refused_before_anything_opens(built):
+    """`threads` caps CPU thread pools and `precision` is OpenVINO's: neither means anything to TensorRT engines."""
+    m = with_engines(built)
+    with pytest.raises(DDTError, match=r"^the tensorrt backend takes no `threads` option \(its options: cuda_graphs: "):
+        open_backend("tensorrt", m, threads=2)
+    with pytest.raises(DDTError, match="the tensorrt backend takes no `precision` option"):
+        open_backend("tensorrt", m, precision="fp32")
+    assert TensorRTBackend.OPTIONS.keys() == {"cuda_graphs"}

@@ -12,10 +12,10 @@ import json
 
 import pytest
 
-from ddt_export.errors import DDTError
-from ddt_export.manifest import read
 from ddt_export.backends.tensorrt import engines as E
 from ddt_export.backends.tensorrt.env import INSTALL, Device, missing
+from ddt_export.errors import DDTError
+from ddt_export.manifest import read
 
 pytestmark = pytest.mark.skipif(missing() is None, reason="TensorRT and a GPU are here: these test the machine without them")
 

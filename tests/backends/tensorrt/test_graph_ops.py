@@ -14,7 +14,7 @@ import onnx
 import pytest
 from onnx import TensorProto
 
-from ddt_export.halfprec import op_inventory
+from ddt_export.precision.half import op_inventory
 
 T = TensorProto
 F, H, B, I32, I64, BOOL = T.FLOAT, T.FLOAT16, T.BFLOAT16, T.INT32, T.INT64, T.BOOL

@@ -16,8 +16,8 @@ import torch
 from onnx import TensorProto, helper
 
 from ddt_export.pipeline import Pipeline, seeded_noise
-from ddt_export.halfprec import cpu_session, emulate_half, islands
-from ddt_export.precision_report import WORST_T, check
+from ddt_export.precision.half import cpu_session, emulate_half, islands
+from ddt_export.precision.report import WORST_T, check
 from tests.conftest import SAMPLER
 from tests.reference.official_ddt import official_sample
 
@@ -125,7 +125,8 @@ def test_fp32_islands_carry_a_residual_stream_beyond_fp16_range(tmp_path):
     """Gates large enough that the residual stream passes 65504 (trained DiTs' massive activations):
     before the fp32 residual/modulation islands this fp16 build produced inf and was refused."""
     from ddt_export.build import build
-    from ddt_export.model import DDT, DDTConfig, init_random
+    from ddt_export.config import DDTConfig
+    from ddt_export.model import DDT, init_random
     from ddt_export.official import ModelSource
     from ddt_export.sampler import SamplerSettings
     from tests.conftest import ARCH
@@ -148,7 +149,7 @@ def test_fp32_islands_carry_a_residual_stream_beyond_fp16_range(tmp_path):
 
 def test_emulated_sessions_handle_external_weights_and_graphs_past_protobufs_limit(tmp_path, monkeypatch):
     """XL graphs keep weights in `<file>.data`; emulated fp16 doubles them past 2 GB: both paths must load."""
-    import ddt_export.halfprec as P
+    import ddt_export.precision.half as P
 
     rng = np.random.default_rng(1)
     w = rng.standard_normal((16, 8)).astype(np.float16)
