@@ -280,8 +280,10 @@ def sample(
     schedule: str = typer.Option("dp", help="dp or uniform, with --sharing-ratio."),
     steps: Optional[int] = STEPS,
     cfg: Optional[float] = CFG,
+    sampler: Optional[str] = SAMPLER,
+    order: Optional[int] = ORDER,
     backend: str = typer.Option("auto", help="auto, torch, onnxruntime, openvino or tensorrt (resolved here, used by every worker)."),
-    out: Optional[Path] = typer.Option(None, help="Output folder [default: samples/<build>-n<N>[-<schedule><ratio>]-seed<S>]."),
+    out: Optional[Path] = typer.Option(None, help="Output folder [default: samples/<build>-n<N>[-adams<K>][-<schedule><ratio>]-seed<S>]."),
     workers: Optional[int] = typer.Option(None, help="Number of workers [default: as many as the Ray cluster holds]."),
     address: Optional[str] = typer.Option(None, help="Join this Ray cluster (HOST:PORT of `ray start --head`) [default: $RAY_ADDRESS, else `local`: a Ray started here]."),
     cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="CPUs (and threads) per worker."),
@@ -293,7 +295,8 @@ def sample(
     from .scale.run import SampleOptions, describe, sample_many
 
     req = SampleOptions(build=build_dir, num_samples=num_samples, classes=classes, per_class=per_class, seed=seed, batch=batch,
-                        sharing_ratio=sharing_ratio, schedule=schedule, steps=steps, cfg=cfg, backend=backend, out=out, workers=workers,
+                        sharing_ratio=sharing_ratio, schedule=schedule, steps=steps, cfg=cfg, sampler=sampler, order=order, backend=backend,
+                        out=out, workers=workers,
                         address=address, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, keep_shards=keep_shards,
                         full_cfg=full_cfg)
     for line in describe(sample_many(req, console=console)):
@@ -307,6 +310,8 @@ def check(
     steps: Optional[int] = typer.Option(None, help="Steps of the sampling run [default: the build's, at most 50]."),
     batch: int = typer.Option(2, help="Samples in the sampling run."),
     seed: int = typer.Option(0, help="Seed of the inputs, noise and labels."),
+    sampler: Optional[str] = SAMPLER,
+    order: Optional[int] = ORDER,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout instead of tables."),
     out: Optional[Path] = typer.Option(None, help="Also write the JSON report to this file."),
 ):
@@ -315,7 +320,8 @@ def check(
 
     check_output_file(out, "--out", (".json",))
     with console.status("checking") as status:
-        report = run_check(build_dir, against, steps=steps, batch=batch, seed=seed, progress=lambda msg: status.update(msg))
+        report = run_check(build_dir, against, steps=steps, batch=batch, seed=seed, sampler=sampler, order=order,
+                           progress=lambda msg: status.update(msg))
     if out is not None:
         write_json_atomic(out, report)
     if as_json:

@@ -195,10 +195,10 @@ def run(fp32_dir: str | Path, int8_dir: str | Path, opts: Options, progress: Cal
     flop = {"encoder": 2 * flops.encoder_macs(arch).total * 2 * B, "decoder": 2 * flops.decoder_macs(arch).total * 2 * B}
     rows = [make_row(name, prec, times, calls, ceil, flop, inputs.plans, latents) for name, prec, _ in runners]
     against_baseline(rows)
-    quant = m8.data.get("quantization", {}).get("graphs", {})
+    quant = m8.doc.quantization.graphs if m8.doc.quantization is not None else {}
     return {
         "model": m32.name, "arch": arch.to_dict(), "fp32_build": str(fp32_dir), "int8_build": str(int8_dir),
-        "float_sites": {g: sorted(v.get("float_sites", {})) for g, v in quant.items()},
+        "float_sites": {g: sorted(v.float_sites) for g, v in quant.items()},
         "steps": N, "batch": B, "cfg_batch": 2 * B, "schedule": "uniform", "encoder_calls": {f"{r:g}": len(rec) for r, rec in inputs.plans},
         "repeat": opts.repeat, "threads": threads, "rows": rows, "ceilings": ceil,
         "machine": machine.describe(), "load_average": {"start": load_start, "end": machine.load_average()},

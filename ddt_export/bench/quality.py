@@ -120,7 +120,7 @@ def quantised_build(build_dir: Path, precision: str, into: Path, progress: Calla
     src = ModelSource(m.name, m.arch, m.null_class, m.sampler, m.space)
     out = into / f"{m.name}-{precision}"
     progress(f"building {precision} ({out})")
-    build(src, m.load_model(), out, precision=precision, weights_from=m.data["model"].get("weights", "random"))
+    build(src, m.load_model(), out, precision=precision, weights_from=m.doc.model.weights)
     return out
 
 

@@ -28,7 +28,7 @@ from ..manifest import Manifest, read
 from ..metrics import error_report
 from ..model import DDT
 from ..pipeline import seeded_noise
-from ..sampler import sample
+from ..sampler import SamplerSettings, sample
 from .half import islands
 
 FP16_MAX = 65504.0
@@ -149,10 +149,14 @@ def check(
     steps: int | None = None,
     batch: int = 2,
     seed: int = 0,
+    sampler: str | None = None,
+    order: int | None = None,
     progress: Callable[[str], None] = lambda msg: None,
 ) -> dict:
-    """The whole report as a JSON-ready dict (see the module docstring)."""
+    """The whole report as a JSON-ready dict (see the module docstring); the sampling run uses the build's sampler
+    (or `sampler`/`order`) at `steps` (default: the build's, at most 50)."""
     m, ref_m = _builds(build_dir, against)
+    settings = m.sampler.with_overrides(num_steps=min(m.sampler.num_steps, 50) if steps is None else steps, sampler=sampler, order=order)
     progress("loading graphs")
     got_backend = OnnxRuntimeBackend(m, emulate_half=True)
     model = m.load_model()
@@ -164,7 +168,7 @@ def check(
 
     progress("measuring activation magnitudes")
     magnitudes = activation_magnitudes(model, *map(torch.from_numpy, (inp["x"], inp["t"], inp["y"])))
-    run = sampling_run(got_backend, ref_backend, m, steps, batch, seed, progress)
+    run = sampling_run(got_backend, ref_backend, m, settings, batch, seed, progress)
     return {
         "build": str(m.root),
         "precision": m.precision,
@@ -208,10 +212,9 @@ def graph_errors(got_backend, ref_backend, inp: dict, m: Manifest) -> tuple[dict
     return graphs, per_t
 
 
-def sampling_run(got_backend, ref_backend, m: Manifest, steps: int | None, batch: int, seed: int,
+def sampling_run(got_backend, ref_backend, m: Manifest, settings: SamplerSettings, batch: int, seed: int,
                  progress: Callable[[str], None]) -> dict:
     """A whole sampling run of the build against the reference, the encoder at every step, non-finite values counted."""
-    settings = m.sampler.with_overrides(num_steps=min(m.sampler.num_steps, 50) if steps is None else steps)
     noise = seeded_noise(batch, m.arch.latent_shape, seed)
     labels = [int(v) for v in torch.randint(0, m.arch.num_classes, (batch,), generator=torch.Generator().manual_seed(seed))]
     every = list(range(settings.num_steps))  # the encoder at every step: sharing does not change precision
@@ -225,7 +228,7 @@ def sampling_run(got_backend, ref_backend, m: Manifest, steps: int | None, batch
     progress(f"sampling {settings.num_steps} steps with the fp32 reference")
     want = sample(ref_backend.runner(2 * batch), noise, labels, m.null_class, settings, every)
     return {**error_report(got, want), "nonfinite_values_seen": nonfinite[0], "steps": settings.num_steps, "batch": batch,
-            "guidance": settings.guidance, "labels": labels, "noise_seed": seed}
+            "sampler": settings.sampler, "order": settings.order, "guidance": settings.guidance, "labels": labels, "noise_seed": seed}
 
 
 def _as_state(s: np.ndarray, m: Manifest) -> np.ndarray:

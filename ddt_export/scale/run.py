@@ -76,6 +76,8 @@ class SampleOptions:
     schedule: str = "dp"
     steps: int | None = None
     cfg: float | None = None
+    sampler: str | None = None  # euler or adams [default: the build's]; part of every shard's key
+    order: int | None = None
     backend: str = "auto"
     out: str | Path | None = None
     workers: int | None = None
@@ -132,14 +134,14 @@ def plan(req: SampleOptions) -> tuple[Job, Manifest]:
         from ..backends.tensorrt.env import require
 
         require("--backend tensorrt", ", or sample with --backend onnxruntime")
-    engines = manifest.data.get("engines") if backend == "tensorrt" else None
-    if engines and 2 * req.batch > engines["cfg_batch"]["max"]:  # the engines' optimisation profile caps the CFG batch
-        most = engines["cfg_batch"]["max"] // 2
+    engines = manifest.doc.engines if backend == "tensorrt" else None
+    if engines is not None and 2 * req.batch > engines.cfg_batch.max:  # the engines' optimisation profile caps the CFG batch
+        most = engines.cfg_batch.max // 2
         raise DDTError(f"--batch {req.batch} is more than the TensorRT engines take ({most} samples per call); "
                        f"use --batch {most}, or rebuild the engines with --max-batch {req.batch}")
     classes = parse_classes(req.classes, manifest)
     request = schedules.Request(ratio=req.sharing_ratio, method=req.schedule)
-    settings = manifest.sampler.with_overrides(num_steps=req.steps, guidance=req.cfg)
+    settings = manifest.sampler.with_overrides(num_steps=req.steps, guidance=req.cfg, sampler=req.sampler, order=req.order)
     check_images(manifest.space, manifest)
     recompute = ()
     if not request.needs_similarity or manifest.similarity(settings) is not None:
@@ -183,7 +185,8 @@ def resolve_schedule(job: Job, console: Console, show: bool) -> Job:
 
 def default_out(job: Job) -> Path:
     ratio = f"-{job.schedule}{job.sharing_ratio:g}" if job.sharing_ratio else ""
-    return Path("samples") / f"{job.build_name}-n{job.num_samples}{ratio}-seed{job.seed}"
+    solver = "" if job.sampler.get("sampler", "euler") == "euler" else f"-{job.sampler['sampler']}{job.sampler['order']}"
+    return Path("samples") / f"{job.build_name}-n{job.num_samples}{solver}{ratio}-seed{job.seed}"
 
 
 def sample_many(req: SampleOptions, *, console: Console | None = None, show_progress: bool = True,

@@ -104,9 +104,9 @@ def fingerprint(manifest: Manifest) -> str:
     Stored calibrations (which a run may add) and the folder's path are left out, so a copy
     of the build on another node, or the build after calibrating a new step count, matches.
     """
-    d = manifest.data
-    calib = {f for entry in d.get("calibration", {}).values() for f in (entry.get("file"), entry.get("heatmap"))}
-    files = {name: entry["sha256"] for name, entry in d["files"].items() if name not in calib}
-    model = {k: v for k, v in d["model"].items() if k != "weights"}  # `weights` is where they were read from
-    what = {"files": files, "model": model, "sampler": d["sampler"], "precision": d["precision"]}
+    d = manifest.doc
+    calib = {f for entry in d.calibration.values() for f in (entry.file, entry.heatmap)}
+    files = {name: entry.sha256 for name, entry in d.files.items() if name not in calib}
+    model = d.model.model_dump(mode="json", exclude={"weights"})  # `weights` is where they were read from
+    what = {"files": files, "model": model, "sampler": d.sampler.model_dump(mode="json"), "precision": d.precision}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import DDTError
+from ..backends import backend_class
 from ..pipeline import Pipeline
 from .shards import Job, Shard, fingerprint
 
@@ -24,7 +25,8 @@ class ShardWorker:
         try:
             if driver_version != __version__:
                 raise DDTError(f"ddt-export {__version__} is installed here but the driver runs {driver_version}; install the same version on every node")
-            self.pipe = Pipeline.load(job.build, job.backend, threads=threads)  # a worker keeps to its CPU budget
+            cpu = "threads" in backend_class(job.backend).OPTIONS  # a CPU worker keeps to its CPU budget; TensorRT has none
+            self.pipe = Pipeline.load(job.build, job.backend, **({"threads": threads} if cpu else {}))
             if fingerprint(self.pipe.manifest) != job.fingerprint:
                 raise DDTError(f"the build at {job.build} is not the driver's build; copy the same build folder to that path on every node")
             self.pipe.check_images()

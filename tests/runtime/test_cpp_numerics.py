@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 # Step counts: every N up to 600 (torch's halfway split and all small grids), then a sweep to 10,000.
 GRID_STEPS = list(range(1, 601)) + list(range(601, 10_001, 97)) + [10_000]

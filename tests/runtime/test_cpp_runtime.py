@@ -17,7 +17,6 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from tests.conftest import SAMPLER, rel_l2, seeded

@@ -43,7 +43,8 @@ def test_labels_cycle_or_come_in_per_class_blocks():
 
 def test_key_ignores_where_the_build_is_but_not_what_is_sampled():
     assert job().key_hash() == job(build="/elsewhere", build_name="copy").key_hash()
-    for change in (dict(seed=8), dict(batch=6), dict(recompute=(0, 2)), dict(backend="torch"), dict(fingerprint="g")):
+    for change in (dict(seed=8), dict(batch=6), dict(recompute=(0, 2)), dict(backend="torch"), dict(fingerprint="g"),
+                   dict(sampler={"num_steps": 4, "sampler": "adams", "order": 2})):  # another solver: other samples
         assert job(**change).key_hash() != job().key_hash(), change
 
 
