@@ -40,8 +40,8 @@ def test_rows_and_their_arithmetic(result, built, built_int8):
     assert result["encoder_calls"] == {"0": 3, "0.5": 2}
     sources = result["ceilings"]["int8"]["sources_gops"]
     assert {"onnxruntime_matmulinteger_u8s8", "onnxruntime_qdq_matmul"} <= set(sources)
-    quant = read(built_int8).data["quantization"]["graphs"]
-    assert result["float_sites"] == {g: sorted(v["float_sites"]) for g, v in quant.items()}
+    quant = read(built_int8).doc.quantization.graphs
+    assert result["float_sites"] == {g: sorted(v.float_sites) for g, v in quant.items()}
 
 
 def test_every_row_samples_the_same_run(result):
