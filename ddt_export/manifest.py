@@ -46,7 +46,7 @@ class Manifest:
 
     @property
     def arch(self) -> DDTConfig:
-        return DDTConfig(**self.doc.model.architecture.model_dump(include=set(DDTConfig.__dataclass_fields__)))
+        return self.doc.model.architecture.config()
 
     @property
     def null_class(self) -> int:
@@ -155,7 +155,7 @@ def _parse(path: Path) -> ManifestDoc:
     if unlisted:
         where, f = next(iter(unlisted.items()))
         raise DDTError(f"{path}: {where} names {f!r}, which is not one of the build's hashed files; rebuild the folder")
-    arch = DDTConfig(**doc.model.architecture.model_dump(include=set(DDTConfig.__dataclass_fields__)))
+    arch = doc.model.architecture.config()
     for spec in (encoder_spec(arch, doc.precision), decoder_spec(arch, doc.precision)):
         got = doc.graphs[spec.name].model_dump(include={"inputs", "outputs"})
         if got != {k: v for k, v in spec.to_dict().items() if k in ("inputs", "outputs")}:

@@ -30,7 +30,7 @@ FORMAT = 1
 Count = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
 Index = Annotated[int, Field(strict=True, ge=0, le=1_000_000)]
 Number = Union[Annotated[int, Field(strict=True)], Annotated[float, Field(strict=True, allow_inf_nan=False)]]
-Error = Annotated[float, Field(ge=0)]  # a measured error; may be inf only where a record says so (not here)
+Error = Annotated[float, Field(ge=0)]  # a measured error (relative or absolute), never negative
 
 
 def _inside(path: str) -> str:
@@ -66,6 +66,12 @@ class Architecture(Section):
     num_encoder_blocks: Count
     num_classes: Count
     latent_size: Count
+
+    def config(self):
+        """The architecture as the DDTConfig the graphs and the model are built from."""
+        from .config import DDTConfig
+
+        return DDTConfig(**self.model_dump(include=set(DDTConfig.__dataclass_fields__)))
 
 
 class ModelInfo(Section):
