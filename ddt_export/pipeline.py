@@ -18,13 +18,14 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from . import schedules
+from . import finite, schedules
 from .backends import Backend, open_backend
 from .errors import DDTError
 from .manifest import Manifest, read
 from .config import DDTConfig
 from .model import DDT
 from .calibration import CALIBRATION_SAMPLES
+from .labels import check_seed
 from .sampler import MAX_BATCH, SamplerSettings, sample
 
 CALIBRATION_SEED = 0
@@ -125,10 +126,11 @@ class Pipeline:
         labels = check_labels(labels, self.arch, self.null_class)
         request = schedules.Request(None if recompute is None else tuple(recompute), sharing_ratio, schedule)
         settings = self.defaults.with_overrides(**overrides)
+        finite.check_representable(settings)
         if seed is not None and noise is not None:
             raise DDTError("give either a seed or noise, not both")
         if noise is None:
-            noise = seeded_noise(len(labels), self.arch.latent_shape, 0 if seed is None else seed)
+            noise = seeded_noise(len(labels), self.arch.latent_shape, 0 if seed is None else check_seed(seed, "seed"))
         noise = self.check_noise(noise, len(labels))
         steps = None
         if not request.needs_similarity:
@@ -167,6 +169,7 @@ class Pipeline:
         """Similarity (N, N) of the self-condition across the steps of full runs under `settings` (8 samples, seed 0)."""
         if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_BATCH:
             raise DDTError(f"calibration needs 1 to {MAX_BATCH} samples (got {samples})")
+        finite.check_representable(settings)
         g = torch.Generator("cpu").manual_seed(seed)
         noise = torch.randn((samples, *self.arch.latent_shape), generator=g).numpy()
         labels = torch.randint(0, self.arch.num_classes, (samples,), generator=g).tolist()
@@ -181,9 +184,12 @@ class Pipeline:
             if progress is not None:
                 progress(i)
 
-        with runner.scope():  # both CFG halves at every step: the DP needs every step's whole state
-            sample(runner, noise, labels, self.null_class, settings, list(range(settings.num_steps)), keep, full_cfg=True)
-        return schedules.similarity(np.stack(states))
+        with runner.scope(), np.errstate(all="ignore"):  # both CFG halves at every step: the DP needs every step's whole state
+            x = sample(runner, noise, labels, self.null_class, settings, list(range(settings.num_steps)), keep, full_cfg=True)
+            sim = schedules.similarity(np.stack(states))
+        if not finite.all_finite(runner.host(x)):  # its trajectories blew up: a matrix of them would mislead every DP
+            raise DDTError(f"calibrating: {finite.blame(settings, noise, None)}")
+        return finite.check_similarity(sim, settings)
 
     def calibrate_and_store(self, settings: SamplerSettings, samples: int = CALIBRATION_SAMPLES, progress=None) -> bool:
         """Calibrate under `settings`, keep the matrix here, and record it with the build; False when it could not be
@@ -215,9 +221,30 @@ class Pipeline:
         if plan.needs_calibration:
             raise DDTError("this plan's DP schedule has no calibration yet; pass it through Pipeline.calibrated first")
         runner = self.backend.runner(2 * len(plan.labels))
-        with runner.scope():  # GPU backends: the loop's own work on the runner's stream
+        with runner.scope(), np.errstate(all="ignore"):  # GPU backends: the loop's own work on the runner's stream
             x = sample(runner, plan.noise, plan.labels, self.null_class, plan.settings, plan.recompute, progress, plan.full_cfg)
-        return Result(np.asarray(runner.host(x), np.float32), list(plan.recompute), plan.settings)
+        latents = np.asarray(runner.host(x), np.float32)
+        if not finite.all_finite(latents):  # before any caller writes it: say what blew up instead
+            raise DDTError(finite.blame(plan.settings, plan.noise, self.first_bad_step(plan, runner)))
+        return Result(latents, list(plan.recompute), plan.settings)
+
+    def first_bad_step(self, plan: Plan, runner) -> int | None:
+        """The first step whose velocity is not finite, found by running the plan again with a check after every step
+        (only after a run has blown up: the normal path checks the result alone)."""
+        bad: list[int] = []
+
+        def check(i: int) -> None:
+            if not finite.all_finite(runner.host(runner.v)):
+                bad.append(i)
+                raise _Stop
+
+        try:
+            with runner.scope(), np.errstate(all="ignore"):
+                runner.v[...] = 0  # the blown-up run's rows: a step that runs only the conditional half leaves the others
+                sample(runner, plan.noise, plan.labels, self.null_class, plan.settings, plan.recompute, check, plan.full_cfg)
+        except _Stop:
+            pass
+        return bad[0] if bad else None
 
     def generate(self, labels: Sequence[int], *, seed: int | None = None, noise: np.ndarray | None = None,
                  recompute: Sequence[int] | None = None, sharing_ratio: float | None = None, schedule: str = "dp",
@@ -241,4 +268,8 @@ class Pipeline:
             from .backends.vae_decoder import VAEDecoder
 
             self._vae = VAEDecoder(self.manifest)  # opened once, reused by every call (every shard in `sample`)
-        return to_uint8(self._vae(latents))
+        return to_uint8(finite.check_images(self._vae(latents)))
+
+
+class _Stop(Exception):
+    """Ends a diagnostic re-run at its first non-finite step."""
