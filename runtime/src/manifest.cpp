@@ -1,8 +1,10 @@
 // Reads and checks manifest.json: format, every file's size and sha256, the tensors' roles,
-// dtypes and shapes, the sampler defaults; finds calibrations by their sampler settings.
+// dtypes and shapes, the sampler defaults (Euler or Adams); finds calibrations by their sampler
+// settings, sampler and order included.
 
 #include "manifest.h"
 
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -150,8 +152,13 @@ bool same_settings(const json& s, const SamplerSettings& run) {
   }
   // absent is null, as the schema's default (ddt_export/manifest.schema.json, Settings.last_step)
   const json last = s.contains("last_step") ? s.at("last_step") : json(nullptr);
-  if (last.is_null()) return !run.last_step.has_value();
-  return last.is_number() && run.last_step.has_value() && last.get<double>() == *run.last_step;
+  const bool same_last = last.is_null() ? !run.last_step.has_value()
+                                        : last.is_number() && run.last_step.has_value() && last.get<double>() == *run.last_step;
+  // sampler and order: absent in entries stored before the Adams sampler, which are Euler's (the schema's defaults)
+  const json solver = s.contains("sampler") ? s.at("sampler") : json("euler");
+  const json order = s.contains("order") ? s.at("order") : json(1);
+  return same_last && solver.is_string() && solver.get<std::string>() == run.sampler && order.is_number() &&
+         order.get<double>() == run.order;
 }
 
 }  // namespace
@@ -181,6 +188,9 @@ std::string Manifest::calibrate_command(const SamplerSettings& s) const {
   }
   if (s.timeshift != sampler.timeshift) cmd += " --timeshift " + number_text(s.timeshift);
   if (s.last_step != sampler.last_step && s.last_step) cmd += " --last-step " + number_text(*s.last_step);
+  if (s.sampler != sampler.sampler || s.order != sampler.order) {  // both spelled out: right whatever the build's default
+    cmd += s.sampler == "adams" ? " --sampler adams --order " + std::to_string(s.order) : " --sampler " + s.sampler;
+  }
   return cmd;
 }
 
@@ -239,6 +249,15 @@ void verify_files(const json& d, const fs::path& root) {
   }
 }
 
+/// manifest sampler.order: a whole number (the schema's strict integer), within int.
+int whole_order(const json& order, const fs::path& file) {
+  if (!order.is_number_integer() || order.get<int64_t>() < INT_MIN || order.get<int64_t>() > INT_MAX) {
+    throw Error(file.string() + ": its sampler defaults are invalid (order must be a whole number from 1 to 4 (got " +
+                order.dump() + ")); rebuild the folder");
+  }
+  return order.get<int>();
+}
+
 /// manifest["sampler"]: the build's defaults, validated.
 SamplerSettings parse_sampler(const json& d, const fs::path& file) {
   SamplerSettings out;
@@ -250,6 +269,9 @@ SamplerSettings parse_sampler(const json& d, const fs::path& file) {
   out.timeshift = require(s, "timeshift", "manifest sampler").get<double>();
   // last_step is optional, null by default (1 / N), as in the schema; builds write it, null or not
   if (s.contains("last_step") && !s.at("last_step").is_null()) out.last_step = s.at("last_step").get<double>();
+  // sampler and order are optional, euler and 1 by default, as in the schema (builds before the Adams sampler lack them)
+  if (s.contains("sampler")) out.sampler = s.at("sampler").get<std::string>();
+  if (s.contains("order")) out.order = whole_order(s.at("order"), file);
   try {
     out.validate();
   } catch (const Error& e) {

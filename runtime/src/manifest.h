@@ -58,9 +58,11 @@ struct Manifest {
   std::filesystem::path path(const std::string& file) const { return root / file; }
   bool has(const std::string& key) const { return data.contains(key); }
   /// The calibrated N x N similarity measured under exactly these sampler settings (the entry's
-  /// "sampler" object equals them, value for value), if `ddt-export calibrate` stored one.
+  /// "sampler" object equals them, value for value, sampler and order included: absent there is
+  /// euler and 1), if `ddt-export calibrate` stored one. An Euler matrix never serves Adams.
   std::optional<Array> similarity(const SamplerSettings& settings) const;
-  /// The `ddt-export calibrate` command that stores a calibration for these settings.
+  /// The `ddt-export calibrate` command that stores a calibration for these settings: each setting
+  /// that differs from the build's defaults as its option, `--sampler adams --order K` included.
   std::string calibrate_command(const SamplerSettings& settings) const;
   /// A top-level section a backend needs, or an Error telling how to rebuild with it.
   const nlohmann::json& section(const std::string& key, const std::string& rebuild_hint) const;

@@ -11,6 +11,7 @@
 #include "ddt/runtime.h"
 #include "manifest.h"
 #include "sampler.h"
+#include "solvers.h"
 
 namespace ddt {
 
@@ -223,6 +224,11 @@ SamplerSettings Pipeline::settings(const GenerateOptions& o) const {
   if (o.interval_max) settings.interval_max = *o.interval_max;
   if (o.timeshift) settings.timeshift = *o.timeshift;
   if (o.last_step) settings.last_step = *o.last_step;
+  if (o.sampler) {  // another sampler without an order takes its default order, as SamplerSettings.with_overrides
+    if (!o.order && *o.sampler != settings.sampler) settings.order = *o.sampler == "adams" ? detail::kAdamsDefaultOrder : 1;
+    settings.sampler = *o.sampler;
+  }
+  if (o.order) settings.order = *o.order;
   settings.validate();
   return settings;
 }
@@ -241,14 +247,15 @@ std::vector<int> Pipeline::schedule(const SamplerSettings& settings, const Sched
   const bool wants_dp = !s.recompute && s.method == "dp" && s.sharing_ratio && *s.sharing_ratio > 0;
   std::optional<Array> sim;
   if (wants_dp) {
-    sim = impl_->manifest.similarity(settings);
+    sim = impl_->manifest.similarity(settings);  // measured under exactly these settings, sampler and order included
     if (!sim) {
-      const std::string dir = impl_->manifest.root.string();
+      const std::string solver =
+          settings.sampler == "euler" ? "" : ", sampler " + settings.sampler + " order " + std::to_string(settings.order);
       throw Error("no calibration for these sampler settings (" + std::to_string(settings.num_steps) + " steps, guidance " +
                   detail::number_text(settings.guidance) + ", interval " + detail::number_text(settings.interval_min) + "," +
                   detail::number_text(settings.interval_max) + ", timeshift " + detail::number_text(settings.timeshift) +
                   ", last step " + (settings.last_step ? detail::number_text(*settings.last_step) : std::string("1/N")) +
-                  ") in " + dir + "; run `" + impl_->manifest.calibrate_command(settings) +
+                  solver + ") in " + impl_->manifest.root.string() + "; run `" + impl_->manifest.calibrate_command(settings) +
                   "` once, or use the uniform schedule");
     }
   }
@@ -268,8 +275,7 @@ Result Pipeline::generate(const std::vector<int64_t>& labels_in, const GenerateO
   Result result;
   result.recompute = steps;
   result.settings = settings;
-  const std::vector<double> scales =
-      detail::guidance_scales(settings, timesteps(settings.num_steps, settings.last_step, settings.timeshift));
+  const std::vector<double> scales = detail::guidance_scales(settings, detail::plan_steps(settings));
   const bool halves = detail::cfg_halves(scales, steps, o.full_cfg).any_cond_only();
   const auto setup = Clock::now();
   std::unique_ptr<detail::Runner> runner = impl_->backend->runner(2 * B, halves);

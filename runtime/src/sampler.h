@@ -1,4 +1,5 @@
-// The Euler flow-matching loop with CFG and encoder sharing (mirrors ddt_export.sampler.sample).
+// The flow-matching loop (Euler, or the official Adams multistep sampler) with CFG and encoder
+// sharing (mirrors ddt_export.sampler.sample and advance).
 #pragma once
 
 #include <functional>
@@ -7,13 +8,15 @@
 
 #include "backend.h"
 #include "ddt/runtime.h"
+#include "solvers.h"
 
 namespace ddt::detail {
 
-/// w at each step of the grid (N + 1 points): the guidance inside the strict interval lo < t < hi,
-/// else 1 (the official loop's rule). The official loop compares a float32 t with the bounds, so
-/// the bounds round to float32 too. (sampler.py::guidance_scales)
-std::vector<double> guidance_scales(const SamplerSettings& settings, const std::vector<float>& grid);
+/// w at each step: the guidance inside the strict interval lo < t < hi, else 1 (the official loops'
+/// rule). The official loops compare a float32 t with the bounds, so the bounds round to float32
+/// too; t is the sampler's own, steps.t (the grid point for Euler, the running sum for Adams).
+/// (sampler.py::guidance_scales)
+std::vector<double> guidance_scales(const SamplerSettings& settings, const Steps& steps);
 
 /// Where the unconditional half of the CFG batch is needed (sampler.py::cfg_halves).
 struct CfgHalves {
@@ -28,6 +31,13 @@ struct CfgHalves {
 /// The encoder at a recompute step r needs it iff some step in [r, next recompute) is guided, since
 /// its state serves every one of them. `full_cfg`: both halves at every call, as the official sampler.
 CfgHalves cfg_halves(const std::vector<double>& scales, const std::vector<int>& recompute, bool full_cfg);
+
+/// x += dt * sum_j c_j v_(i-k+1+j), in place, in the official order of operations (each c_j v_j,
+/// summed, times dt), one float32 rounding per operation (sampler.py::advance). history[m % size]
+/// holds the guided v of step m. Euler (one slot) scales its v in place; Adams sums into the two
+/// `work` buffers so that its history stays intact for the next steps.
+void advance(std::vector<float>& x, std::vector<std::vector<float>>& history, std::vector<std::vector<float>>& work, int i,
+             const std::vector<float>& coefficients, float dt);
 
 /// Integrates noise (B, C, H, W) at t = 0 to latents at t = 1; returns x (B, C, H, W). Calls run
 /// only the conditional half (rows B:2B) where guidance is off, unless `full_cfg`.

@@ -7,8 +7,12 @@
 //   lockpath PATH            the build folder's lock file (build_lock.h), or an empty line
 //   lockshared PATH SECONDS  holds the folder's shared lock that long, then prints held or unheld
 //   limits                   kMaxSteps kMaxBatch (ddt/runtime.h)
-//   settings N GUIDANCE LO HI SHIFT LAST|none
-//                            SamplerSettings::validate() on these values: ok, or error: <its message>
+//   settings N GUIDANCE LO HI SHIFT LAST|none [SAMPLER ORDER]
+//                            SamplerSettings::validate() on these values: ok, or error: <its message>;
+//                            SAMPLER is the name's bytes in hex after an x ("x" is the empty name)
+//   steps N LAST|none SHIFT SAMPLER ORDER
+//                            solvers.h plan_steps: t (N), dt (N), then every step's coefficients, as
+//                            float32 bit patterns on one line
 
 #include <algorithm>
 #include <chrono>
@@ -24,6 +28,7 @@
 #include "ddt/runtime.h"
 #include "build_lock.h"
 #include "sha256.h"
+#include "solvers.h"
 #include "torch_cpu.h"
 
 namespace {
@@ -60,8 +65,30 @@ void validate_settings(std::istream& in) {
   std::string last;
   in >> last;
   if (last != "none") s.last_step = std::strtod(last.c_str(), nullptr);
+  std::string name;
+  if (in >> name) {
+    s.sampler.clear();
+    for (size_t i = 1; i + 1 < name.size(); i += 2) s.sampler += static_cast<char>(std::stoi(name.substr(i, 2), nullptr, 16));
+    long long order;
+    in >> order;
+    s.order = static_cast<int>(std::max<long long>(std::min<long long>(order, INT_MAX), INT_MIN));
+  }
   s.validate();
   std::cout << "ok\n";
+}
+
+void print_steps(std::istream& in) {
+  int n, order;
+  std::string last, sampler;
+  double shift;
+  in >> n >> last >> shift >> sampler >> order;
+  std::optional<double> l;
+  if (last != "none") l = std::stod(last);
+  const ddt::detail::Steps steps = ddt::detail::plan_steps(n, l, shift, sampler, order);
+  std::vector<float> all(steps.t);
+  all.insert(all.end(), steps.dt.begin(), steps.dt.end());
+  for (const std::vector<float>& c : steps.coefficients) all.insert(all.end(), c.begin(), c.end());
+  print_bits(all);
 }
 
 }  // namespace
@@ -105,6 +132,8 @@ int main() {
         std::cout << (lock.held() ? "held" : "unheld") << std::endl;
       } else if (cmd == "limits") {
         std::cout << ddt::kMaxSteps << " " << ddt::kMaxBatch << "\n";
+      } else if (cmd == "steps") {
+        print_steps(in);
       } else if (cmd == "settings") {
         validate_settings(in);
       } else if (cmd == "kernels") {

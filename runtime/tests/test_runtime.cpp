@@ -306,6 +306,25 @@ void test_manifest_reads_defaults_and_roles() {
   no_last.replace(no_last.find(", \"last_step\": null"), 19, "");
   write_text(dir / "manifest.json", no_last);
   CHECK(!ddt::detail::read_manifest(dir).sampler.last_step);
+  // sampler and order are optional (euler and 1, as in the schema); an Adams build's are read
+  CHECK(m.sampler.sampler == "euler" && m.sampler.order == 1);
+  std::string adams = manifest_text();
+  adams.replace(adams.find("\"last_step\": null"), 17, "\"last_step\": null, \"sampler\": \"adams\", \"order\": 3");
+  write_text(dir / "manifest.json", adams);
+  const ddt::detail::Manifest a = ddt::detail::read_manifest(dir);
+  CHECK(a.sampler.sampler == "adams" && a.sampler.order == 3);
+  std::string bad = adams;
+  bad.replace(bad.find("\"adams\""), 7, "\"heun\"");
+  write_text(dir / "manifest.json", bad);
+  expect_error([&] { ddt::detail::read_manifest(dir); }, "its sampler defaults are invalid (unknown sampler 'heun'; choose euler or adams)");
+  bad = adams;
+  bad.replace(bad.find("\"order\": 3"), 10, "\"order\": 2.5");
+  write_text(dir / "manifest.json", bad);
+  expect_error([&] { ddt::detail::read_manifest(dir); }, "order must be a whole number from 1 to 4 (got 2.5)");
+  bad = adams;
+  bad.replace(bad.find("\"adams\""), 7, "\"euler\"");
+  write_text(dir / "manifest.json", bad);
+  expect_error([&] { ddt::detail::read_manifest(dir); }, "order 3 is for the Adams sampler (Euler is order 1); add --sampler adams");
 }
 
 void test_manifest_errors() {
@@ -445,7 +464,7 @@ void test_loop_protocol_and_update() {
     CHECK(fake.labels() == std::vector<int64_t>({10, 10, 3, 7}));  // [uncond; cond]
     for (size_t k = 0; k < want.size(); ++k) CHECK(std::fabs(x[k] - want[k]) <= 1e-6f * (1 + std::fabs(want[k])));
     // the calls, as cfg_halves plans them (full_cfg: every call on both halves)
-    const ddt::detail::CfgHalves h = ddt::detail::cfg_halves(ddt::detail::guidance_scales(st, grid), recompute, full_cfg);
+    const ddt::detail::CfgHalves h = ddt::detail::cfg_halves(ddt::detail::guidance_scales(st, ddt::detail::plan_steps(st)), recompute, full_cfg);
     std::vector<std::pair<char, bool>> plan;
     for (int i = 0; i < 6; ++i) {
       if (h.encode_both.count(i)) plan.emplace_back('e', !h.encode_both.at(i));
@@ -465,9 +484,8 @@ void test_loop_reuses_a_state_across_the_interval_edge() {
   st.guidance = 3.0;
   st.interval_min = 0.3;
   st.interval_max = 0.8;
-  const std::vector<float> grid = ddt::timesteps(8);
   const std::vector<int> recompute = {0, 2, 6};  // step 2 (t = 0.25, unguided) serves steps 3..5 (guided)
-  const ddt::detail::CfgHalves h = ddt::detail::cfg_halves(ddt::detail::guidance_scales(st, grid), recompute, false);
+  const ddt::detail::CfgHalves h = ddt::detail::cfg_halves(ddt::detail::guidance_scales(st, ddt::detail::plan_steps(st)), recompute, false);
   CHECK(!h.decode_both[2] && h.decode_both[3] && h.encode_both.at(2));  // the case occurs
   const std::vector<float> noise = {0.4f, -0.9f};
   FakeRunner fake(2 * B, per);
@@ -480,6 +498,70 @@ void test_loop_reuses_a_state_across_the_interval_edge() {
   for (const auto& [kind, cond_only] : one.calls) CHECK(cond_only);
   const std::vector<float> want1 = fake_reference(noise, {4}, per, st, recompute);
   for (size_t k = 0; k < want1.size(); ++k) CHECK(std::fabs(x1[k] - want1[k]) <= 1e-6f * (1 + std::fabs(want1[k])));
+}
+
+/// The Adams loop against the update written out independently: full CFG at every step, the
+/// guided velocities of every step kept, x += dt * sum_j c_j v_(i-k+1+j) in the official order.
+std::vector<float> fake_adams_reference(const std::vector<float>& noise, const std::vector<int64_t>& labels, size_t per,
+                                        const ddt::SamplerSettings& st, const std::vector<int>& recompute) {
+  const ddt::detail::Steps steps = ddt::detail::plan_steps(st);
+  const float lo = static_cast<float>(st.interval_min), hi = static_cast<float>(st.interval_max);
+  std::vector<float> x(noise);
+  std::vector<std::vector<float>> vs;  // the guided v of every step
+  float s_t = 0;
+  for (int i = 0; i < st.num_steps; ++i) {
+    if (std::find(recompute.begin(), recompute.end(), i) != recompute.end()) s_t = steps.t[i];
+    const float w = (steps.t[i] > lo && steps.t[i] < hi) ? static_cast<float>(st.guidance) : 1.0f;
+    std::vector<float> v(x.size());
+    for (size_t k = 0; k < x.size(); ++k) {
+      const float vu = 0.5f * x[k] + s_t - 0.01f * 10.0f;
+      const float vc = 0.5f * x[k] + s_t - 0.01f * static_cast<float>(labels[k / per]);
+      v[k] = vu + w * (vc - vu);
+    }
+    vs.push_back(v);
+    const std::vector<float>& c = steps.coefficients[i];
+    const int kk = static_cast<int>(c.size());
+    for (size_t e = 0; e < x.size(); ++e) {
+      float acc = vs[i - kk + 1][e] * c[0];
+      for (int j = 1; j < kk; ++j) acc += vs[i - kk + 1 + j][e] * c[j];
+      x[e] += acc * steps.dt[i];
+    }
+  }
+  return x;
+}
+
+void test_adams_loop() {
+  const size_t B = 2, per = 3;
+  const std::vector<float> noise = {0.1f, -0.2f, 0.3f, 1.0f, 0.5f, -1.5f};
+  const std::vector<int64_t> labels = {3, 7};
+  for (int order = 1; order <= 4; ++order) {
+    ddt::SamplerSettings st;
+    st.num_steps = 9;
+    st.guidance = 2.5;
+    st.interval_min = 0.2;
+    st.interval_max = 0.7;
+    st.timeshift = 1.3;
+    st.last_step = 0.05;
+    st.sampler = "adams";
+    st.order = order;
+    const ddt::detail::Steps steps = ddt::detail::plan_steps(st);
+    CHECK(steps.history() == order && steps.t[0] == 0.0f && steps.coefficients[0] == std::vector<float>({1.0f}));
+    CHECK(steps.coefficients[8].size() == static_cast<size_t>(order));
+    const std::vector<int> recompute = {0, 3, 4, 7};
+    const std::vector<float> want = fake_adams_reference(noise, labels, per, st, recompute);
+    for (const bool full_cfg : {false, true}) {
+      FakeRunner fake(2 * B, per);
+      const std::vector<float> x = ddt::detail::sample(fake, noise, labels, 10, st, recompute, nullptr, full_cfg);
+      CHECK(fake.decodes == 9 && fake.halves_equal);
+      CHECK(fake.encoded_at == std::vector<float>({steps.t[0], steps.t[3], steps.t[4], steps.t[7]}));  // the running sum
+      for (size_t k = 0; k < want.size(); ++k) CHECK(std::fabs(x[k] - want[k]) <= 1e-6f * (1 + std::fabs(want[k])));
+    }
+  }
+  // Euler is the one-coefficient case: t on the grid, every weight 1
+  const ddt::detail::Steps euler = ddt::detail::plan_steps(6, std::nullopt, 1.3);
+  const std::vector<float> grid = ddt::timesteps(6, std::nullopt, 1.3);
+  CHECK(euler.history() == 1 && euler.t == std::vector<float>(grid.begin(), grid.end() - 1));
+  for (int i = 0; i < 6; ++i) CHECK(euler.dt[i] == grid[i + 1] - grid[i] && euler.coefficients[i] == std::vector<float>({1.0f}));
 }
 
 /// The same cases as tests/test_cfg_skip.py::test_which_calls_need_the_unconditional_half.
@@ -504,9 +586,9 @@ void test_which_calls_need_the_unconditional_half() {
   st.guidance = 2.0;
   st.interval_min = 0.25;  // t = 0.25 exactly: not inside
   st.interval_max = 0.75;  // t = 0.75 exactly: not inside
-  CHECK(ddt::detail::guidance_scales(st, ddt::timesteps(4)) == std::vector<double>({1.0, 1.0, 2.0, 1.0}));
+  CHECK(ddt::detail::guidance_scales(st, ddt::detail::plan_steps(st)) == std::vector<double>({1.0, 1.0, 2.0, 1.0}));
   st.interval_max = 0.5 + 1e-12;  // above t = 0.5 as a double, but 0.5 as float32: t = 0.5 is not inside
-  CHECK(ddt::detail::guidance_scales(st, ddt::timesteps(4)) == std::vector<double>({1.0, 1.0, 1.0, 1.0}));
+  CHECK(ddt::detail::guidance_scales(st, ddt::detail::plan_steps(st)) == std::vector<double>({1.0, 1.0, 1.0, 1.0}));
 }
 
 void test_settings_validation() {
@@ -534,6 +616,23 @@ void test_settings_validation() {
   s.interval_min = 0.9;
   s.interval_max = 0.3;
   expect_error([&] { s.validate(); }, "guidance interval 0.9,0.3 is reversed");
+  s = {};
+  s.sampler = "heun";
+  expect_error([&] { s.validate(); }, "unknown sampler 'heun'; choose euler or adams");
+  s.sampler = "it's";
+  expect_error([&] { s.validate(); }, "unknown sampler \"it's\"; choose");  // Python's repr
+  s.sampler = "adams";
+  s.order = 5;
+  expect_error([&] { s.validate(); }, "order must be from 1 to 4 (got 5); the official Adams sampler goes to 4");
+  s.order = 0;
+  expect_error([&] { s.validate(); }, "order must be from 1 to 4 (got 0)");
+  for (int order = 1; order <= 4; ++order) {
+    s.order = order;
+    s.validate();
+  }
+  s.sampler = "euler";
+  s.order = 2;
+  expect_error([&] { s.validate(); }, "order 2 is for the Adams sampler (Euler is order 1); add --sampler adams");
 }
 
 void test_sha256_vectors() {
@@ -595,6 +694,36 @@ void test_calibration_found_by_settings() {
   run.timeshift = 1.0;
   CHECK(m.calibrate_command(run) ==
         "ddt-export calibrate " + root.string() + " --steps 10 --cfg 2.0 --interval 0.1,0.9 --timeshift 1.0");
+}
+
+/// Sampler and order are part of a calibration's key: an Euler matrix (an entry without them, or
+/// with euler/1) never serves an Adams run, nor one Adams order another's.
+void test_calibration_matches_sampler_and_order() {
+  const fs::path root = temp_dir("calibration_adams");
+  ddt::write_npy((root / "e.npy").string(), ddt::Array{{12, 12}, std::vector<float>(144, 1.0f)});
+  ddt::write_npy((root / "a.npy").string(), ddt::Array{{12, 12}, std::vector<float>(144, 0.25f)});
+  write_text(root / "manifest.json", manifest_text(R"(, "calibration": {
+    "euler": {"file": "e.npy", "sampler": {"num_steps": 12, "guidance": 3.0, "interval_min": 0.3, "interval_max": 0.9, "timeshift": 1.5, "last_step": null}},
+    "adams": {"file": "a.npy", "sampler": {"num_steps": 12, "guidance": 3.0, "interval_min": 0.3, "interval_max": 0.9, "timeshift": 1.5, "last_step": null, "sampler": "adams", "order": 3}}})"));
+  const ddt::detail::Manifest m = ddt::detail::read_manifest(root);
+  ddt::SamplerSettings run = m.sampler;
+  CHECK(m.similarity(run) && m.similarity(run)->data[0] == 1.0f);  // absent: euler, order 1
+  run.sampler = "adams";
+  run.order = 3;
+  CHECK(m.similarity(run) && m.similarity(run)->data[0] == 0.25f);
+  run.order = 2;
+  CHECK(!m.similarity(run));
+  CHECK(m.calibrate_command(run) == "ddt-export calibrate " + root.string() + " --steps 12 --sampler adams --order 2");
+  run.order = 1;  // Adams of order 1 is not Euler: another t (the running sum), another calibration
+  CHECK(!m.similarity(run));
+  CHECK(m.calibrate_command(run) == "ddt-export calibrate " + root.string() + " --steps 12 --sampler adams --order 1");
+  // on an Adams build, an Euler run's command names Euler (its order 1 follows, as with_overrides)
+  ddt::detail::Manifest adams_build = m;
+  adams_build.sampler.sampler = "adams";
+  adams_build.sampler.order = 2;
+  CHECK(adams_build.calibrate_command(m.sampler) == "ddt-export calibrate " + root.string() + " --steps 12 --sampler euler");
+  run.order = 2;
+  CHECK(adams_build.calibrate_command(run) == "ddt-export calibrate " + root.string() + " --steps 12");
 }
 
 // ---------------------------------------------------------------- manifest.json against its JSON Schema
@@ -695,6 +824,8 @@ const ReaderKey kReaderKeys[] = {
     {"sampler.interval_max", ""},
     {"sampler.timeshift", ""},
     {"sampler.last_step", "absent reads as null (1 / N) on both sides; builds write it anyway"},
+    {"sampler.sampler", "absent reads as euler on both sides (builds before the Adams sampler lack it)"},
+    {"sampler.order", "absent reads as 1 on both sides (builds before the Adams sampler lack it)"},
     {"graphs", ""},
     // graphs.encoder and graphs.decoder: graphs is a mapping in the schema (graph name -> entry), so
     // it cannot list them as required; ManifestDoc's validator and read_manifest both refuse a build
@@ -816,10 +947,12 @@ int main(int argc, char** argv) {
   run("manifest_errors", test_manifest_errors);
   run("loop_protocol_and_update", test_loop_protocol_and_update);
   run("loop_reuses_a_state_across_the_interval_edge", test_loop_reuses_a_state_across_the_interval_edge);
+  run("adams_loop", test_adams_loop);
   run("which_calls_need_the_unconditional_half", test_which_calls_need_the_unconditional_half);
   run("settings_validation", test_settings_validation);
   run("sha256_vectors", test_sha256_vectors);
   run("calibration_found_by_settings", test_calibration_found_by_settings);
+  run("calibration_matches_sampler_and_order", test_calibration_matches_sampler_and_order);
   run("schema_validator_keywords", test_schema_validator_keywords);
   run("manifest_schema_matches_reader", test_manifest_schema_matches_reader);
   run("manifest_schema_accepts_real_builds", test_manifest_schema_accepts_real_builds);

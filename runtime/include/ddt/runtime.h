@@ -8,8 +8,9 @@
 //
 // The build folder's manifest.json is the only contract: tensor names, shapes, the latent
 // shape, the null class, the sampler defaults and the calibrated similarity matrices all come
-// from it. The sampling loop mirrors `ddt_export.sampler.sample` line for line, so for the same
-// build, labels, noise and schedule the C++ and Python runtimes give the same latents.
+// from it. The sampling loop (Euler, or the official Adams-Bashforth multistep sampler of order
+// 1-4) mirrors `ddt_export.sampler.sample` line for line, so for the same build, labels, noise,
+// sampler and schedule the C++ and Python runtimes give the same latents.
 //
 // Every failure is a ddt::Error whose message is one line naming the problem and the fix.
 // This header pulls in none of OpenVINO, LibTorch or TensorRT.
@@ -52,7 +53,8 @@ void write_npy(const std::string& path, const Array& array);
 /// before the work whose result goes there.
 void check_output_path(const std::string& path);
 
-/// The official EulerSampler's knobs; a build's defaults come from manifest["sampler"].
+/// The official samplers' knobs (EulerSampler, AdamLMSampler), and which of the two runs; a
+/// build's defaults come from manifest["sampler"].
 struct SamplerSettings {
   int num_steps = 250;
   double guidance = 1.0;
@@ -60,8 +62,11 @@ struct SamplerSettings {
   double interval_max = 1.0;
   double timeshift = 1.0;
   std::optional<double> last_step;  // empty: 1 / num_steps, as the official sampler
+  std::string sampler = "euler";    // or "adams": the official Adams-Bashforth multistep AdamLMSampler
+  int order = 1;                    // Adams' order, 1 to 4 (Euler is order 1)
 
-  /// Steps in 1..kMaxSteps, every number finite, last step in (0, 1), timeshift > 0, LO <= HI.
+  /// Steps in 1..kMaxSteps, every number finite, last step in (0, 1), timeshift > 0, LO <= HI,
+  /// sampler euler or adams, order 1 to 4 and 1 for Euler (ddt_export.sampler's messages and order).
   void validate() const;
 };
 
@@ -78,6 +83,10 @@ struct GenerateOptions {
   // Overrides of the build's sampler defaults.
   std::optional<int> num_steps;
   std::optional<double> guidance, interval_min, interval_max, timeshift, last_step;
+  /// "euler" or "adams"; a sampler other than the build's, given without an order, takes its
+  /// default order (adams 2, euler 1), as ddt_export's SamplerSettings.with_overrides.
+  std::optional<std::string> sampler;
+  std::optional<int> order;
   Schedule schedule;
   /// Run both CFG halves at every call, as the official sampler. Default (false): where guidance
   /// is off (w = 1, outside the interval) only the conditional half runs, since there
