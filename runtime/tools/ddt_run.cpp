@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -29,7 +30,7 @@ namespace {
 
 const char* kUsage = R"(usage: ddt-run BUILD_DIR --labels 1,7 [options]
 
-Sample latents with the Euler loop, CFG in its interval, and the encoder only at scheduled steps.
+Sample latents with the Euler or Adams loop, CFG in its interval, and the encoder only at scheduled steps.
 
   --backend NAME        auto (default: openvino for the build's ONNX graphs), openvino, libtorch
                         or tensorrt, each where compiled in
@@ -43,6 +44,9 @@ Sample latents with the Euler loop, CFG in its interval, and the encoder only at
   --interval LO,HI      guidance interval (strict)
   --timeshift S         time shift of the grid, > 0
   --last-step L         last step of the grid, in (0, 1)
+  --sampler euler|adams the official EulerSampler, or AdamLMSampler (Adams-Bashforth multistep, one
+                        decoder call per step) [default: the build's]
+  --order K             Adams order, 1 to 4 [default: 2 with --sampler adams; Euler is order 1]
   --recompute 0,3,6     explicit encoder steps
   --sharing-ratio R     fraction of steps that reuse the encoder's state, in [0, 1)
   --schedule dp|uniform with --sharing-ratio [default: dp, needs `ddt-export calibrate`]
@@ -50,7 +54,7 @@ Sample latents with the Euler loop, CFG in its interval, and the encoder only at
                         the conditional half where guidance is off; the same latents, faster]
   --save-latents FILE   write the final latents (.npy, float32), atomically
   --threads N           CPU threads, 1 to 1024 [default: all cores]
-  --json                print a JSON summary (schedule, timing) on stdout
+  --json                print a JSON summary (steps, sampler, order, schedule, timing) on stdout
   --help                this text
 )";
 
@@ -146,7 +150,7 @@ const std::map<std::string, bool> kKnown = {  // option -> takes a value
     {"--noise", true},     {"--steps", true},               {"--cfg", true},       {"--interval", true},
     {"--timeshift", true}, {"--last-step", true},           {"--recompute", true}, {"--sharing-ratio", true},
     {"--schedule", true},  {"--save-latents", true},        {"--threads", true},   {"--json", false},
-    {"--full-cfg", false}, {"--help", false}};
+    {"--full-cfg", false}, {"--help", false},               {"--sampler", true},   {"--order", true}};
 
 /// `--name value`, `--name=value`, flags, positionals, and `--` before positionals only.
 Args parse(int argc, char** argv) {
@@ -206,7 +210,8 @@ void check_shape_of_command(const Args& args) {
   }
 }
 
-/// --seed, --steps, --cfg, --interval, --timeshift, --last-step: the sampler's overrides.
+/// --seed, --steps, --cfg, --interval, --timeshift, --last-step, --sampler, --order: the sampler's
+/// overrides (their values are checked by SamplerSettings::validate, with the Python messages).
 void parse_sampler(const Args& args, ddt::GenerateOptions& o) {
   if (args.has("--seed")) o.seed = parse_seed(args.at("--seed"));
   if (args.has("--steps")) o.num_steps = static_cast<int>(parse_int(args.at("--steps"), "--steps", 1, ddt::kMaxSteps));
@@ -222,6 +227,8 @@ void parse_sampler(const Args& args, ddt::GenerateOptions& o) {
   }
   if (args.has("--timeshift")) o.timeshift = parse_double(args.at("--timeshift"), "--timeshift");
   if (args.has("--last-step")) o.last_step = parse_double(args.at("--last-step"), "--last-step");
+  if (args.has("--sampler")) o.sampler = args.at("--sampler");
+  if (args.has("--order")) o.order = static_cast<int>(parse_int(args.at("--order"), "--order", INT_MIN, INT_MAX));
 }
 
 /// --recompute, --sharing-ratio, --schedule: which steps run the encoder.
@@ -308,7 +315,8 @@ ddt::Result generate(const ddt::Pipeline& pipe, Options& o) {
   return pipe.generate(o.labels, o.generate);
 }
 
-/// The `--json` summary: schedule and timing (the keys the tests and benchmarks read).
+/// The `--json` summary: the run's steps, sampler and order, schedule and timing (the keys the tests and
+/// benchmarks read).
 nlohmann::ordered_json summary(const ddt::Pipeline& pipe, const Options& o, const ddt::Result& r, double open_seconds) {
   const ddt::Timing& t = r.timing;
   const double overhead = t.loop_seconds - t.encode_seconds - t.decode_seconds;
@@ -316,6 +324,8 @@ nlohmann::ordered_json summary(const ddt::Pipeline& pipe, const Options& o, cons
           {"precision", pipe.precision()},
           {"samples", o.labels.size()},
           {"steps", r.settings.num_steps},
+          {"sampler", r.settings.sampler},
+          {"order", r.settings.order},
           {"recompute", r.recompute},
           {"sharing_ratio", r.sharing_ratio()},
           {"open_seconds", open_seconds},
@@ -334,7 +344,8 @@ nlohmann::ordered_json summary(const ddt::Pipeline& pipe, const Options& o, cons
 /// The latents file (atomically), the two-line report on stderr, the JSON summary on stdout.
 void write_outputs(const ddt::Pipeline& pipe, const Options& o, const ddt::Result& r, double open_seconds) {
   if (o.latents_file) ddt::write_npy(*o.latents_file, r.latents);
-  std::cerr << o.labels.size() << " samples, " << r.settings.num_steps << " steps, encoder ran " << r.recompute.size()
+  const std::string solver = r.settings.sampler == "euler" ? "" : " (adams, order " + std::to_string(r.settings.order) + ")";
+  std::cerr << o.labels.size() << " samples, " << r.settings.num_steps << " steps" << solver << ", encoder ran " << r.recompute.size()
             << " times (sharing ratio " << std::fixed << std::setprecision(2) << r.sharing_ratio() << "), " << pipe.backend()
             << " " << pipe.precision() << (o.generate.full_cfg ? ", full CFG batch at every call" : "") << "\n"
             << std::defaultfloat;
