@@ -3,8 +3,9 @@
 `ddt/runtime.h`'s kMaxSteps and kMaxBatch against `ddt_export.sampler.MAX_STEPS` and `MAX_BATCH`
 (read back through `ddt_runtime_probe`), and `SamplerSettings::validate()` against
 `ddt_export.sampler.SamplerSettings.validate` on boundary values of every rule (steps range,
-finite numbers, last step in (0, 1), timeshift > 0, LO <= HI): for each case both accept or both
-refuse, with the same message. Then the batch limit end to end: `ddt-run` and the Python pipeline
+finite numbers, last step in (0, 1), timeshift > 0, LO <= HI, sampler euler or adams, order 1-4
+and 1 for Euler): for each case both accept or both refuse, with the same message (Python's repr
+of a bad sampler name included). Then the batch limit end to end: `ddt-run` and the Python pipeline
 both take MAX_BATCH labels and both refuse one more.
 """
 
@@ -42,6 +43,15 @@ CASES = [  # overrides of BASE; each is asked of both validators
     # several problems at once: the first rule that fails is reported, on both sides
     {"num_steps": 0, "guidance": NAN}, {"guidance": NAN, "timeshift": 0.0}, {"last_step": 1.0, "timeshift": 0.0},
     {"timeshift": 0.0, "interval_min": 0.9, "interval_max": 0.1},
+    # the solver: euler or adams (case-sensitive), order 1..4, and 1 for Euler
+    *({"sampler": "adams", "order": k} for k in (-1, 0, 1, 2, 3, 4, 5, 2**31 - 1, -2**31)),
+    *({"sampler": "euler", "order": k} for k in (0, 1, 2, 4, 5)),
+    *({"sampler": name} for name in ("heun", "Euler", "ADAMS", "", " adams", "adams ", "it's", 'say "hi"', "a'b\"c", "back\\slash",
+                                     "tab\there", "nl\n", "\x01", "\x7f", "euler\x00")),
+    {"order": 2}, {"order": 9},
+    # the first failing rule wins: the numbers before the solver, the sampler's name before its order
+    {"num_steps": 0, "sampler": "heun"}, {"timeshift": 0.0, "order": 3}, {"interval_min": 0.9, "interval_max": 0.1, "sampler": "x"},
+    {"sampler": "heun", "order": 9}, {"sampler": "euler", "order": 7},
 ]
 
 
@@ -56,7 +66,8 @@ def python_answer(s: dict) -> str:
 def probe_command(s: dict) -> str:
     last = "none" if s["last_step"] is None else repr(s["last_step"])
     numbers = " ".join(repr(float(s[k])) for k in ("guidance", "interval_min", "interval_max", "timeshift"))
-    return f"settings {s['num_steps']} {numbers} {last}"
+    sampler = "x" + s.get("sampler", "euler").encode().hex()  # any bytes, spaces and quotes included
+    return f"settings {s['num_steps']} {numbers} {last} {sampler} {s.get('order', 1)}"
 
 
 def probe(runtime_build, commands: list[str]) -> list[str]:
@@ -81,7 +92,7 @@ def test_settings_validation_agrees_on_boundary_values(runtime_build):
     # the table exercises every rule on both sides of its boundary
     assert py.count("ok") >= 15 and len(py) - py.count("ok") >= 30
     for rule in ("steps must be between", "must be a finite number", "last step must be in (0, 1)", "timeshift must be > 0",
-                 "is reversed"):
+                 "is reversed", "unknown sampler", "order must be from 1 to 4", "is for the Adams sampler"):
         assert any(rule in answer for answer in py), rule
 
 

@@ -95,6 +95,18 @@ CASES = [
     ("recompute-past-end", [B, *LABELS, "--recompute", "0,12"], "recompute step 12 is out of range for 12 steps"),
     ("recompute-and-ratio", [B, *LABELS, "--recompute", "0", "--sharing-ratio", "0.5"], "either --recompute or --sharing-ratio"),
     ("dp-uncalibrated", [B, *LABELS, "--sharing-ratio", "0.5"], "no calibration for these sampler settings (12 steps"),
+    ("dp-uncalibrated-adams", [B, *LABELS, "--sampler", "adams", "--order", "3", "--sharing-ratio", "0.5"],
+     "--steps 12 --sampler adams --order 3` once"),
+    # the sampler: Python's messages (SamplerSettings._validate_solver)
+    ("sampler-unknown", [B, *LABELS, "--sampler", "heun"], "unknown sampler 'heun'; choose euler or adams"),
+    ("sampler-empty", [B, *LABELS, "--sampler", ""], "unknown sampler ''; choose euler or adams"),
+    ("order-five", [B, *LABELS, "--sampler", "adams", "--order", "5"], "order must be from 1 to 4 (got 5); the official Adams"),
+    ("order-zero", [B, *LABELS, "--sampler", "adams", "--order", "0"], "order must be from 1 to 4 (got 0)"),
+    ("order-without-adams", [B, *LABELS, "--order", "2"], "order 2 is for the Adams sampler (Euler is order 1); add --sampler adams"),
+    ("order-word", [B, *LABELS, "--sampler", "adams", "--order", "two"], "--order must be a whole number (got 'two')"),
+    ("order-fraction", [B, *LABELS, "--sampler", "adams", "--order", "2.5"], "--order must be a whole number (got '2.5')"),
+    ("order-huge", [B, *LABELS, "--sampler", "adams", "--order", "99999999999"], "--order must be between"),
+    ("order-without-value", [B, *LABELS, "--order"], "option --order requires an argument"),
     # labels
     ("label-too-big", [B, "--labels", "12"], "label 12 is outside [0, 9] for this 10-class model (or 10, the null class"),
     ("label-negative", [B, "--labels", "3,-1"], "label -1 is outside [0, 9]"),
