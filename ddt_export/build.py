@@ -23,7 +23,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from . import __version__
-from .errors import DDTError
+from .errors import DDTError, os_failure
 from .dtypes import QUANTIZED, TOLERANCE, check_precision, torch_cast
 from .export import check_graph, example_inputs, export_graph, graph_modules
 from .graphs import DEFAULT_OPSET
@@ -124,6 +124,11 @@ def staging(out: Path) -> Iterator[Path]:
             os.replace(tmp, out)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)  # a provable build of ours, checked under the lock
+    except Exception as e:
+        failure = os_failure(e)
+        if failure is not None and failure.filename is None:  # a library's write (ONNX, safetensors) names no file: say whose
+            raise OSError(failure.errno, failure.strerror, f"writing the build {out}") from e
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

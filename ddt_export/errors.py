@@ -1,18 +1,51 @@
 """The one exception type users see (a problem they can fix, said in one line with the fix) and the CLIs' funnel for it.
 
 Bad input is a `DDTError` or a usage error: `error: <problem and fix>`, exit 2, no traceback.
+The machine failing us while we read or write (a full disk or quota, a read-only or failing file
+system, too many open files) is `error: <what> <path>: <reason>`, exit 74 (EX_IOERR of
+sysexits.h), so scripts can tell "fix the input" from "fix the machine and run again".
 Anything else is a bug: `internal error: ...`, exit 1. `--debug` anywhere on the command line
 shows the traceback instead.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import signal
 import sys
 import threading
 
 
 INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
+IO_ERROR = 74  # sysexits.h EX_IOERR: the disk or file system failed, not the input
+IO_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EMFILE, errno.ENFILE, errno.EFBIG,
+             errno.ENAMETOOLONG, errno.ELOOP, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EXDEV}
+
+
+def os_failure(e: BaseException) -> OSError | None:
+    """The operating-system failure (an OSError of IO_ERRNOS) behind `e`, itself or anywhere in its chain, or None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in IO_ERRNOS:
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def io_failure(e: BaseException) -> str | None:
+    """The one line for an operating-system failure while reading or writing (itself or its cause), or None if it is not one."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in IO_ERRNOS:
+            where = " ".join(str(f) for f in (e.filename, e.filename2) if f is not None) or "a file"
+            return f"{where}: {e.strerror or os.strerror(e.errno)}; nothing half-written was kept (free space or fix the path, then run again)"
+        if isinstance(e, OSError) is False and "No space left on device" in str(e):  # libraries that wrap ENOSPC in their own type
+            return f"{str(e).splitlines()[0][:200]}; nothing half-written was kept (free space, then run again)"
+        e = e.__cause__ or e.__context__
+    return None
 
 
 class DDTError(Exception):
@@ -79,6 +112,9 @@ def run(application) -> None:
     except Exception as e:  # a bug, not bad input: say so in one line, keep the traceback for --debug
         if debug:
             raise
+        if io_failure(e) is not None:
+            print(f"error: {io_failure(e)}", file=sys.stderr)
+            sys.exit(IO_ERROR)
         print(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback, and please report it)", file=sys.stderr)
         sys.exit(1)
     if rc == INTERRUPTED:  # typer 0.29 turns Ctrl-C (and our SIGTERM) into a plain return code of 130

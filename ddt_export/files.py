@@ -13,7 +13,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,14 +50,19 @@ def atomic_write(path: Path, write: Callable) -> None:
     whole new one, concurrent writers never share a temp file, and a failure leaves nothing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; a plain open would not
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is None:  # a full disk mid-write names no file: name the one being written
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 
@@ -70,12 +77,36 @@ def save_npy(path: str | Path, array) -> None:
     atomic_write(Path(path), lambda f: np.save(f, array))
 
 
-def load_npy(path: Path, what: str):
-    """A user's .npy (noise, a similarity matrix), never unpickled."""
+def regular_file(path: str | Path, what: str) -> Path:
+    """An input that must be a regular file: a FIFO, device or socket would block a read forever or never end."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise DDTError(f"cannot read {what} {path}: {e.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise DDTError(f"{what} {path} is a folder; give the file itself")
+    if not stat.S_ISREG(mode):
+        raise DDTError(f"{what} {path} is not a regular file (a pipe, device or socket); save it to a file first")
+    return path
+
+
+def load_npy(path: Path, what: str, max_elements: int | None = None):
+    """A user's .npy (noise, a similarity matrix): a regular file, its header's size checked before the data is read
+    (at most `max_elements`), never unpickled."""
     import numpy as np
 
+    path = regular_file(path, what)
     try:
-        return np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, _ = read_header(f)
+            if max_elements is not None and math.prod(shape) > max_elements:
+                raise DDTError(f"{what} {path} holds {math.prod(shape):,} values {tuple(shape)}, more than the {max_elements:,} "
+                               "it may have; give a smaller array")
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
         raise DDTError(f"cannot read {what} {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}; save it with numpy.save") from None
 
@@ -97,6 +128,7 @@ def check_output_file(path: str | Path | None, option: str, suffixes: tuple[str,
     if path is None:
         return None
     path = Path(path)
+    resolved(path, option)  # a symlink loop or an over-long name: one line now, not an OSError at the end
     if path.is_dir():
         raise DDTError(f"{option} {path} is a folder; give a file name inside it, e.g. {option} {path / ('out' + (suffixes[0] if suffixes else ''))}")
     if suffixes and path.suffix.lower() not in suffixes:
@@ -104,25 +136,69 @@ def check_output_file(path: str | Path | None, option: str, suffixes: tuple[str,
     if path.exists() and not os.access(path, os.W_OK):
         raise DDTError(f"{option} {path} exists and is not writable; choose another path")
     _check_writable_folder(path.parent, option, path)
+    _check_not_in_build(path, option)
     return path
 
 
 def check_output_dir(path: str | Path, option: str) -> Path:
     """A folder we will create (or fill) at the end of a run, checked now: not a file, under a writable folder."""
     path = Path(path)
+    resolved(path, option)
     if path.exists() and not path.is_dir():
         raise DDTError(f"{option} {path} is a file; give a folder")
     if path.resolve() == Path.cwd().resolve() or path.resolve() == Path(path.resolve().anchor):
         raise DDTError(f"{option} {path} is the current (or root) folder; give a new folder, e.g. {option} engines/mybuild")
     _check_writable_folder(path if path.exists() else path.parent, option, path)
+    _check_not_in_build(path, option)
     return path
 
 
+BUILD_MANIFEST = "manifest.json"  # manifest.NAME (manifest.py imports this module, not the other way)
+
+
+def build_folder_above(path: Path) -> Path | None:
+    """The ddt-export build folder `path` lies inside (its real path resolved), or None. A build folder is written only by
+    `build` and `calibrate`, under its lock: any other file there fails the build's hash check or `build`'s own-files check."""
+    for folder in resolved(path, "").parents:
+        manifest = folder / BUILD_MANIFEST
+        try:
+            if not manifest.is_file() or manifest.stat().st_size > 64 << 20:
+                continue
+            data = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and "graphs" in data and "files" in data:
+            return folder
+    return None
+
+
+def _check_not_in_build(path: Path, option: str) -> None:
+    build = build_folder_above(path)
+    if build is not None:
+        raise DDTError(f"{option} {path} is inside the build folder {build}, which only `ddt-export build` and `calibrate` "
+                       "write; choose a path outside it")
+
+
+def resolved(path: str | Path, option: str) -> Path:
+    """The real path (symlinks resolved once, here), or one line for a symlink loop or a name the file system cannot hold."""
+    path = Path(path)
+    for part in path.parts:
+        if len(os.fsencode(part)) > 255:
+            raise DDTError(f"{option + ' ' if option else ''}{str(path)[:60]}...: a file or folder name of {len(os.fsencode(part))} bytes, "
+                           "more than file systems hold (255); choose a shorter name")
+    try:
+        return path.resolve()
+    except RuntimeError:  # Python < 3.13 reports a symlink loop this way
+        raise DDTError(f"{option + ' ' if option else ''}{path} is a symlink loop; point it at a real folder, or choose another path") from None
+    except OSError as e:
+        raise DDTError(f"{option + ' ' if option else ''}{path}: {e.strerror}; choose another path") from None
+
+
 def _check_writable_folder(folder: Path, option: str, target: Path) -> None:
-    resolved = folder.resolve()
-    if any(str(resolved) == v or str(resolved).startswith(v + os.sep) for v in VIRTUAL):
-        raise DDTError(f"{option} {target}: {resolved} is a system folder, not storage; choose a path in your files")
-    existing = resolved
+    real = resolved(folder, option)
+    if any(str(real) == v or str(real).startswith(v + os.sep) for v in VIRTUAL):
+        raise DDTError(f"{option} {target}: {real} is a system folder, not storage; choose a path in your files")
+    existing = real
     while not existing.exists():  # the nearest folder that exists must be a writable folder
         existing = existing.parent
     if not existing.is_dir():
@@ -135,7 +211,8 @@ def _check_writable_folder(folder: Path, option: str, target: Path) -> None:
 
 
 def lock_path(folder: Path) -> Path:
-    folder = Path(folder).absolute()
+    """`.NAME.lock` beside the real folder: a build opened through a symlink takes the same lock as by its real path."""
+    folder = resolved(folder, "")
     return folder.with_name(f".{folder.name}.lock")
 
 

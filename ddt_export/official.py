@@ -49,8 +49,10 @@ class ModelSource:
 def _input_file(path: Path, what: str, example: str) -> Path:
     if path.is_dir():
         raise DDTError(f"{what} {path} is a folder; give the file itself, e.g. {example}")
-    if not path.is_file():
+    if not path.exists():
         raise DDTError(f"{what} {path} does not exist; give the path of {example}")
+    if not path.is_file():
+        raise DDTError(f"{what} {path} is not a regular file (a pipe, device or socket); give the path of {example}")
     if path.stat().st_size == 0:
         raise DDTError(f"{what} {path} is empty; download or copy it again")
     return path

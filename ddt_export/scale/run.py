@@ -26,6 +26,7 @@ from .. import schedules
 from ..backends import resolve_name
 from ..errors import DDTError
 from ..files import check_output_dir, sha256
+from ..labels import check_seed, whole_list
 from ..manifest import Manifest, read
 from ..pipeline import Pipeline, check_images, check_labels
 from ..sampler import MAX_BATCH, SamplerSettings
@@ -91,7 +92,8 @@ class SampleOptions:
         """The checks that need no build."""
         if self.sharing_ratio is not None:
             schedules.Request(ratio=self.sharing_ratio, method=self.schedule)
-        for name, lo in (("num_samples", 1), ("batch", 1), ("per_class", 1), ("seed", 0)):
+        check_seed(self.seed)
+        for name, lo in (("num_samples", 1), ("batch", 1), ("per_class", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise DDTError(f"--{name.replace('_', '-')} must be a whole number >= {lo} (got {v!r})")
@@ -116,9 +118,10 @@ def parse_classes(classes: str | Sequence[int] | None, manifest: Manifest) -> tu
         return tuple(range(manifest.arch.num_classes))
     if isinstance(classes, str):
         try:
-            classes = [int(v) for v in classes.split(",") if v.strip()]
-        except ValueError:
-            raise DDTError(f"--classes takes `all` or comma-separated class ids, e.g. 0,1,7 (got {classes!r})") from None
+            classes = whole_list(classes, "--classes", "0,1,7")
+        except DDTError:
+            raise DDTError(f"--classes takes `all` or comma-separated class ids of ASCII digits, no empty entries, e.g. 0,1,7 "
+                           f"(got {classes!r})") from None
     if not classes:
         raise DDTError("--classes is empty; give `all` or class ids, e.g. 0,1,7")
     return check_labels(classes, manifest.arch, manifest.null_class)
@@ -201,7 +204,7 @@ def sample_many(req: SampleOptions, *, console: Console | None = None, show_prog
     address = req.address or os.environ.get("RAY_ADDRESS") or None  # as ray.init: `ray job submit` sets it
     req.validate()
     if req.out is not None:
-        check_output_dir(req.out, "--out")
+        Store(check_output_dir(req.out, "--out")).check_ours()  # before the build is read: a user's folder is refused at once
     cluster.check_address(address)
     job, _ = plan(req)
     store = Store(check_output_dir(req.out if req.out is not None else default_out(job), "--out"))

@@ -66,12 +66,8 @@ class Store:
 
     def check(self, job: Job, ignore: tuple[str, ...] = ()) -> None:
         """Refuse an --out that holds samples of another configuration (fields in `ignore` not compared)."""
-        if self.out.exists() and not self.out.is_dir():
-            raise DDTError(f"--out {self.out} is a file; give a folder")
-        old = self.recorded_key()
+        old = self.check_ours()
         if old is None:
-            if self.shards_dir.is_dir() and any(self.shards_dir.iterdir()):
-                raise DDTError(f"{self.out} has shards but no {JOB_FILE}; use another --out, or delete {self.out} to start over")
             return
         diff = describe_difference(old, job.key(), ignore)
         if diff:
@@ -79,6 +75,20 @@ class Store:
                 f"{self.out} holds samples of another configuration ({'; '.join(diff[:3])}); "
                 f"use another --out, or delete {self.out} to start over"
             )
+
+    def check_ours(self) -> dict | None:
+        """--out is new, empty, or a sampling job's folder (whose key this returns): a user's own files, a build or
+        shards without a job record are refused, so `sample` never overwrites what it did not write."""
+        if self.out.exists() and not self.out.is_dir():
+            raise DDTError(f"--out {self.out} is a file; give a folder")
+        old = self.recorded_key()
+        if old is None:
+            if self.shards_dir.is_dir() and any(self.shards_dir.iterdir()):
+                raise DDTError(f"{self.out} has shards but no {JOB_FILE}; use another --out, or delete {self.out} to start over")
+            if self.out.is_dir() and any(p.name != SHARDS_DIR for p in self.out.iterdir()):
+                raise DDTError(f"--out {self.out} holds files that are not a ddt-export sampling job; nothing was changed. "
+                               "Give an empty or new folder, or the folder of the same job to resume it")
+        return old
 
     def begin(self, job: Job) -> None:
         """Record the job before any shard is written (after `check` passed)."""

@@ -1,0 +1,84 @@
+"""Operating-system failures are one clear line, not an internal error (issue 26, item 5): a full disk during build or
+generate exits 74 (errors.IO_ERROR, EX_IOERR) naming the path and leaves nothing half-written; over-long names and
+symlink loops given as outputs are refused up front with exit 2 (tests/cli/test_bad_input.py holds those rows too)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from ddt_export.errors import IO_ERROR
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 1 MiB tmpfs (a full disk on demand); mounting needs root, so elsewhere the test is skipped, saying why."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill needs root; run as root (e.g. in the CI container) for the full-disk tests")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}); the full-disk tests need it")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def io_error_line(r, *words, log_lines: bool = False):
+    """Exit 74 and one error line (a build's stage lines come first off a terminal: `log_lines`)."""
+    assert r.code == IO_ERROR, (r.code, r.out, r.err)
+    lines = r.err.strip().splitlines()
+    if log_lines:
+        assert all(not x.startswith("error") for x in lines[:-1]), r.err
+        lines = lines[-1:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.err
+    assert "Traceback" not in r.err and "internal error" not in r.err
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_a_build_that_fills_the_disk_says_so_and_leaves_nothing(cli, official, small_tmpfs):
+    r = cli("build", "--config", official.config, "--ckpt", official.ckpt, "--out", small_tmpfs / "b")
+    io_error_line(r, f"writing the build {small_tmpfs / 'b'}", "No space left on device", log_lines=True)
+    assert sorted(p.name for p in small_tmpfs.iterdir()) == []  # no staging folder, no half build
+
+
+def test_a_generate_onto_a_full_disk_says_so_and_leaves_nothing(cli, built, small_tmpfs):
+    fd = os.open(small_tmpfs / "filler", os.O_WRONLY | os.O_CREAT)  # fill the disk to the last byte (unbuffered)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as e:
+        assert e.errno == 28
+    finally:
+        os.close(fd)
+    r = cli("generate", built, "--labels", "1", "--steps", 2, "--save-latents", small_tmpfs / "x.npy")
+    io_error_line(r, str(small_tmpfs / "x.npy"), "No space left on device", log_lines=True)
+    assert sorted(p.name for p in small_tmpfs.iterdir()) == ["filler"]
+
+
+def test_an_os_failure_is_one_line_wherever_it_happens(cli, built, tmp_path, monkeypatch):
+    """Any write: the funnel turns the machine's errors (not bugs) into exit 74 naming the file."""
+    import errno
+
+    def full(path, array):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr("ddt_export.cli.save_npy", full)
+    r = cli("generate", built, "--labels", "1", "--steps", 2, "--save-latents", tmp_path / "x.npy")
+    io_error_line(r, str(tmp_path / "x.npy"), "No space left on device", log_lines=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bug_is_still_an_internal_error(cli, built, tmp_path, monkeypatch):
+    """Only the machine's errors become exit 74: a FileNotFoundError from our own code is a bug and says so."""
+    def bug(path, array):
+        raise FileNotFoundError(2, "No such file or directory", "/nonexistent/internal")
+
+    monkeypatch.setattr("ddt_export.cli.save_npy", bug)
+    r = cli("generate", built, "--labels", "1", "--steps", 2, "--save-latents", tmp_path / "x.npy")
+    assert r.code == 1 and "internal error" in r.err, (r.code, r.err)
