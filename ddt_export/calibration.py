@@ -34,24 +34,32 @@ def key(settings: SamplerSettings) -> str:
             f"timeshift={float(s.timeshift)!r} last_step={last}{solver}")
 
 
-def file_stem(settings: SamplerSettings) -> str:
+def file_stem(settings: SamplerSettings, samples: int = CALIBRATION_SAMPLES) -> str:
+    """The files' name: settings, and the sample count where it is not the default (so a replacement has its own name)."""
     digest = hashlib.sha256(json.dumps(settings.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
-    return f"similarity-{settings.num_steps}-{digest}"
+    return f"similarity-{settings.num_steps}-{digest}" + ("" if samples == CALIBRATION_SAMPLES else f"-s{samples}")
 
 
-def store(manifest: Manifest, settings: SamplerSettings, sim: np.ndarray, *, samples: int, seed: int) -> Manifest | None:
+def store(manifest: Manifest, settings: SamplerSettings, sim: np.ndarray, *, samples: int, seed: int,
+          replace: bool = False) -> Manifest | None:
     """Write the matrix and a PNG heatmap, then record both in the manifest; returns the updated manifest.
+
+    An entry of the same settings is kept (another process stored it first), unless `replace` and it was
+    measured with another number of samples: then it and its files are replaced (`ddt-export calibrate --samples`).
 
     None when the folder was rebuilt meanwhile (the matrix belongs to the old model): nothing is
     recorded then, and the caller keeps its matrix in memory for its own run.
     """
-    stem = file_stem(settings)
+    stem = file_stem(settings, samples)
     file, png = f"{stem}.npy", f"{stem}.png"
     picture = heatmap(sim, f"{manifest.name}: self-condition similarity, {settings.num_steps} steps")  # before the lock: slow-ish
 
     def change(doc: ManifestDoc) -> None:  # under the folder's lock, on the manifest as it is now
-        if any(e.sampler.settings() == settings for e in doc.calibration.values()):
+        old = next((k for k, e in doc.calibration.items() if e.sampler.settings() == settings), None)
+        if old is not None and not (replace and doc.calibration[old].samples != samples):
             return  # another process stored these settings first: keep theirs, the files it lists are its
+        if old is not None:
+            _drop(manifest.root, doc, old, keep={file, png})
         save_npy(manifest.path(file), sim.astype(np.float32))
         atomic_write(manifest.path(png), lambda f: f.write(picture))
         doc.calibration[key(settings)] = CalibrationEntry(file=file, heatmap=png, samples=samples, seed=seed, sampler=Settings.of(settings))
@@ -59,6 +67,14 @@ def store(manifest: Manifest, settings: SamplerSettings, sim: np.ndarray, *, sam
         record_file(manifest.root, doc, png)
 
     return update(manifest, change)
+
+
+def _drop(root, doc: ManifestDoc, name: str, keep: set[str]) -> None:
+    """Remove a calibration entry and its files (under the folder's lock, in `store`)."""
+    entry = doc.calibration.pop(name)
+    for f in {f for f in (entry.file, entry.heatmap) if f} - keep:
+        doc.files.pop(f, None)
+        (root / f).unlink(missing_ok=True)
 
 
 def heatmap(sim: np.ndarray, title: str) -> bytes:

@@ -18,6 +18,7 @@ from .dtypes import PRECISIONS
 from .errors import DDTError, run
 from .files import check_output_dir, check_output_file, load_npy, save_npy, write_json_atomic
 from .graphs import DEFAULT_OPSET, check_opset
+from .labels import check_seed, whole_list
 from .schedules import PAPER_RATIOS
 from .backends.tensorrt.engines import DEFAULT_PROFILE_BATCH, OPT_LEVEL
 
@@ -33,10 +34,13 @@ def main() -> None:
 
 
 def ints(text: str | None, what: str) -> list[int] | None:
-    try:
-        return None if text is None else [int(v) for v in text.split(",") if v.strip() != ""]
-    except ValueError:
-        raise DDTError(f"{what} must be comma-separated whole numbers, e.g. 1,7 (got {text!r})") from None
+    """Comma-separated whole numbers in the one grammar of labels.py (ASCII digits, no `_`, no empty entries)."""
+    return whole_list(text, what)
+
+
+def seed_option(text: str | None, what: str = "--seed") -> int | None:
+    """A seed given as text, read by labels.py's grammar: 0 to 2^64 - 1 (click's int would take `1_0` and `-1`)."""
+    return None if text is None else check_seed(text, what)
 
 
 def settings_overrides(steps, cfg, interval, timeshift, last_step, sampler=None, order=None) -> dict:
@@ -47,6 +51,25 @@ def settings_overrides(steps, cfg, interval, timeshift, last_step, sampler=None,
         raise DDTError(f"--interval takes LO,HI, e.g. 0.3,1.0 (got {interval!r})") from None
     return dict(num_steps=steps, guidance=cfg, interval_min=lo, interval_max=hi, timeshift=timeshift, last_step=last_step,
                 sampler=sampler, order=order)
+
+
+def build_out(out: Path) -> Path:
+    """`build --out`, checked, with symlinks resolved once: `--out LINK` builds into the folder LINK points to (replacing
+    the build there, under that folder's lock) and LINK stays, pointing at the new build."""
+    from .build import check_destination
+    from .files import resolved
+
+    check_output_dir(out, "--out")
+    real = resolved(out, "--out")
+    check_destination(real)
+    return real
+
+
+def schedule_option(schedule: str | None, sharing_ratio: float | None) -> str:
+    """--schedule only means something with --sharing-ratio: alone it would be silently ignored, so it is refused."""
+    if schedule is not None and sharing_ratio is None:
+        raise DDTError(f"--schedule {schedule} picks the encoder's steps for a --sharing-ratio; add e.g. --sharing-ratio 0.75")
+    return "dp" if schedule is None else schedule
 
 
 def _timed_line(msg: str) -> None:
@@ -70,6 +93,7 @@ TIMESHIFT = typer.Option(None, help="Time shift of the grid (> 0) [default: the 
 LAST_STEP = typer.Option(None, help="Size of the last step, in (0, 1) [default: the build's].")
 SAMPLER = typer.Option(None, help="euler, or adams (the official Adams-Bashforth multistep sampler, one call per step) [default: the build's].")
 ORDER = typer.Option(None, help="Adams order 1-4 [default: 2 with --sampler adams; Euler is order 1].")
+SCHEDULE = typer.Option(None, help="dp or uniform: how --sharing-ratio picks the encoder's steps [default: dp]; needs --sharing-ratio.")
 FULL_CFG = typer.Option(False, "--full-cfg", help="Run the official full CFG batch at every step (default: only the conditional half where guidance is off; same result, faster).")
 
 
@@ -96,7 +120,7 @@ def build(
     With no model options, builds the bundled digits model.
     """
     from . import sources
-    from .build import build as run_build, check_destination
+    from .build import build as run_build
     from .dtypes import check_precision
 
     if backend not in ("onnx", "tensorrt", "auto"):
@@ -104,7 +128,7 @@ def build(
     check_precision(precision)
     check_opset(opset)
     if out is not None:
-        check_destination(check_output_dir(out, "--out"))
+        out = build_out(out)
     engines = None
     if backend != "onnx":  # before anything is read or written: a missing TensorRT fails fast
         from .backends.tensorrt.engines import engines_extra
@@ -115,8 +139,7 @@ def build(
     src, load = sources.resolve(preset_name=preset, res=res, config=config, ckpt=ckpt, random_weights=random_weights,
                                 ema=not raw_weights, trust=trust_checkpoint)
     if out is None:
-        out = Path("engines") / src.name
-        check_destination(check_output_dir(out, "--out"))
+        out = build_out(Path("engines") / src.name)
     extras = []
     if vae is not None:
         from .vae import vae_extra
@@ -151,7 +174,7 @@ def generate(
     trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint"),
     backend: str = typer.Option("auto", help="auto, torch, onnxruntime, openvino or tensorrt."),
     labels: str = typer.Option(..., help="Class labels, comma-separated, e.g. 1,7."),
-    seed: Optional[int] = typer.Option(None, help="Noise seed (torch.randn on a CPU generator, as the official app) [default: 0]."),
+    seed: Optional[str] = typer.Option(None, help="Noise seed 0 to 2^64-1 (torch.randn on a CPU generator, as the official app) [default: 0]."),
     noise: Optional[Path] = typer.Option(None, help="Noise .npy of shape (B, C, H, W)."),
     steps: Optional[int] = STEPS,
     cfg: Optional[float] = CFG,
@@ -162,7 +185,7 @@ def generate(
     order: Optional[int] = ORDER,
     recompute: Optional[str] = typer.Option(None, help="Explicit encoder steps, e.g. 0,3,6."),
     sharing_ratio: Optional[float] = typer.Option(None, help="Fraction of steps that reuse the encoder's state, in [0, 1)."),
-    schedule: str = typer.Option("dp", help="dp or uniform, with --sharing-ratio."),
+    schedule: Optional[str] = SCHEDULE,
     full_cfg: bool = FULL_CFG,
     save_latents: Optional[Path] = typer.Option(None, help="Write the final latents (.npy)."),
     save_npz: Optional[Path] = typer.Option(None, help="Write uint8 images in the ADM suite's .npz format (arr_0)."),
@@ -179,8 +202,9 @@ def generate(
     check_output_file(out, "--out", (".png",))
     check_output_file(save_npz, "--save-npz", (".npz",))
     check_output_file(save_latents, "--save-latents", (".npy",))
-    label_list, recompute_list = ints(labels, "--labels"), ints(recompute, "--recompute")
+    label_list, recompute_list, seed_value = ints(labels, "--labels"), ints(recompute, "--recompute"), seed_option(seed)
     overrides = settings_overrides(steps, cfg, interval, timeshift, last_step, sampler, order)
+    schedule = schedule_option(schedule, sharing_ratio)
     noise_arr = load_npy(noise, "noise") if noise is not None else None
     if config is not None:
         if ckpt is None:
@@ -192,7 +216,7 @@ def generate(
         pipe = Pipeline.load(build_dir, backend)
     if out is not None or save_npz is not None:
         pipe.check_images()
-    plan = pipe.plan(label_list, seed=seed, noise=noise_arr, recompute=recompute_list, sharing_ratio=sharing_ratio,
+    plan = pipe.plan(label_list, seed=seed_value, noise=noise_arr, recompute=recompute_list, sharing_ratio=sharing_ratio,
                      schedule=schedule, full_cfg=full_cfg, **overrides)
     n = plan.settings.num_steps
     if plan.needs_calibration:
@@ -236,13 +260,20 @@ def calibrate(
 
     pipe = Pipeline.load(build_dir, backend)
     settings = pipe.defaults.with_overrides(**settings_overrides(steps, cfg, interval, timeshift, last_step, sampler, order))
+    old = pipe.manifest.calibration(settings)
+    if old is not None and old.samples == samples:  # asked for what is there: say so, do no work
+        console.print(f"already calibrated for these settings with {samples} samples -> {pipe.manifest.path(old.file)}; nothing to do")
+        return
     bar, advance = progress_bar(steps, "calibrating")
     with bar:
-        stored = pipe.calibrate_and_store(settings, samples, progress=advance)
+        stored = pipe.calibrate_and_store(settings, samples, progress=advance, replace=True)
     if not stored:
         raise DDTError(f"{build_dir} was rebuilt while calibrating; nothing was stored, run the command again")
     entry = pipe.manifest.calibration(settings)
-    console.print(f"similarity for {steps} steps -> {pipe.manifest.path(entry.file)} (heatmap beside it)")
+    if entry.samples != samples:
+        raise DDTError(f"another process stored a calibration of these settings meanwhile ({entry.samples} samples); run the command again")
+    replaced = f" (replaced the {old.samples}-sample one)" if old is not None else ""
+    console.print(f"similarity for {steps} steps, {samples} samples -> {pipe.manifest.path(entry.file)} (heatmap beside it){replaced}")
 
 
 @app.command("schedule")
@@ -253,9 +284,12 @@ def schedule_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print {\"recompute\": [...]} as the last line."),
 ):
     """Recompute steps for a budget from a similarity matrix."""
-    from .schedules import at_budget
+    from .schedules import MAX_DP_STEPS, at_budget
 
-    steps = at_budget(load_npy(similarity, "similarity"), budget, method)
+    sim = load_npy(similarity, "similarity", max_elements=MAX_DP_STEPS ** 2)  # the header is checked before the data is read
+    bar, advance = progress_bar(max(1, budget - 1), f"DP over {sim.shape[0] if sim.ndim else 0} steps")
+    with bar:
+        steps = at_budget(sim, budget, method, progress=lambda k, K: advance(k - 2))
     print(json.dumps({"recompute": steps}) if as_json else ",".join(map(str, steps)))
 
 
@@ -274,10 +308,10 @@ def sample(
     num_samples: int = typer.Option(..., "--num-samples", help="How many images, e.g. 50000 for FID."),
     classes: str = typer.Option("all", help="`all`, or class ids to sample, e.g. 0,1,7."),
     per_class: int = typer.Option(1, "--per-class", help="Consecutive samples per class before the next one (1: classes cycled)."),
-    seed: int = typer.Option(0, help="Sample i's noise comes from (seed, i) alone, whatever the sharding."),
+    seed: str = typer.Option("0", help="Seed 0 to 2^64-1: sample i's noise comes from (seed, i) alone, whatever the sharding."),
     batch: int = typer.Option(32, help="Samples per shard (one backend call); part of the result's identity."),
     sharing_ratio: Optional[float] = typer.Option(None, "--sharing-ratio", help="Fraction of steps that reuse the encoder's state, in [0, 1)."),
-    schedule: str = typer.Option("dp", help="dp or uniform, with --sharing-ratio."),
+    schedule: Optional[str] = SCHEDULE,
     steps: Optional[int] = STEPS,
     cfg: Optional[float] = CFG,
     sampler: Optional[str] = SAMPLER,
@@ -294,8 +328,8 @@ def sample(
     """Sample N images over Ray workers: deterministic per sample, resumable, merged into samples.npz (arr_0)."""
     from .scale.run import SampleOptions, describe, sample_many
 
-    req = SampleOptions(build=build_dir, num_samples=num_samples, classes=classes, per_class=per_class, seed=seed, batch=batch,
-                        sharing_ratio=sharing_ratio, schedule=schedule, steps=steps, cfg=cfg, sampler=sampler, order=order, backend=backend,
+    req = SampleOptions(build=build_dir, num_samples=num_samples, classes=classes, per_class=per_class, seed=seed_option(seed), batch=batch,
+                        sharing_ratio=sharing_ratio, schedule=schedule_option(schedule, sharing_ratio), steps=steps, cfg=cfg, sampler=sampler, order=order, backend=backend,
                         out=out, workers=workers,
                         address=address, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, keep_shards=keep_shards,
                         full_cfg=full_cfg)
@@ -309,7 +343,7 @@ def check(
     against: Optional[Path] = typer.Option(None, help="An fp32 build of the same model: compare with its graphs instead of PyTorch."),
     steps: Optional[int] = typer.Option(None, help="Steps of the sampling run [default: the build's, at most 50]."),
     batch: int = typer.Option(2, help="Samples in the sampling run."),
-    seed: int = typer.Option(0, help="Seed of the inputs, noise and labels."),
+    seed: str = typer.Option("0", help="Seed of the inputs, noise and labels (0 to 2^64-1)."),
     sampler: Optional[str] = SAMPLER,
     order: Optional[int] = ORDER,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout instead of tables."),
@@ -320,7 +354,7 @@ def check(
 
     check_output_file(out, "--out", (".json",))
     with console.status("checking") as status:
-        report = run_check(build_dir, against, steps=steps, batch=batch, seed=seed, sampler=sampler, order=order,
+        report = run_check(build_dir, against, steps=steps, batch=batch, seed=seed_option(seed), sampler=sampler, order=order,
                            progress=lambda msg: status.update(msg))
     if out is not None:
         write_json_atomic(out, report)

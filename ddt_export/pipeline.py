@@ -132,6 +132,9 @@ class Pipeline:
         if noise is None:
             noise = seeded_noise(len(labels), self.arch.latent_shape, 0 if seed is None else check_seed(seed, "seed"))
         noise = self.check_noise(noise, len(labels))
+        if request.needs_similarity and settings.num_steps > schedules.MAX_DP_STEPS:
+            raise DDTError(f"DP schedules take at most {schedules.MAX_DP_STEPS:,} steps (got {settings.num_steps}); "
+                           "use --schedule uniform for longer runs")
         steps = None
         if not request.needs_similarity:
             steps = tuple(request.resolve(settings.num_steps))
@@ -170,6 +173,8 @@ class Pipeline:
         if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_BATCH:
             raise DDTError(f"calibration needs 1 to {MAX_BATCH} samples (got {samples})")
         finite.check_representable(settings)
+        if settings.num_steps > schedules.MAX_DP_STEPS:
+            raise DDTError(f"calibrations serve DP schedules, which take at most {schedules.MAX_DP_STEPS:,} steps (got {settings.num_steps})")
         g = torch.Generator("cpu").manual_seed(seed)
         noise = torch.randn((samples, *self.arch.latent_shape), generator=g).numpy()
         labels = torch.randint(0, self.arch.num_classes, (samples,), generator=g).tolist()
@@ -191,16 +196,18 @@ class Pipeline:
             raise DDTError(f"calibrating: {finite.blame(settings, noise, None)}")
         return finite.check_similarity(sim, settings)
 
-    def calibrate_and_store(self, settings: SamplerSettings, samples: int = CALIBRATION_SAMPLES, progress=None) -> bool:
+    def calibrate_and_store(self, settings: SamplerSettings, samples: int = CALIBRATION_SAMPLES, progress=None,
+                            replace: bool = False) -> bool:
         """Calibrate under `settings`, keep the matrix here, and record it with the build; False when it could not be
-        recorded (no build, or the folder was rebuilt meanwhile: this process still uses it)."""
+        recorded (no build, or the folder was rebuilt meanwhile: this process still uses it). `replace`: an entry of
+        these settings measured with another number of samples is replaced (else the stored one is kept)."""
         sim = self.calibrate(settings, samples, progress=progress)
         self._similarity[tuple(settings.to_dict().items())] = sim
         if self.manifest is None:
             return False
         from .calibration import store
 
-        updated = store(self.manifest, settings, sim, samples=samples, seed=CALIBRATION_SEED)
+        updated = store(self.manifest, settings, sim, samples=samples, seed=CALIBRATION_SEED, replace=replace)
         if updated is not None:
             self.manifest = updated
         return updated is not None

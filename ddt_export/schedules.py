@@ -17,6 +17,7 @@ import numpy as np
 from .errors import DDTError
 
 METHODS = ("dp", "uniform")
+MAX_DP_STEPS = 2000  # 8x the official 250 steps; the DP costs K N^2 (4000 x 4000 at K = 2000 is minutes, unbounded above)
 PAPER_RATIOS = (0.0, 0.5, 0.66, 0.75, 0.8, 0.83, 0.87)  # refresh rates 1, 2, 3, 4, 5, 6, 8: the paper's Table 4
 
 
@@ -82,16 +83,18 @@ def check_similarity(sim: np.ndarray) -> np.ndarray:
     return sim
 
 
-def dp(sim: np.ndarray, num_recompute: int) -> list[int]:
+def dp(sim: np.ndarray, num_recompute: int, progress=None) -> list[int]:
     """The statistical DP: K recompute steps minimising the summed dissimilarity of reused states.
 
     E[i][j] = sum over m = j..i of (1 - sim[m][j]) is the cost of steps j..i reusing the state
     computed at j. C[1][i] = E[i-1][0]; C[k][i] = min over j in [k-1, i-1] of C[k-1][j] +
     E[i-1][j], ties to the smallest j (the official loop's strict `<`); backtrack from C[K][N].
-    Vectorised over (i, j) per k; values and tie-breaks equal the official Python loops.
+    Vectorised over (i, j) per k; values and tie-breaks equal the official Python loops. `progress(k, K)` after each k.
     """
     sim = check_similarity(sim)
     N, K = sim.shape[0], int(num_recompute)
+    if N > MAX_DP_STEPS:
+        raise DDTError(f"DP schedules take at most {MAX_DP_STEPS:,} steps (got {N}); use the uniform schedule for longer runs")
     if not 1 <= K <= N:
         raise DDTError(f"budget must be between 1 and the number of steps {N} (got {K})")
     err = np.tril(1 - sim).astype(np.float64)  # 1 - sim in the matrix's own dtype, as the official
@@ -108,18 +111,20 @@ def dp(sim: np.ndarray, num_recompute: int) -> list[int]:
         cand = np.where((j >= k - 1) & (j <= i - 1), C[k - 1][None, :] + Ei, np.inf)
         P[k, k:] = np.argmin(cand, axis=1)  # first minimum, as the official strict `<`
         C[k, k:] = cand[np.arange(len(i)), P[k, k:]]
+        if progress is not None:
+            progress(k, K)
     steps = [N]
     for k in range(K, 0, -1):
         steps.append(int(P[k, steps[-1]]))
     return steps[::-1][:-1]  # K steps starting at 0 (the trailing N is the sentinel)
 
 
-def at_budget(sim: np.ndarray, budget: int, method: str = "dp") -> list[int]:
+def at_budget(sim: np.ndarray, budget: int, method: str = "dp", progress=None) -> list[int]:
     """K recompute steps for an N x N similarity matrix: the DP's, or evenly spaced (`ddt-export schedule`)."""
     sim = check_similarity(sim)
     if method not in METHODS:
         raise DDTError(f"unknown method {method!r}; choose {' or '.join(METHODS)}")
-    return dp(sim, budget) if method == "dp" else evenly_spaced(sim.shape[0], budget)
+    return dp(sim, budget, progress) if method == "dp" else evenly_spaced(sim.shape[0], budget)
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,9 @@ def open_backend(name: str, manifest: Manifest | None = None, model=None, **opti
     if manifest is None and name != "torch":
         raise DDTError(f"the {name} backend runs a build folder; run `ddt-export build` first or use --backend torch")
     cls, given = backend_class(name), backend_options(name, options)
+    if name == "torch" and model is None and manifest.precision != "fp32":  # it would run the fp32 weights, not this build
+        raise DDTError(f"{manifest.root} is a {manifest.precision} build; the torch backend runs only its fp32 weights, so its "
+                       "samples would not be this build's. Use --backend onnxruntime or openvino (or an fp32 build for torch)")
     if name == "torch":
         return cls(model, **given) if model is not None else cls.from_build(manifest, **given)
     return cls(manifest, **given)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -185,6 +186,69 @@ CASES = [
     ("sample-seed", ["sample", "B", "--num-samples", "4", "--seed", "-1", "--out", "s"], "--seed must be"),
     ("sample-cpus", ["sample", "B", "--num-samples", "4", "--cpus-per-worker", "0", "--out", "s"], "--cpus-per-worker must be"),
     ("sample-address", ["sample", "B", "--num-samples", "4", "--address", "head:port", "--out", "s"], "port"),
+    # ------------------------------------------------------------- issue 26: one integer grammar for labels and seeds
+    ("labels-underscore", ["generate", "B", "--labels", "1_0", *LAT], "ASCII digits"),
+    ("labels-full-width", ["generate", "B", "--labels", "\uff11", *LAT], "ASCII digits"),
+    ("labels-arabic-indic", ["generate", "B", "--labels", "\u0661", *LAT], "ASCII digits"),
+    ("labels-plus", ["generate", "B", "--labels", "+1", *LAT], "ASCII digits"),
+    ("labels-empty-entry", ["generate", "B", "--labels", "1,,2", *LAT], "has an empty entry"),
+    ("labels-trailing-comma", ["generate", "B", "--labels", "1,", *LAT], "has an empty entry"),
+    ("labels-huge", ["generate", "B", "--labels", "9" * 5000, *LAT], "ASCII digits"),
+    ("seed-2-to-64", [*GEN, "--seed", "18446744073709551616", *LAT], "--seed must be a whole number from 0 to 2^64 - 1"),
+    ("seed-minus-one", [*GEN, "--seed", "-1", *LAT], "--seed must be a whole number from 0 to 2^64 - 1"),
+    ("seed-underscore", [*GEN, "--seed", "1_0", *LAT], "--seed must be a whole number of ASCII digits"),
+    ("seed-full-width", [*GEN, "--seed", "\uff17", *LAT], "--seed must be a whole number of ASCII digits"),
+    ("seed-float", [*GEN, "--seed", "1.0", *LAT], "--seed must be a whole number of ASCII digits"),
+    ("recompute-underscore", [*GEN, "--recompute", "0,1_0", *LAT], "ASCII digits"),
+    ("recompute-empty-entry", [*GEN, "--recompute", "0,,1", *LAT], "has an empty entry"),
+    ("sample-seed-2-to-64", ["sample", "B", "--num-samples", "4", "--seed", "18446744073709551616", "--out", "s"], "--seed must be"),
+    ("sample-seed-underscore", ["sample", "B", "--num-samples", "4", "--seed", "1_0", "--out", "s"], "--seed must be"),
+    ("sample-classes-underscore", ["sample", "B", "--num-samples", "4", "--classes", "1_0", "--out", "s"], "--classes takes"),
+    ("sample-classes-empty-entry", ["sample", "B", "--num-samples", "4", "--classes", "1,,2", "--out", "s"], "--classes takes"),
+    ("check-seed-negative", ["check", "B", "--seed", "-1"], "--seed must be"),
+    # ------------------------------------------------------------- issue 26: inputs that would hang or never end
+    ("noise-fifo", [*GEN, "--noise", "fifo.npy", *LAT], "is not a regular file"),
+    ("noise-name-300", [*GEN, "--noise", "a" * 300 + ".npy", *LAT], "cannot read noise"),
+    ("noise-folder", [*GEN, "--noise", "mine", *LAT], "is a folder"),
+    ("schedule-fifo", ["schedule", "--similarity", "fifo.npy", "--budget", "2"], "is not a regular file"),
+    ("schedule-too-big", ["schedule", "--similarity", "sim_big.npy", "--budget", "2"], "more than the 4,000,000"),
+    ("schedule-2001", ["schedule", "--similarity", "sim_2001.npy", "--budget", "2"], "more than the 4,000,000"),
+    ("config-fifo", ["generate", "--config", "fifo.yaml", "--ckpt", "e.ckpt", "--labels", "1", *LAT], "not a regular file"),
+    ("ckpt-fifo", ["generate", "--config", "c.yaml", "--ckpt", "fifo.npy", "--labels", "1", *LAT], "not a regular file"),
+    ("dp-too-many-steps", ["generate", "B", "--labels", "1", "--steps", "3000", "--sharing-ratio", "0.5", *LAT], "at most 2,000 steps"),
+    ("calibrate-too-many-steps", ["calibrate", "B", "--steps", "3000"], "at most 2,000 steps"),
+    # ------------------------------------------------------------- issue 26: operating-system limits, caught up front
+    ("out-name-300", [*GEN, "--out", "a" * 300 + ".png"], "more than file systems hold"),
+    ("latents-name-300", [*GEN, "--save-latents", "d/" + "a" * 300 + ".npy"], "more than file systems hold"),
+    ("out-symlink-loop", [*GEN, "--out", "loop/x.png"], "is a symlink loop"),
+    ("latents-symlink-loop", [*GEN, "--save-latents", "loop"], "is a symlink loop"),
+    ("build-out-symlink-loop", ["build", "--out", "loop"], "is a symlink loop"),
+    ("build-out-name-300", ["build", "--out", "a" * 300], "more than file systems hold"),
+    ("sample-out-symlink-loop", ["sample", "B", "--num-samples", "4", "--out", "loop"], "is a symlink loop"),
+    ("check-out-name-300", ["check", "B", "--out", "a" * 300 + ".json"], "more than file systems hold"),
+    ("build-missing-symlink-loop", ["generate", "loop", "--labels", "1", *LAT], "loop"),
+    # ------------------------------------------------------------- issue 26: nothing written into a build folder
+    ("out-in-build", [*GEN, "--out", "B/grid.png"], "is inside the build folder"),
+    ("out-over-build-file", [*GEN, "--save-latents", "B/x.npy"], "is inside the build folder"),
+    ("out-in-build-via-link", [*GEN, "--save-latents", "Blink/x.npy"], "is inside the build folder"),
+    ("npz-in-build-subfolder", [*GEN, "--save-npz", "B/sub/x.npz"], "is inside the build folder"),
+    ("check-out-in-build", ["check", "B", "--out", "B/report.json"], "is inside the build folder"),
+    ("build-out-in-build", ["build", "--out", "B/sub"], "is inside the build folder"),
+    ("sample-out-in-build", ["sample", "B", "--num-samples", "4", "--out", "B/s"], "is inside the build folder"),
+    ("sample-out-is-build", ["sample", "B", "--num-samples", "4", "--out", "B"], "not a ddt-export sampling job"),
+    ("sample-out-users-folder", ["sample", "B", "--num-samples", "4", "--out", "mine"], "not a ddt-export sampling job"),
+    ("sample-out-users-samples", ["sample", "B", "--num-samples", "4", "--out", "theirs"], "not a ddt-export sampling job"),
+    # ------------------------------------------------------------- issue 26: no silent substitutions, no non-finite results
+    ("schedule-without-ratio", [*GEN, "--schedule", "uniform", *LAT], "--schedule uniform picks the encoder's steps for a --sharing-ratio"),
+    ("schedule-dp-without-ratio", [*GEN, "--schedule", "dp", *LAT], "add e.g. --sharing-ratio"),
+    ("schedule-with-recompute", [*GEN, "--recompute", "0", "--schedule", "uniform", *LAT], "--sharing-ratio"),
+    ("sample-schedule-without-ratio", ["sample", "B", "--num-samples", "4", "--schedule", "uniform", "--out", "s"], "--sharing-ratio"),
+    ("cfg-beyond-float32", [*GEN, "--cfg", "1e39", *LAT], "does not fit in float32"),
+    ("timeshift-grid-overflow", [*GEN, "--timeshift", "1e300", *LAT], "is not finite in float32"),
+    ("last-step-below-float32", [*GEN, "--last-step", "1e-300", *LAT], "below float32's resolution"),
+    ("cfg-blows-up", ["generate", "B", "--labels", "1", "--steps", "6", "--cfg", "1e30", *LAT],
+     "guidance scale (--cfg) 1e+30 made the guided velocity overflow"),
+    ("noise-blows-up", [*GEN, "--noise", "noise_huge.npy", *LAT], "the noise (values up to 1e+30"),
 ]
 
 BENCH = [
@@ -226,6 +290,9 @@ def tree(root: Path) -> dict[str, str]:
     out = {}
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root).as_posix()
+        if p.is_symlink() or p.is_fifo():  # the symlink-loop, build-link and FIFO fixtures: compared as what they are
+            out[rel] = f"link -> {os.readlink(p)}" if p.is_symlink() else "fifo"
+            continue
         if p.name.endswith(".lock") and p.stat().st_size == 0:
             continue  # build-folder lock files (files.py) are created on first use by design
         out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
@@ -301,6 +368,18 @@ def scratch(built, official, tmp_path_factory) -> Path:
     sim = np.eye(4, dtype=np.float32) * 0.5 + 0.5
     np.save(root / "sim.npy", sim)
     np.save(root / "sim_nan.npy", np.where(sim > 0.7, np.nan, sim))
+    np.save(root / "sim_2001.npy", np.zeros((2001, 2001), np.float16))
+    with open(root / "sim_big.npy", "wb") as f:  # the header of a 4000 x 4000 matrix: refused before its data is read
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (4000, 4000)})
+        f.write(b"\0" * 64)
+    np.save(root / "noise_huge.npy", np.full((1, 4, 8, 8), 1e30, np.float32))
+    os.symlink("loop", root / "loop")  # a symlink to itself
+    os.symlink("B", root / "Blink")
+    os.mkfifo(root / "fifo.npy")
+    os.mkfifo(root / "fifo.yaml")
+    (root / "d").mkdir()
+    (root / "theirs").mkdir()
+    np.savez(root / "theirs" / "samples.npz", arr_0=np.zeros((1, 2, 2, 3), np.uint8))  # a user's own samples: never overwritten
     return root
 
 
