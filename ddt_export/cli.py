@@ -93,6 +93,7 @@ TIMESHIFT = typer.Option(None, help="Time shift of the grid (> 0) [default: the 
 LAST_STEP = typer.Option(None, help="Size of the last step, in (0, 1) [default: the build's].")
 SAMPLER = typer.Option(None, help="euler, or adams (the official Adams-Bashforth multistep sampler, one call per step) [default: the build's].")
 ORDER = typer.Option(None, help="Adams order 1-4 [default: 2 with --sampler adams; Euler is order 1].")
+MAX_NOISE_VALUES = 1 << 28  # 1 GiB of float32: past 1,024 samples of the largest latent; a bigger file is not read
 SCHEDULE = typer.Option(None, help="dp or uniform: how --sharing-ratio picks the encoder's steps [default: dp]; needs --sharing-ratio.")
 FULL_CFG = typer.Option(False, "--full-cfg", help="Run the official full CFG batch at every step (default: only the conditional half where guidance is off; same result, faster).")
 
@@ -205,7 +206,7 @@ def generate(
     label_list, recompute_list, seed_value = ints(labels, "--labels"), ints(recompute, "--recompute"), seed_option(seed)
     overrides = settings_overrides(steps, cfg, interval, timeshift, last_step, sampler, order)
     schedule = schedule_option(schedule, sharing_ratio)
-    noise_arr = load_npy(noise, "noise") if noise is not None else None
+    noise_arr = load_npy(noise, "noise", max_elements=MAX_NOISE_VALUES) if noise is not None else None
     if config is not None:
         if ckpt is None:
             raise DDTError("--config needs --ckpt PATH")

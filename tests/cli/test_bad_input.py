@@ -209,6 +209,7 @@ CASES = [
     # ------------------------------------------------------------- issue 26: inputs that would hang or never end
     ("noise-fifo", [*GEN, "--noise", "fifo.npy", *LAT], "is not a regular file"),
     ("noise-name-300", [*GEN, "--noise", "a" * 300 + ".npy", *LAT], "cannot read noise"),
+    ("noise-too-big", [*GEN, "--noise", "noise_big.npy", *LAT], "more than the 268,435,456"),
     ("noise-folder", [*GEN, "--noise", "mine", *LAT], "is a folder"),
     ("schedule-fifo", ["schedule", "--similarity", "fifo.npy", "--budget", "2"], "is not a regular file"),
     ("schedule-too-big", ["schedule", "--similarity", "sim_big.npy", "--budget", "2"], "more than the 4,000,000"),
@@ -372,6 +373,8 @@ def scratch(built, official, tmp_path_factory) -> Path:
     with open(root / "sim_big.npy", "wb") as f:  # the header of a 4000 x 4000 matrix: refused before its data is read
         np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (4000, 4000)})
         f.write(b"\0" * 64)
+    with open(root / "noise_big.npy", "wb") as f:  # the header of a 40 GB noise array: refused before its data is read
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (10_000, 4, 512, 512)})
     np.save(root / "noise_huge.npy", np.full((1, 4, 8, 8), 1e30, np.float32))
     os.symlink("loop", root / "loop")  # a symlink to itself
     os.symlink("B", root / "Blink")
