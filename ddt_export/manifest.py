@@ -91,9 +91,13 @@ class Manifest:
         if entry is None:
             return None
         with locked(self.root, shared=True):  # not while a rebuild swaps the folder
-            path = self.root / entry.file
-            check_file(self.root, entry.file, self.doc.files[entry.file])  # read only what the manifest hashed
-            return np.load(path, allow_pickle=False)
+            doc = self.doc
+            if (self.root / NAME).is_file():  # `calibrate --samples` may have replaced the entry since this was read
+                fresh = Manifest(self.root, _parse(self.root / NAME))
+                if fresh.identity == self.identity and fresh.calibration(settings) is not None:
+                    doc, entry = fresh.doc, fresh.calibration(settings)
+            check_file(self.root, entry.file, doc.files[entry.file])  # read only what the manifest hashed
+            return np.load(self.root / entry.file, allow_pickle=False)
 
     def load_model(self):
         """The fp32 PyTorch model from the build's own weights (the reference every check compares with)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from ddt_export.errors import DDTError
@@ -47,3 +48,18 @@ def test_recalibrating_with_other_samples_replaces_the_entry(cli, built, tmp_pat
     r = cli("calibrate", build, "--steps", 4, "--samples", 3)
     assert r.code == 0 and "already calibrated for these settings with 3 samples" in r.err and "nothing to do" in r.err
     assert (build / "manifest.json").read_bytes() == before
+
+
+def test_a_reader_of_the_old_manifest_finds_the_replaced_calibration(cli, built, tmp_path):
+    """A process that read the build before `calibrate --samples` replaced an entry still gets the matrix (the new one)."""
+    from ddt_export.sampler import SamplerSettings
+
+    build = tmp_path / "b"
+    shutil.copytree(built, build)
+    assert cli("calibrate", build, "--steps", 4, "--samples", 2).code == 0
+    m = read(build)
+    settings = m.sampler.with_overrides(num_steps=4)
+    assert isinstance(settings, SamplerSettings) and m.similarity(settings) is not None
+    assert cli("calibrate", build, "--steps", 4, "--samples", 3).code == 0
+    (entry,) = entries(build)
+    np.testing.assert_array_equal(m.similarity(settings), np.load(build / entry["file"]))
