@@ -2,7 +2,7 @@
 
 Bad input is a `DDTError` or a usage error: `error: <problem and fix>`, exit 2, no traceback.
 The machine failing us while we read or write (a full disk or quota, a read-only or failing file
-system, too many open files) is `error: <what> <path>: <reason>`, exit 74 (EX_IOERR of
+system, too many open files, a permission the file system denies mid-run) is `error: <what> <path>: <reason>`, exit 74 (EX_IOERR of
 sysexits.h), so scripts can tell "fix the input" from "fix the machine and run again".
 Anything else is a bug: `internal error: ...`, exit 1. `--debug` anywhere on the command line
 shows the traceback instead.
