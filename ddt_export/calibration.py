@@ -54,27 +54,30 @@ def store(manifest: Manifest, settings: SamplerSettings, sim: np.ndarray, *, sam
     file, png = f"{stem}.npy", f"{stem}.png"
     picture = heatmap(sim, f"{manifest.name}: self-condition similarity, {settings.num_steps} steps")  # before the lock: slow-ish
 
+    stale: set[str] = set()  # a replaced entry's files, removed once the new manifest is written
+
     def change(doc: ManifestDoc) -> None:  # under the folder's lock, on the manifest as it is now
         old = next((k for k, e in doc.calibration.items() if e.sampler.settings() == settings), None)
         if old is not None and not (replace and doc.calibration[old].samples != samples):
             return  # another process stored these settings first: keep theirs, the files it lists are its
         if old is not None:
-            _drop(manifest.root, doc, old, keep={file, png})
-        save_npy(manifest.path(file), sim.astype(np.float32))
-        atomic_write(manifest.path(png), lambda f: f.write(picture))
+            entry = doc.calibration.pop(old)
+            stale.update(f for f in (entry.file, entry.heatmap) if f and f not in (file, png) and doc.files.pop(f, None))
+        try:
+            save_npy(manifest.path(file), sim.astype(np.float32))
+            atomic_write(manifest.path(png), lambda f: f.write(picture))
+        except BaseException:  # a full disk: no unlisted file is left in the build (update() does the same for the manifest)
+            for name in {file, png} - set(doc.files):
+                manifest.path(name).unlink(missing_ok=True)
+            raise
         doc.calibration[key(settings)] = CalibrationEntry(file=file, heatmap=png, samples=samples, seed=seed, sampler=Settings.of(settings))
         record_file(manifest.root, doc, file)
         record_file(manifest.root, doc, png)
 
-    return update(manifest, change)
-
-
-def _drop(root, doc: ManifestDoc, name: str, keep: set[str]) -> None:
-    """Remove a calibration entry and its files (under the folder's lock, in `store`)."""
-    entry = doc.calibration.pop(name)
-    for f in {f for f in (entry.file, entry.heatmap) if f} - keep:
-        doc.files.pop(f, None)
-        (root / f).unlink(missing_ok=True)
+    updated = update(manifest, change)
+    if stale and updated is not None:  # the replaced files, under the lock once no manifest lists them (re-read there)
+        updated = update(updated, lambda doc: [manifest.path(f).unlink(missing_ok=True) for f in stale - set(doc.files)]) or updated
+    return updated
 
 
 def heatmap(sim: np.ndarray, title: str) -> bytes:

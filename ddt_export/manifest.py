@@ -212,8 +212,14 @@ def update(m: Manifest, change: Callable[[ManifestDoc], None]) -> Manifest | Non
         doc = _parse(path)
         if Manifest(m.root, doc).identity != m.identity:
             return None
-        change(doc)
-        doc = write(m.root, doc)
+        listed = set(doc.files)
+        try:
+            change(doc)
+            doc = write(m.root, doc)
+        except BaseException:  # a full disk, Ctrl-C: files the change added but the manifest never listed are removed
+            for f in set(doc.files) - listed:
+                (m.root / f).unlink(missing_ok=True)
+            raise
     return Manifest(m.root, doc)
 
 

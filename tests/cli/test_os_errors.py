@@ -82,3 +82,30 @@ def test_a_bug_is_still_an_internal_error(cli, built, tmp_path, monkeypatch):
     monkeypatch.setattr("ddt_export.cli.save_npy", bug)
     r = cli("generate", built, "--labels", "1", "--steps", 2, "--save-latents", tmp_path / "x.npy")
     assert r.code == 1 and "internal error" in r.err, (r.code, r.err)
+
+
+@pytest.mark.parametrize("fail", ["heatmap", "manifest"])
+def test_a_calibration_that_cannot_be_written_leaves_the_build_as_it_was(cli, built, tmp_path, monkeypatch, fail):
+    """The disk fills while a calibration is stored (its heatmap, or the manifest after both files): exit 74, and the
+    build is byte for byte what it was, so it still verifies and `build --out` still recognises it as a build."""
+    import errno
+    import hashlib
+    import shutil
+
+    import ddt_export.calibration as calibration
+    import ddt_export.manifest as manifest
+    from ddt_export.manifest import is_build, read
+
+    build = tmp_path / "b"
+    shutil.copytree(built, build)
+    assert cli("calibrate", build, "--steps", 3, "--samples", 1).code == 0  # an entry a replacement would remove
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in build.iterdir()}
+
+    def full(path, *args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(calibration if fail == "heatmap" else manifest, "atomic_write" if fail == "heatmap" else "write_json_atomic", full)
+    r = cli("calibrate", build, "--steps", 3, "--samples", 2)
+    io_error_line(r, str(build), "No space left on device", log_lines=True)
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in build.iterdir()} == before
+    assert is_build(build) and read(build)
