@@ -232,6 +232,7 @@ CASES = [
     ("out-in-build", [*GEN, "--out", "B/grid.png"], "is inside the build folder"),
     ("out-over-build-file", [*GEN, "--save-latents", "B/x.npy"], "is inside the build folder"),
     ("out-in-build-via-link", [*GEN, "--save-latents", "Blink/x.npy"], "is inside the build folder"),
+    ("latents-link-into-build", [*GEN, "--save-latents", "mlink.npy"], "is inside the build folder"),
     ("npz-in-build-subfolder", [*GEN, "--save-npz", "B/sub/x.npz"], "is inside the build folder"),
     ("check-out-in-build", ["check", "B", "--out", "B/report.json"], "is inside the build folder"),
     ("build-out-in-build", ["build", "--out", "B/sub"], "is inside the build folder"),
@@ -378,6 +379,7 @@ def scratch(built, official, tmp_path_factory) -> Path:
     np.save(root / "noise_huge.npy", np.full((1, 4, 8, 8), 1e30, np.float32))
     os.symlink("loop", root / "loop")  # a symlink to itself
     os.symlink("B", root / "Blink")
+    os.symlink("B/manifest.json", root / "mlink.npy")  # a file name that leads into the build
     os.mkfifo(root / "fifo.npy")
     os.mkfifo(root / "fifo.yaml")
     (root / "d").mkdir()
