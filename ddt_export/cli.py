@@ -61,6 +61,8 @@ def build_out(out: Path) -> Path:
 
     check_output_dir(out, "--out")
     real = resolved(out, "--out")
+    if real != out.absolute():  # through a link: the folder actually written must pass the same checks
+        check_output_dir(real, "--out")
     check_destination(real)
     return real
 

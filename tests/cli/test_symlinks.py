@@ -43,3 +43,17 @@ def test_calibrating_through_a_link_records_in_the_real_build(cli, built, tmp_pa
     assert r.code == 0, r.err
     assert any(e.sampler.num_steps == 3 for e in read(real).doc.calibration.values())
     assert not (tmp_path / ".link.lock").exists()
+
+
+def test_build_out_a_link_into_a_build_or_a_users_folder_is_refused(cli, built, tmp_path):
+    """The link's target is what gets checked: a link to a user's folder, or to a folder inside a build, is refused."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "app.js").write_text("keep\n")
+    shutil.copytree(built, tmp_path / "B")
+    os.symlink(tmp_path / "mine", tmp_path / "to-mine")
+    os.symlink(tmp_path / "B" / "sub", tmp_path / "into-build")  # dangling, inside the build
+    r = cli("build", "--out", tmp_path / "to-mine")
+    assert r.code == 2 and "not (only) a ddt-export build" in r.err, r.err
+    r = cli("build", "--out", tmp_path / "into-build")
+    assert r.code == 2 and "is inside the build folder" in r.err, r.err
+    assert (tmp_path / "mine" / "app.js").read_text() == "keep\n" and not (tmp_path / "B" / "sub").exists()
