@@ -17,16 +17,16 @@ namespace ddt::detail {
 namespace fs = std::filesystem;
 
 fs::path lock_path(const fs::path& folder) {
+  // pathlib's Path(folder).resolve(): symlinks resolved where the path exists, the rest normalised
+  // lexically ("a/../b" is "b"), so a build opened through a link takes the lock of its real folder.
   std::error_code ec;
   const fs::path absolute = fs::absolute(folder, ec);
   if (ec) return {};
-  fs::path clean;  // pathlib's Path(folder).absolute(): "." and empty components dropped, ".." kept
-  for (const fs::path& part : absolute) {
-    if (part == "." || part.empty()) continue;
-    clean /= part;
-  }
-  if (!clean.has_filename() || clean == clean.root_path()) return {};
-  return clean.parent_path() / ("." + clean.filename().string() + ".lock");
+  fs::path real = fs::weakly_canonical(absolute, ec);
+  if (ec) return {};  // a symlink loop, or a name too long: there is no folder to lock
+  if (!real.has_filename()) real = real.parent_path();  // "x/." normalises to "x/"
+  if (!real.has_filename() || real == real.root_path()) return {};
+  return real.parent_path() / ("." + real.filename().string() + ".lock");
 }
 
 #if defined(__unix__) || defined(__APPLE__)

@@ -6,9 +6,9 @@
 namespace ddt::detail {
 
 /// `<parent>/.<name>.lock` beside a build folder (beside, not inside: a rebuild replaces the
-/// folder), the path ddt_export/files.py::lock_path gives for the same argument: the folder made
-/// absolute without resolving symlinks or "..", "." components and trailing slashes dropped.
-/// Empty for a path with no name (the filesystem root).
+/// folder), the path ddt_export/files.py::lock_path gives for the same argument: the real folder
+/// (symlinks resolved where the path exists, ".." and "." normalised), so a build opened through a
+/// link locks the same file. Empty for the filesystem root or a path that cannot be resolved.
 std::filesystem::path lock_path(const std::filesystem::path& folder);
 
 /// Holds a build folder's lock shared (flock LOCK_SH) while alive, as files.py's

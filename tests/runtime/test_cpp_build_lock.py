@@ -46,7 +46,10 @@ def wait_for(condition, timeout: float = 120.0) -> None:
 
 def test_lock_path_is_pythons(runtime_build, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the probe inherits it: relative paths resolve alike
-    cases = ["engines/tiny", "engines/tiny/", "./engines//tiny/.", str(tmp_path / "b"), "b", ".", "a/../b", "sub dir/x y"]
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "link").symlink_to("real")  # a build opened through a link locks its real folder
+    cases = ["engines/tiny", "engines/tiny/", "./engines//tiny/.", str(tmp_path / "b"), "b", ".", "a/../b", "sub dir/x y",
+             "link", "link/", "link/sub", "link/../b", "real/../link", "link/new/.."]
     assert probe(runtime_build, *[f"lockpath {c}" for c in cases]) == [str(lock_path(Path(c))) for c in cases]
 
 
