@@ -52,3 +52,9 @@ def check_seed(seed, what: str = "--seed") -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise DDTError(f"{what} must be a whole number from 0 to 2^64 - 1 = {MAX_SEED} (got {seed!r})")
     return seed
+
+
+def whole_parser(what: str, example: str = "1"):
+    """A typer `parser=` for a whole-number option, read by this grammar (click's int takes `1_0` and full-width digits);
+    the option's default, already an int, passes through."""
+    return lambda text: text if isinstance(text, int) else whole(text, what, example)
