@@ -6,9 +6,10 @@ Euler is k = 1, c = 1. What differs is computed here, once per run, outside the 
 - Euler (official `EulerSampler`): t at step i is the grid point t_i.
 - Adams (official `AdamLMSampler`, `stateful_flow_matching/adam_sampling.py`): t starts at 0 and
   accumulates `t += dt` in float32, and the network and the strict guidance-interval test see
-  that running sum (kept as the official computation; it equals the grid point whenever each
-  float32 difference is exact, which Sterbenz's lemma gives for neighbouring points within a
-  factor of 2, as on every grid the tests try). The coefficients of step
+  that running sum, kept as the official computation because it is not always the grid point:
+  each float32 difference is exact for neighbouring points within a factor of 2 (Sterbenz's
+  lemma), but the sum of those differences can round up by an ulp (12 steps, last_step 0.04,
+  timeshift 1.5: steps 2 and 3 sit one ulp above the grid). The coefficients of step
   i are the integrals over [t_i, t_(i+1)] of the Lagrange basis through the last k = min(order,
   i + 1) grid points, each divided by their sum (`pre_integral.lagrange_preint`): lower order
   at the first steps, and the wide last step (1 - t_(N-1)) extrapolated. The official code
@@ -85,5 +86,7 @@ def adams_coefficients(grid: np.ndarray, i: int, k: int) -> tuple[float, ...]:
         denom = float(np.prod([uj - u for u in others])) if others else 1.0
         antideriv = poly.integ()
         ints.append((antideriv(h) - antideriv(0.0)) / denom)
-    total = sum(ints)
+    total = 0.0
+    for v in ints:  # left to right, as the C++ port: Python 3.12's sum() compensates and may differ by an ulp
+        total += v
     return tuple(float(np.float32(v / total)) for v in ints)
