@@ -171,7 +171,8 @@ class Request:
         if self.method == "uniform":
             return uniform(num_steps, self.ratio)
         if sim is None:
-            raise DDTError(f"DP schedule needs a similarity matrix for {num_steps} steps; run `ddt-export calibrate BUILD --steps {num_steps}` first")
+            raise DDTError(f"DP schedule needs a similarity matrix for {num_steps} steps; run `ddt-export calibrate BUILD --steps "
+                           f"{num_steps}` with the run's other settings (--cfg, --interval, --timeshift, --sampler, --order) first")
         if sim.shape[0] != num_steps:
             raise DDTError(f"similarity matrix is for {sim.shape[0]} steps, not {num_steps}; calibrate for {num_steps} steps")
         return dp(sim, budget(num_steps, self.ratio))
