@@ -196,6 +196,8 @@ def main() -> None:
         "data": {"latent_shape": list(cfg.latent_shape)},
         "ddt_export": {
             "name": "digits",
+            # words, not "0".."9": those are ids on a command line (ddt_export/class_names.py)
+            "class_names": ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"],
             "space": "pixel",
             "pixel_range": [-1, 1],
             "description": (

@@ -144,13 +144,15 @@ def build(
     weights_from: str = "random",
     extras: Sequence[Callable[[Path, ManifestDoc, DDT], None]] = (),
     progress: Callable[[str], None] = lambda msg: None,
+    class_names: Sequence[str] | None = None,
 ) -> Manifest:
     """Export, check and write a build; returns its manifest.
 
     Each of `extras` (the VAE graph, TensorRT engines, LibTorch modules) is called as
     `extra(tmp_dir, doc, model)` after the two graphs are exported and checked: it writes its
     files into tmp_dir and sets its section of the manifest `doc` (a ManifestDoc). Every file in
-    the folder is hashed afterwards, so extras never touch `files`.
+    the folder is hashed afterwards, so extras never touch `files`. `class_names` (one line per class, checked by
+    class_names.check_names; None: ids only) go into the manifest's model section.
     """
     check_precision(precision)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # torchvision-op notices are noise here
@@ -171,7 +173,7 @@ def build(
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
-        doc = manifest_doc(source, model, precision, opset, weights_from, graphs, quantization)
+        doc = manifest_doc(source, model, precision, opset, weights_from, graphs, quantization, class_names)
         for extra in extras:
             extra(tmp, doc, model)
         for p in sorted(q for q in tmp.rglob("*") if q.is_file() and q.name != OWNER):
@@ -199,7 +201,8 @@ def check_graphs(folder: Path, model: DDT, graph_model: DDT, precision: str, pro
 
 
 def manifest_doc(source: ModelSource, model: DDT, precision: str, opset: int, weights_from: str,
-                 graphs: dict[str, GraphEntry], quantization: Quantization | None) -> ManifestDoc:
+                 graphs: dict[str, GraphEntry], quantization: Quantization | None,
+                 class_names: Sequence[str] | None = None) -> ManifestDoc:
     """The new build's manifest before extras add their sections and its files are hashed."""
     arch = source.arch
     return ManifestDoc(
@@ -208,7 +211,8 @@ def manifest_doc(source: ModelSource, model: DDT, precision: str, opset: int, we
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         model=ModelInfo(architecture=Architecture(**arch.to_dict()), latent_shape=list(arch.latent_shape),
                         num_classes=arch.num_classes, null_class=source.null_class, space=source.space,
-                        weights=weights_from, parameters=sum(p.numel() for p in model.parameters())),
+                        weights=weights_from, parameters=sum(p.numel() for p in model.parameters()),
+                        class_names=None if class_names is None else list(class_names)),
         sampler=Settings.of(source.sampler),
         precision=precision,
         opset=opset,

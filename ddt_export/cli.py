@@ -67,6 +67,15 @@ def build_out(out: Path) -> Path:
     return real
 
 
+def build_names(src, names_file: Path | None) -> list[str] | None:
+    """The new build's class names, checked against its class count before any work (class_names.py's rules)."""
+    from .class_names import default_names, read_names_file
+
+    if names_file is not None:
+        return read_names_file(names_file, src.arch.num_classes)
+    return default_names(src.arch.num_classes, src.extra.get("class_names"))
+
+
 def schedule_option(schedule: str | None, sharing_ratio: float | None) -> str:
     """--schedule only means something with --sharing-ratio: alone it would be silently ignored, so it is refused."""
     if schedule is not None and sharing_ratio is None:
@@ -116,6 +125,9 @@ def build(
     max_batch: int = typer.Option(DEFAULT_PROFILE_BATCH, help="Largest user batch the TensorRT engines accept (the CFG batch is twice it)."),
     opt_level: int = typer.Option(OPT_LEVEL, help="TensorRT builder optimisation level, 0 to 5."),
     libtorch: bool = typer.Option(False, "--libtorch", help="Also export encoder and decoder for the C++ LibTorch runtime."),
+    class_names: Optional[Path] = typer.Option(None, "--class-names", help="Class names: a text file with one class a line, "
+                                               "\"display name, synonym, ...\", or a JSON list [default: the config's; ImageNet-1k's "
+                                               "for 1000 classes; the digits' for the bundled model; else ids only]."),
     out: Optional[Path] = typer.Option(None, help="Build folder [default: engines/<name>]."),
 ):
     """Export encoder and decoder to ONNX, check them against PyTorch, write a manifest.
@@ -141,6 +153,7 @@ def build(
             console.print("TensorRT or a GPU is not available here: building the ONNX graphs only, engines skipped")
     src, load = sources.resolve(preset_name=preset, res=res, config=config, ckpt=ckpt, random_weights=random_weights,
                                 ema=not raw_weights, trust=trust_checkpoint)
+    names = build_names(src, class_names)
     if out is None:
         out = build_out(Path("engines") / src.name)
     extras = []
@@ -157,7 +170,8 @@ def build(
     model, weights_from = load()
     with console.status("building") as status:  # a log gets a line per stage: the spinner is silent there
         manifest = run_build(src, model, out, precision=precision, opset=opset, weights_from=weights_from,
-                             extras=extras, progress=(lambda msg: status.update(msg)) if console.is_terminal else _timed_line)
+                             extras=extras, progress=(lambda msg: status.update(msg)) if console.is_terminal else _timed_line,
+                             class_names=names)
     for name in ("encoder", "decoder"):
         check = manifest.doc.graphs[name].check
         console.print(f"{name}: max error vs PyTorch {check.max_abs_error:.2e} (relative {check.max_rel_error:.2e})")

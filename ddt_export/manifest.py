@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 from pydantic import ValidationError
 
+from .class_names import ClassNames, check_names
 from .config import DDTConfig
 from .errors import DDTError, first_problem
 from .files import file_entry, locked, sha256, write_json_atomic
@@ -51,6 +52,12 @@ class Manifest:
     @property
     def null_class(self) -> int:
         return self.doc.model.null_class
+
+    @property
+    def class_names(self) -> ClassNames | None:
+        """The classes' names (class_names.py), or None for a build without them (ids only)."""
+        names = self.doc.model.class_names
+        return None if names is None else ClassNames(tuple(names))
 
     @property
     def space(self) -> str:
@@ -160,6 +167,8 @@ def _parse(path: Path) -> ManifestDoc:
         where, f = next(iter(unlisted.items()))
         raise DDTError(f"{path}: {where} names {f!r}, which is not one of the build's hashed files; rebuild the folder")
     arch = doc.model.architecture.config()
+    if doc.model.class_names is not None:  # one name per class, each usable on a command line
+        check_names(doc.model.class_names, arch.num_classes, f"{path}: model.class_names")
     for spec in (encoder_spec(arch, doc.precision), decoder_spec(arch, doc.precision)):
         got = doc.graphs[spec.name].model_dump(include={"inputs", "outputs"})
         if got != {k: v for k, v in spec.to_dict().items() if k in ("inputs", "outputs")}:

@@ -82,6 +82,8 @@ class ModelInfo(Section):
     space: Literal["latent", "pixel"] = "latent"
     weights: str = "random"  # where they were read from: bundled, random, or a checkpoint path
     parameters: Optional[Annotated[int, Field(ge=0)]] = None
+    # one "display name, synonym, ..." per class 0..num_classes-1 (class_names.py's rules); absent: ids only
+    class_names: Optional[list[str]] = None
 
 
 class Settings(Section):
