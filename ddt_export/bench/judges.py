@@ -47,15 +47,26 @@ class Judge:
         return np.maximum(x64 / 16.0 @ self.mlp.coefs_[0] + self.mlp.intercepts_[0], 0.0)  # ReLU hidden layer
 
 
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2), as FID computes it."""
-    from scipy import linalg
+def gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A feature set's mean, covariance (+1e-6 I) and the covariance's symmetric square root, for `frechet_distance`."""
+    eps = 1e-6 * np.eye(x.shape[1])  # dead ReLU units make covariances singular; FID code adds the same offset
+    cov = np.cov(x, rowvar=False) + eps
+    w, v = np.linalg.eigh(cov)
+    return x.mean(0), cov, (v * np.sqrt(np.clip(w, 0, None))) @ v.T
 
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    eps = 1e-6 * np.eye(a.shape[1])  # dead ReLU units make both covariances singular; FID code adds the same offset
-    sa, sb = np.cov(a, rowvar=False) + eps, np.cov(b, rowvar=False) + eps
-    covmean = linalg.sqrtm(sa @ sb)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(sa + sb - 2 * covmean.real))
+
+def frechet_distance(a: np.ndarray, b: np.ndarray | tuple) -> float:
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2), as FID computes it; `b` may be `gaussian(b)`, made once.
+
+    Tr (S_a S_b)^1/2 is the sum of the square roots of the eigenvalues of S_b^1/2 S_a S_b^1/2 (similar to S_a S_b,
+    and symmetric): one symmetric eigensolve, about 20x faster than scipy's Schur sqrtm of the product (the
+    bootstrap runs thousands), and equal to it to ~1e-9 relative on these spaces (tests/bench/test_quality.py).
+    """
+    mu_a, sa, _ = gaussian(a)
+    mu_b, sb, root_b = b if isinstance(b, tuple) else gaussian(b)
+    eig = np.linalg.eigvalsh(root_b @ sa @ root_b)
+    tr_covmean = np.sqrt(np.clip(eig, 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(sa) + np.trace(sb) - 2 * tr_covmean)
 
 
 def bootstrap_frechet(feats: list[np.ndarray], real: np.ndarray, *, resamples: int = 100, seed: int = 0) -> np.ndarray:
@@ -66,11 +77,12 @@ def bootstrap_frechet(feats: list[np.ndarray], real: np.ndarray, *, resamples: i
     """
     rng = np.random.default_rng(seed)
     n = len(feats[0])
+    real_g = gaussian(real)  # the real set is not resampled
     out = np.empty((len(feats), resamples))
     for b in range(resamples):
         idx = rng.integers(0, n, n)
         for i, f in enumerate(feats):
-            out[i, b] = frechet_distance(f[idx], real)
+            out[i, b] = frechet_distance(f[idx], real_g)
     return out
 
 

@@ -43,6 +43,8 @@ class Options:
     ratios: tuple[float, ...] = schedules.PAPER_RATIOS
     steps: int = 50
     guidance: float | None = None  # None: the build's (the official configs: 2.0 in the interval 0.3-1.0)
+    sampler: str | None = None  # None: the build's; the PyTorch references run the same sampler
+    order: int | None = None
     batch: int = 1
     schedule: str = "uniform"
     repeat: int = 3
@@ -57,7 +59,7 @@ class Options:
             raise DDTError("give at least one sharing ratio, e.g. --ratios 0,0.5,0.75")
         for r in self.ratios:
             schedules.Request(ratio=r, method=self.schedule)
-        SamplerSettings(num_steps=self.steps, guidance=1.0 if self.guidance is None else self.guidance).validate()
+        SamplerSettings().with_overrides(num_steps=self.steps, guidance=self.guidance, sampler=self.sampler, order=self.order)
         if not 1 <= self.batch <= MAX_BATCH:
             raise DDTError(f"--batch must be between 1 and {MAX_BATCH} (got {self.batch})")
         if not 1 <= self.repeat <= 1000:
@@ -194,10 +196,11 @@ def prepare(build_dir: str | Path, opts: Options, say) -> Setup:
 
     pipe = Pipeline.load(build_dir, opts.backend)
     arch, N, B = pipe.arch, opts.steps, opts.batch
-    settings = pipe.defaults.with_overrides(num_steps=N, guidance=opts.guidance)
+    settings = pipe.defaults.with_overrides(num_steps=N, guidance=opts.guidance, sampler=opts.sampler, order=opts.order)
     say("scheduling", 0, 1)
     labels = [(7 * i + 1) % arch.num_classes for i in range(B)]
-    plans = [(r, list(pipe.calibrated(pipe.plan(labels, sharing_ratio=r, schedule=opts.schedule, num_steps=N, guidance=opts.guidance)).recompute))
+    solver = {k: getattr(settings, k) for k in ("num_steps", "guidance", "sampler", "order")}
+    plans = [(r, list(pipe.calibrated(pipe.plan(labels, sharing_ratio=r, schedule=opts.schedule, **solver)).recompute))
              for r in opts.measured_ratios]
     noise = seeded_noise(B, arch.latent_shape, opts.seed)
     runner = pipe.backend.runner(2 * B)  # once: every timed run reuses its buffers and bindings

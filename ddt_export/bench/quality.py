@@ -23,11 +23,13 @@ from typing import Callable, Mapping
 
 from .. import schedules as sched
 from ..errors import DDTError
+from ..labels import MAX_SEED
 from ..schedules import PAPER_RATIOS
 from .judges import FeatureSpaces, Judge, bootstrap_frechet, frechet_distance, to_digit_space  # noqa: F401 (re-exported)
 from .quality_compare import Comparisons, bootstrap, compare, real_floor, verdict  # noqa: F401 (verdict re-exported)
-from .quality_report import plot, table  # noqa: F401 (re-exported: the CLI draws through this module)
-from .quality_rows import DP_AT_UNIFORM, Config, Inputs, Judging, Row, sample_config
+from .quality_report import frontier_table, plot, table  # noqa: F401 (re-exported: the CLI draws through this module)
+from .quality_frontier import Reference, baseline_config, fidelity, frontier, reference
+from .quality_rows import DP_AT_UNIFORM, Config, Inputs, Judging, Row, Solver, sample_config
 
 RATIOS = PAPER_RATIOS
 SCHEDULES = ("uniform", "dp")
@@ -64,6 +66,21 @@ class Options:
     work_dir: Path | None = None  # where 8-bit builds are made and kept [default: a temp folder]
     chunk: int = 250  # samples per generate call
     resamples: int = 100  # bootstrap resamples
+    guidance: float | None = None  # None: the build's
+    # the solver axis (quality_frontier.py): solvers x step counts x ratios x schedules, judged against `baseline`
+    solvers: tuple[str, ...] = ()  # "euler", "adams2", ...; empty: the build's sampler at `steps` alone
+    step_counts: tuple[int, ...] = ()  # empty: `steps`
+    baseline: str | None = None  # "euler:250": also run that row and report every row against it
+    reference_steps: int = 0  # > 0: fidelity of every row to Euler at this many steps (0: no fidelity column)
+    fidelity_samples: int = 20  # per seed, the first ones
+
+    @property
+    def solver_axis(self) -> bool:
+        return bool(self.solvers or self.step_counts or self.baseline)
+
+    def solver_grid(self) -> list[Solver]:
+        """Every solver x step count of the axis, in order."""
+        return [Solver.parse(name, n) for name in self.solvers or ("euler",) for n in self.step_counts or (self.steps,)]
 
     def validate(self) -> "Options":
         """Every check that needs no build, so bad input fails before the judge is trained."""
@@ -76,6 +93,18 @@ class Options:
             for r in ratios:
                 for s in schedules:
                     sched.Request(ratio=r, method=s)
+        if self.solver_axis:
+            self.solver_grid()  # an unknown solver name fails here
+            if self.baseline is not None:
+                baseline_config(self.baseline)
+            if set(self.precisions) != {"fp32"}:
+                raise DDTError("the solver axis runs fp32 only; leave --precisions at fp32")
+        if self.reference_steps < 0 or (self.reference_steps and not 1 <= self.fidelity_samples <= self.samples):
+            raise DDTError(f"--reference-steps must be >= 0 and --fidelity-samples from 1 to --samples ({self.samples}), "
+                           f"got {self.reference_steps} and {self.fidelity_samples}")
+        seeds = self.noise_seeds
+        if len(set(seeds)) != len(seeds) or max(seeds) > MAX_SEED:
+            raise DDTError(f"the noise seeds {list(seeds)} must be distinct and at most 2^64 - 1; give --seeds, e.g. 0,1")
         return self
 
     @property
@@ -94,6 +123,8 @@ def configurations(opts: Options, num_steps: int) -> list[Config]:
     def at(ratio, schedules):
         return schedules if ratio > 0 else ("uniform",)
 
+    if opts.solver_axis:
+        return solver_configurations(opts, num_steps, at)
     out = []
     for ratio in opts.ratios:
         out += [Config("fp32", ratio, s) for s in at(ratio, opts.schedules)]
@@ -107,6 +138,22 @@ def configurations(opts: Options, num_steps: int) -> list[Config]:
             for s in at(ratio, opts.precision_schedules):
                 if Config("fp32", ratio, s) not in out:
                     out.append(Config("fp32", ratio, s))
+    return out
+
+
+def solver_configurations(opts: Options, num_steps: int, at) -> list[Config]:
+    """The solver axis: every solver x step count x ratio x schedule (fp32; DP at uniform's calls where the DP gets
+    fewer), then the baseline row if it is not among them."""
+    out = []
+    for solver in opts.solver_grid():
+        solver = Solver(solver.sampler, solver.order, solver.steps or num_steps)
+        for ratio in opts.ratios:
+            out += [Config("fp32", ratio, s, solver) for s in at(ratio, opts.schedules)]
+            if (opts.equal_calls and ratio > 0 and "dp" in opts.schedules
+                    and sched.budget(solver.steps, ratio) < len(sched.uniform(solver.steps, ratio))):
+                out.append(Config("fp32", ratio, DP_AT_UNIFORM, solver))
+    if opts.baseline is not None and baseline_config(opts.baseline) not in out:
+        out.append(baseline_config(opts.baseline))
     return out
 
 
@@ -182,16 +229,17 @@ def load_digits_pipeline(build_dir: Path, backend: str):
 
 
 def sample_and_judge(configs: list[Config], pipes: Pipelines, inputs: Inputs, judging: Judging, settings, chunk: int,
-                     progress: Callable[[str], None]) -> tuple[list[Row], list[dict]]:
-    """Every configuration sampled and judged, in order: (rows, their samples' features per space)."""
+                     progress: Callable[[str], None], ref: Reference | None = None) -> tuple[list[Row], list[dict]]:
+    """Every configuration sampled and judged (and its fidelity to `ref` measured), in order: (rows, their samples'
+    features per space)."""
     rows, feats = [], []
-    for config in configs:
+    for n, config in enumerate(configs, 1):
         pipe = pipes[config.precision]
-        progress(config.describe())
-        digits, sampling = sample_config(pipe, config, inputs, settings, chunk)
-        f, scores = judging.score(digits, inputs)
+        progress(config.describe() if not config.solver.steps else f"[{n}/{len(configs)}] {config.describe()}")
+        latents, sampling = sample_config(pipe, config, inputs, settings, chunk)
+        f, scores = judging.score(to_digit_space(latents), inputs)
         feats.append(f)
-        rows.append(Row(config, sampling, scores))
+        rows.append(Row(config, sampling, scores, fidelity=None if ref is None else fidelity(latents, inputs, ref)))
     return rows, feats
 
 
@@ -204,16 +252,23 @@ def run(build_dir: Path, opts: Options = Options(), progress: Callable[[str], No
     """
     opts = opts.validate()
     pipe = load_digits_pipeline(build_dir, opts.backend)
-    settings = pipe.defaults.with_overrides(num_steps=opts.steps)
+    settings = pipe.defaults.with_overrides(num_steps=opts.steps, guidance=opts.guidance)
     inputs = Inputs.make(opts.samples, opts.noise_seeds, pipe.arch.latent_shape)
+    ref = reference(pipe, inputs, settings, opts.reference_steps, opts.fidelity_samples, progress) if opts.reference_steps else None
     progress("training the judge on the real digits")
     judging = Judging()
     with Pipelines(build_dir, pipe, opts, progress) as pipes:
-        rows, feats = sample_and_judge(configurations(opts, settings.num_steps), pipes, inputs, judging, settings, opts.chunk, progress)
+        rows, feats = sample_and_judge(configurations(opts, settings.num_steps), pipes, inputs, judging, settings, opts.chunk,
+                                       progress, ref)
     progress("bootstrapping the distances")
     boot = bootstrap(rows, feats, judging.real, resamples=opts.resamples, seed=opts.seed)
     floor = real_floor(judging.real, opts.samples * len(inputs.seeds), seed=opts.seed)
-    return result(build_dir, opts, pipe, settings, rows, compare(rows, boot), floor, pipes.builds)
+    res = result(build_dir, opts, pipe, settings, rows, compare(rows, boot), floor, pipes.builds)
+    if opts.baseline is not None:
+        res["frontier"] = frontier(rows, boot, baseline_config(opts.baseline))
+    if ref is not None:
+        res["reference"] = ref.to_dict()
+    return res
 
 
 FEATURE_SPACES = {"mlp": "the judge's 128-wide ReLU hidden layer (learned)",
@@ -244,4 +299,5 @@ def result(build_dir: Path, opts: Options, pipe, settings, rows: list[Row], cmp:
                         "tie: every interval includes 0; otherwise mixed",
         "paper_table4_fid": {str(k): {"uniform": u, "dp": d} for k, (u, d) in PAPER_TABLE4.items()},
         "load_average": list(os.getloadavg()),
+        "solver_axis": opts.solver_axis,
     }

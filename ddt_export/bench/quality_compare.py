@@ -68,17 +68,20 @@ def compare(rows: list[Row], boot: dict[str, np.ndarray]) -> Comparisons:
 
 
 def schedules_vs_uniform(rows: list[Row], boot: dict, at: dict[Config, int]) -> tuple[dict, dict]:
-    """fp32 DP rows minus the uniform row at each sharing ratio: (DP at its budget, DP at uniform's calls)."""
+    """fp32 DP rows minus the uniform row at each sharing ratio and solver: (DP at its budget, DP at uniform's calls).
+    Keyed by the ratio ("0.75"), prefixed by the solver on the solver axis ("adams2 16 0.75")."""
     paired, equal = {}, {}
-    for ratio in sorted({r.config.ratio for r in rows if r.config.precision == "fp32" and r.config.ratio > 0}):
-        u, d, de = (at.get(Config("fp32", ratio, s)) for s in ("uniform", "dp", DP_AT_UNIFORM))
+    for solver, ratio in sorted({(r.config.solver, r.config.ratio) for r in rows if r.config.precision == "fp32" and r.config.ratio > 0},
+                                key=lambda sr: (str(sr[0]), sr[1])):
+        u, d, de = (at.get(Config("fp32", ratio, s, solver)) for s in ("uniform", "dp", DP_AT_UNIFORM))
+        key = f"{ratio:g}" if solver.default else f"{solver} {ratio:g}"
         if u is not None and d is not None:
             cmp = _paired(boot, rows, d, u)
-            paired[f"{ratio:g}"] = {"dp_minus_uniform": cmp["mlp"]["diff"], "ci95": cmp["mlp"]["ci95"], "by_space": cmp,
-                                    "calls": _calls(rows, d, u), "verdict": verdict(cmp)}
+            paired[key] = {"dp_minus_uniform": cmp["mlp"]["diff"], "ci95": cmp["mlp"]["ci95"], "by_space": cmp,
+                           "calls": _calls(rows, d, u), "verdict": verdict(cmp)}
         if u is not None and de is not None:
             cmp = _paired(boot, rows, de, u)
-            equal[f"{ratio:g}"] = {"by_space": cmp, "calls": _calls(rows, de, u), "verdict": verdict(cmp)}
+            equal[key] = {"by_space": cmp, "calls": _calls(rows, de, u), "verdict": verdict(cmp)}
     return paired, equal
 
 

@@ -24,7 +24,7 @@ def _fmt_cmp(cmp: dict | None, rel: bool = False) -> str:
 
 def _paired_cell(result: dict, r: dict) -> str:
     """A row's paired column: DP (or DP at uniform's calls) minus uniform, or the relative change from fp32."""
-    ratio_key = f"{r['ratio']:g}"
+    ratio_key = f"{r['solver']} {r['steps']} {r['ratio']:g}" if result.get("solver_axis") else f"{r['ratio']:g}"
     if r.get("precision", "fp32") != "fp32":
         return _fmt_cmp(result.get("precision_vs_fp32", {}).get(f"{r['precision']} {r['ratio']:g} {r['schedule']}"), rel=True)
     if r["schedule"] == "dp":
@@ -41,19 +41,51 @@ def table(result: dict):
     from rich.table import Table
 
     seeds = result.get("seeds", [result.get("seed")])
-    t = Table(title=f"quality ({result['samples']} samples x seeds {seeds}, {result['steps']} steps)")
-    for col in ("precision", "ratio", "schedule", "calls", "accuracy", "Frechet mlp / pca16 / pixels",
-                "paired diff: mlp [95% CI] / pca16 / pixels", "seconds"):
+    axis = bool(result.get("solver_axis"))
+    t = Table(title=f"quality ({result['samples']} samples x seeds {seeds}, "
+                    + ("guidance " + f"{result['sampler']['guidance']:g})" if axis else f"{result['steps']} steps)"))
+    for col in (("solver", "steps") if axis else ()) + ("precision", "ratio", "schedule", "calls", "accuracy", "Frechet mlp / pca16 / pixels",
+                "paired diff: mlp [95% CI] / pca16 / pixels") + (("vs baseline mlp / pca16 / pixels", "fidelity") if axis else ()) + ("seconds",):
         t.add_column(col, justify="right")
     for r in result["rows"]:
         fs = r.get("frechet_by_space") or {"mlp": r["frechet"]}
         fr = " / ".join(f"{v:.3f}" + (f"±{r.get('frechet_std', 0):.3f}" if k == "mlp" else "") for k, v in fs.items())
-        t.add_row(r.get("precision", "fp32"), f"{r['ratio']:.2f}", r["schedule"], str(r["encoder_calls"]), f"{100 * r['accuracy']:.1f}%",
-                  fr, _paired_cell(result, r), f"{r['latency_s']:.1f}")
+        cells = [r.get("precision", "fp32"), f"{r['ratio']:.2f}", r["schedule"], str(r["encoder_calls"]), f"{100 * r['accuracy']:.1f}%",
+                 fr, _paired_cell(result, r)]
+        if axis:
+            cells = [r["solver"], str(r["steps"])] + cells + [_baseline_cell(result, r), "" if r["fidelity"] is None else f"{r['fidelity']:.2e}"]
+        t.add_row(*cells, f"{r['latency_s']:.1f}")
     if "real_floor" in result:
         by = result["real_floor"].get("by_space", {"mlp": result["real_floor"]["frechet"]})
         t.caption = (f"paired diff: DP rows minus uniform; other precisions vs fp32 at the same ratio, in %. "
                      f"floor ({result['real_floor']['what']}): " + " / ".join(f"{k} {v:.3f}" for k, v in by.items()))
+    return t
+
+
+def _baseline_cell(result: dict, r: dict) -> str:
+    """A row against the frontier's baseline: relative Frechet per space, and "ok" when within +3% in every space and seed."""
+    f = result.get("frontier")
+    key = f"{r.get('precision', 'fp32')} {r['ratio']:g} {r['schedule']} {r['solver']} {r['steps']}"
+    if not f or key not in f["vs_baseline"]:
+        return "baseline" if f and key == f["baseline"] else ""
+    v = f["vs_baseline"][key]
+    return " / ".join(f"{100 * v['by_space'][k]['rel']:+.1f}%" for k in FeatureSpaces.NAMES) + (" ok" if v["within"] else "")
+
+
+def frontier_table(result: dict):
+    """Per solver: the fewest network calls within +3% of the baseline in every space and seed, and the largest sharing
+    ratio within +3% of the same solver without sharing."""
+    from rich.table import Table
+
+    f = result["frontier"]
+    t = Table(title=f"fewest network calls within +{100 * f['within']:.0f}% of {f.get('baseline_solver', f['baseline'])} (every judge, every seed)")
+    for col in ("solver", "row", "network calls", "encoder calls", "largest sharing ratio within +3% (dp / uniform)"):
+        t.add_column(col, justify="right")
+    for name, best in f["fewest_calls"].items():
+        ratios = f["largest_ratio_within"]
+        share = " / ".join(f"{ratios.get(f'{name} {s}', 0):g}" for s in ("dp", "uniform"))
+        t.add_row(name, best["row"] if best else "none", str(best["network_calls"]) if best else "-",
+                  str(best["encoder_calls"]) if best else "-", share)
     return t
 
 
@@ -69,13 +101,17 @@ def plot(result: dict, path: Path) -> None:
     rows = result["rows"]
     spaces = list(rows[0].get("frechet_by_space") or {"mlp": 0})
     fig, axes = plt.subplots(1, 4, figsize=(20, 4.4), dpi=110)
-    _distance_and_accuracy(axes[0], axes[3], rows)
-    _precision_cost(axes[1], result.get("precision_vs_fp32", {}), spaces)
-    _dp_vs_uniform(axes[2], result, spaces)
+    if "frontier" in result:
+        _frontier(axes, result, spaces)
+    else:
+        _distance_and_accuracy(axes[0], axes[3], rows)
+        _precision_cost(axes[1], result.get("precision_vs_fp32", {}), spaces)
+        _dp_vs_uniform(axes[2], result, spaces)
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.suptitle(f"bundled digits DDT: {result['samples']} samples x seeds {result.get('seeds', [result.get('seed')])}, "
-                 f"{result['steps']} steps", fontsize=9)
+    steps = "solver axis" if "frontier" in result else f"{result['steps']} steps"
+    fig.suptitle(f"bundled digits DDT: {result['samples']} samples x seeds {result.get('seeds', [result.get('seed')])}, {steps}, "
+                 f"guidance {result.get('sampler', {}).get('guidance', '?')}", fontsize=9)
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
@@ -134,3 +170,39 @@ def _dp_vs_uniform(ax, result: dict, spaces: list[str]) -> None:
     ax.axhline(0, color="grey", lw=0.8)
     ax.set(ylabel="Frechet, DP vs uniform (%)", title="DP vs uniform, paired (below 0: DP better)\nlabels: ratio (DP/uniform calls)")
     ax.legend(fontsize=7)
+
+
+def _frontier(axes, result: dict, spaces: list[str]) -> None:
+    """Panels 1-3: Frechet relative to the baseline vs network calls, per space, one line per solver and schedule;
+    panel 4: fidelity to the converged reference vs network calls (log-log)."""
+    f = result["frontier"]
+    groups: dict[tuple, list] = {}
+    for r in result["rows"]:
+        groups.setdefault((r["solver"], r["schedule"]), []).append(r)
+    style = {"none": "-", "dp": "--", "uniform": ":", "dp@uniform": "-."}
+    for (solver, schedule), rs in sorted(groups.items()):
+        rs = sorted(rs, key=lambda r: r["steps"])
+        keys = [f"{r.get('precision', 'fp32')} {r['ratio']:g} {r['schedule']} {r['solver']} {r['steps']}" for r in rs]
+        for ax, space in zip(axes, spaces):
+            pts = [(r["steps"], 100 * f["vs_baseline"][k]["by_space"][space]["rel"]) for r, k in zip(rs, keys) if k in f["vs_baseline"]]
+            if pts:
+                ax.plot(*zip(*pts), style.get(schedule, "-"), marker="o", ms=3, label=f"{solver} {schedule}")
+        fid = [(r["steps"], r["fidelity"]) for r in rs if r.get("fidelity") is not None]
+        if fid:
+            axes[3].loglog(*zip(*fid), style.get(schedule, "-"), marker="o", ms=3, label=f"{solver} {schedule}")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    for ax, space in zip(axes, spaces):
+        ax.axhline(100 * f["within"], color="red", lw=0.8, ls="--")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set(xlabel="network calls (steps)", ylabel=f"Frechet vs {f.get('baseline_solver', f['baseline'])} (%)",
+               title=f"{space} judge (red: +3%)")
+        ax.set_ylim(-20, 100)
+    ticks = sorted({r["steps"] for r in result["rows"]})
+    for ax in axes:  # the step counts run, plainly, on the log axis (not 4x10^0)
+        ax.set_xticks(ticks)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    axes[0].legend(fontsize=6, ncol=2)
+    axes[3].set(xlabel="network calls (steps)", ylabel="relative L2 to the converged reference", title="fidelity (judge-free)")

@@ -20,12 +20,49 @@ DP_AT_UNIFORM = "dp@uniform"  # the DP schedule at uniform's encoder calls
 
 
 @dataclass(frozen=True)
+class Solver:
+    """The solver axis: a sampler, its order and a step count (None: the run's steps)."""
+
+    sampler: str = "euler"
+    order: int = 1
+    steps: int | None = None
+
+    @property
+    def name(self) -> str:
+        """"euler", or "adams2" .. "adams4"."""
+        return self.sampler if self.sampler == "euler" else f"{self.sampler}{self.order}"
+
+    @property
+    def default(self) -> bool:
+        """The run's own sampler and steps: rows keep the keys they had before the solver axis."""
+        return self == Solver()
+
+    @classmethod
+    def parse(cls, text: str, steps: int | None = None) -> "Solver":
+        """"euler" or "adams2".."adams4" (Adams of that order), at `steps`."""
+        from ..errors import DDTError
+        from ..solvers import MAX_ORDER
+
+        name = text.strip().lower()
+        if name == "euler":
+            return cls("euler", 1, steps)
+        if name.startswith("adams") and name[5:] in {str(k) for k in range(1, MAX_ORDER + 1)}:
+            return cls("adams", int(name[5:]), steps)
+        raise DDTError(f"unknown solver {text!r}; choose euler or adams1..adams{MAX_ORDER} (Adams of that order)")
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.steps}" if self.steps is not None else self.name
+
+
+@dataclass(frozen=True)
 class Config:
-    """One point on the benchmark's axes: a precision, a sharing ratio and a schedule ("uniform", "dp" or "dp@uniform")."""
+    """One point on the benchmark's axes: a precision, a sharing ratio, a schedule ("uniform", "dp" or "dp@uniform")
+    and a solver (sampler, order, steps)."""
 
     precision: str
     ratio: float
     schedule: str
+    solver: Solver = Solver()
 
     @property
     def shown_schedule(self) -> str:
@@ -34,8 +71,9 @@ class Config:
 
     @property
     def key(self) -> str:
-        """How the JSON names the row, e.g. "bf16 0.75 uniform"."""
-        return f"{self.precision} {self.ratio:g} {self.shown_schedule}"
+        """How the JSON names the row, e.g. "bf16 0.75 uniform", or "fp32 0.75 dp adams2 16" on the solver axis."""
+        base = f"{self.precision} {self.ratio:g} {self.shown_schedule}"
+        return base if self.solver.default else f"{base} {self.solver}"
 
     def at(self, **change) -> "Config":
         """The same point with some axes changed, e.g. its fp32 counterpart: `config.at(precision="fp32")`."""
@@ -44,6 +82,7 @@ class Config:
     def describe(self) -> str:
         """The progress line for this configuration (a log shows one per row)."""
         what = f"ratio {self.ratio:.2f} {self.schedule if self.ratio > 0 else '(no sharing)'}"
+        what = what if self.solver.default else f"{self.solver} steps, {what}"
         return what if self.precision == "fp32" else f"{self.precision} {what}"
 
 
@@ -78,6 +117,7 @@ class Sampling:
     recompute: list[int]
     seconds: float
     backend: str
+    steps: int  # network (decoder) calls per sample: one per step, for Euler and Adams alike
 
 
 @dataclass(frozen=True)
@@ -99,6 +139,7 @@ class Row:
     sampling: Sampling
     scores: Scores
     frechet_std_by_space: dict = field(default_factory=dict)
+    fidelity: float | None = None  # mean relative L2 of the final latents to the converged reference (Fidelity)
 
     @property
     def key(self) -> str:
@@ -122,32 +163,44 @@ class Row:
         return {"ratio": c.ratio, "schedule": c.shown_schedule, "encoder_calls": self.encoder_calls, "accuracy": sc.accuracy,
                 "frechet": self.frechet, "frechet_std": self.frechet_std, "latency_s": s.seconds, "per_class": sc.per_class,
                 "precision": c.precision, "backend": s.backend, "frechet_by_space": sc.frechet_by_space,
-                "frechet_std_by_space": self.frechet_std_by_space, "per_seed": sc.per_seed, "recompute": s.recompute}
+                "frechet_std_by_space": self.frechet_std_by_space, "per_seed": sc.per_seed, "recompute": s.recompute,
+                "solver": c.solver.name, "sampler": c.solver.sampler, "order": c.solver.order, "steps": s.steps,
+                "network_calls": s.steps, "fidelity": self.fidelity}
+
+
+def config_settings(config: Config, settings):
+    """The run's sampler settings with this configuration's solver (sampler, order, steps) in them."""
+    c = config.solver
+    return settings.with_overrides(num_steps=c.steps, sampler=c.sampler, order=c.order)
 
 
 def schedule_args(pipe, config: Config, labels: list[int], settings) -> dict:
-    """`generate`'s schedule arguments for `config`; a DP schedule is calibrated here, outside the timing."""
-    N = settings.num_steps
+    """`generate`'s schedule arguments for `config` under `settings`; a DP schedule is calibrated here (for exactly
+    these settings: an Adams run gets its own matrix), outside the timing."""
+    N, solver = settings.num_steps, {"num_steps": settings.num_steps, "sampler": settings.sampler, "order": settings.order}
     if config.schedule == DP_AT_UNIFORM:
-        pipe.calibrated(pipe.plan(labels[:1], sharing_ratio=config.ratio, schedule="dp", num_steps=N))
+        pipe.calibrated(pipe.plan(labels[:1], sharing_ratio=config.ratio, schedule="dp", **solver))
         return {"recompute": sched.dp(pipe.similarity(settings), len(sched.uniform(N, config.ratio)))}
     kw = {"sharing_ratio": config.ratio, "schedule": config.schedule}
     if config.ratio > 0 and config.schedule == "dp":
-        pipe.calibrated(pipe.plan(labels[:1], num_steps=N, **kw))
+        pipe.calibrated(pipe.plan(labels[:1], **solver, **kw))
     return kw
 
 
 def sample_config(pipe, config: Config, inputs: Inputs, settings, chunk: int) -> tuple[np.ndarray, Sampling]:
-    """Every seed's samples of `config`, `chunk` per call, timed: (digits in 8x8 space, how they were sampled)."""
+    """Every seed's samples of `config`, `chunk` per call, timed: (final latents (seeds x samples, C, H, W), how they
+    were sampled)."""
+    settings = config_settings(config, settings)
     kw = schedule_args(pipe, config, inputs.labels, settings)
+    solver = {"num_steps": settings.num_steps, "sampler": settings.sampler, "order": settings.order}
     started, parts, recompute = time.perf_counter(), [], []
     for sd in inputs.seeds:
         for lo in range(0, inputs.samples, chunk):
-            r = pipe.generate(inputs.labels[lo : lo + chunk], noise=inputs.noises[sd][lo : lo + chunk], num_steps=settings.num_steps, **kw)
+            r = pipe.generate(inputs.labels[lo : lo + chunk], noise=inputs.noises[sd][lo : lo + chunk], **solver, **kw)
             parts.append(r.latents)
             recompute = r.recompute
     elapsed = time.perf_counter() - started
-    return to_digit_space(np.concatenate(parts)), Sampling(list(map(int, recompute)), elapsed, pipe.backend.name)
+    return np.concatenate(parts), Sampling(list(map(int, recompute)), elapsed, pipe.backend.name, settings.num_steps)
 
 
 class Judging:
