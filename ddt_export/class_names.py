@@ -29,7 +29,8 @@ Labels in the Python API (`Pipeline.label_ids`, `pipe([...])`, `label_ids` below
 
 Resolving a name (ids pass through unchanged; their range is checked where labels are used)
   R1. The build has no names: refused ("... has no class names ...").
-  R2. An entry containing ',' is refused: it is several names (separate labels with ';').
+  R2. An entry containing ',' or ';' is refused: it is several names (separate labels with ';'; in the API,
+      give one list element per label).
   R3. An entry longer than 200 code points is refused (no synonym is that long).
   R4. Matching is exact after folding both sides: fold = trim ASCII whitespace, then map A-Z to
       a-z (ASCII only; every other code point compares as itself, so "É" does not match "é").
@@ -215,7 +216,7 @@ class ClassNames:
     def lookup(self, name: str, what: str) -> int:
         """R2-R6: the one class `name` names, or a one-line DDTError."""
         name = name.strip(WHITESPACE)
-        if "," in name:
+        if "," in name or ";" in name:
             raise DDTError(f"{what}: \"{name}\" is not one class name; separate labels with ';' when any is a name, e.g. \"tabby;7\"")
         if len(name) > MAX_CHARS:
             raise DDTError(f"{what}: a class name is at most {MAX_CHARS} characters (got {len(name)} in \"{name[:40]}...\")")

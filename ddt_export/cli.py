@@ -18,6 +18,7 @@ from .dtypes import PRECISIONS
 from .errors import DDTError, run
 from .files import check_output_dir, check_output_file, load_npy, save_npy, write_json_atomic
 from .graphs import DEFAULT_OPSET, check_opset
+from .class_names import resolve, split_labels
 from .labels import check_seed, whole_list
 from .schedules import PAPER_RATIOS
 from .backends.tensorrt.engines import DEFAULT_PROFILE_BATCH, OPT_LEVEL
@@ -106,6 +107,8 @@ SAMPLER = typer.Option(None, help="euler, or adams (the official Adams-Bashforth
 ORDER = typer.Option(None, help="Adams order 1-4 [default: 2 with --sampler adams; Euler is order 1].")
 MAX_NOISE_VALUES = 1 << 28  # 1 GiB of float32: past 1,024 samples of the largest latent; a bigger file is not read
 SCHEDULE = typer.Option(None, help="dp or uniform: how --sharing-ratio picks the encoder's steps [default: dp]; needs --sharing-ratio.")
+LABELS_HELP = ("Class labels: ids (1,7), or ids and names separated by ';' (\"golden retriever;tabby;7\"; names never contain "
+               "';'). A name matches any synonym, case-insensitive; `ddt-export classes BUILD` lists them.")
 FULL_CFG = typer.Option(False, "--full-cfg", help="Run the official full CFG batch at every step (default: only the conditional half where guidance is off; same result, faster).")
 
 
@@ -190,7 +193,7 @@ def generate(
     raw_weights: bool = typer.Option(False, "--raw-weights"),
     trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint"),
     backend: str = typer.Option("auto", help="auto, torch, onnxruntime, openvino or tensorrt."),
-    labels: str = typer.Option(..., help="Class labels, comma-separated, e.g. 1,7."),
+    labels: str = typer.Option(..., help=LABELS_HELP),
     seed: Optional[str] = typer.Option(None, help="Noise seed 0 to 2^64-1 (torch.randn on a CPU generator, as the official app) [default: 0]."),
     noise: Optional[Path] = typer.Option(None, help="Noise .npy of shape (B, C, H, W)."),
     steps: Optional[int] = STEPS,
@@ -219,7 +222,7 @@ def generate(
     check_output_file(out, "--out", (".png",))
     check_output_file(save_npz, "--save-npz", (".npz",))
     check_output_file(save_latents, "--save-latents", (".npy",))
-    label_list, recompute_list, seed_value = ints(labels, "--labels"), ints(recompute, "--recompute"), seed_option(seed)
+    label_entries, recompute_list, seed_value = split_labels(labels, "--labels"), ints(recompute, "--recompute"), seed_option(seed)
     overrides = settings_overrides(steps, cfg, interval, timeshift, last_step, sampler, order)
     schedule = schedule_option(schedule, sharing_ratio)
     noise_arr = load_npy(noise, "noise", max_elements=MAX_NOISE_VALUES) if noise is not None else None
@@ -233,7 +236,7 @@ def generate(
         pipe = Pipeline.load(build_dir, backend)
     if out is not None or save_npz is not None:
         pipe.check_images()
-    plan = pipe.plan(label_list, seed=seed_value, noise=noise_arr, recompute=recompute_list, sharing_ratio=sharing_ratio,
+    plan = pipe.plan(resolve(label_entries, pipe.class_names, "--labels"), seed=seed_value, noise=noise_arr, recompute=recompute_list, sharing_ratio=sharing_ratio,
                      schedule=schedule, full_cfg=full_cfg, **overrides)
     n = plan.settings.num_steps
     if plan.needs_calibration:
@@ -319,11 +322,35 @@ def inspect(build_dir: Path = typer.Argument(..., help="A build folder.")):
     Console().print(render(read(build_dir)))
 
 
+@app.command("classes")
+def classes_cmd(
+    build_dir: Path = typer.Argument(..., help="A build folder."),
+    search: Optional[str] = typer.Option(None, help="Only classes with a name containing WORD (case-insensitive), or the class of that id."),
+):
+    """The build's classes, one a line: id, a tab, its names (display name first); what --labels takes by name."""
+    from .class_names import MAX_CHARS
+    from .manifest import read
+
+    m = read(build_dir)
+    names = m.class_names
+    if names is None:
+        raise DDTError(f"{build_dir} has no class names (its labels are ids 0 to {m.arch.num_classes - 1}); rebuild it with "
+                       "`ddt-export build --class-names FILE` to name them")
+    if search is not None and len(search.strip()) > MAX_CHARS:
+        raise DDTError(f"--search: a class name is at most {MAX_CHARS} characters (got {len(search.strip())})")
+    ids = range(len(names)) if search is None else names.search(search)
+    if not ids:
+        near = ", ".join(f"{names.display(i)} ({i})" for i in names.closest(search))
+        raise DDTError(f"no class name contains {search.strip()!r}; closest: {near}")
+    print("\n".join(f"{i}\t{names.lines[i]}" for i in ids))
+
+
 @app.command("sample")
 def sample(
     build_dir: Path = typer.Argument(..., help="A build folder from `ddt-export build` (at the same path on every node)."),
     num_samples: int = typer.Option(..., "--num-samples", help="How many images, e.g. 50000 for FID."),
-    classes: str = typer.Option("all", help="`all`, or class ids to sample, e.g. 0,1,7."),
+    classes: str = typer.Option("all", help="`all`, or the classes to sample: ids (0,1,7), or ids and names separated by ';' "
+                                "(\"tabby;tench;7\"; names never contain ';'), as --labels of generate."),
     per_class: int = typer.Option(1, "--per-class", help="Consecutive samples per class before the next one (1: classes cycled)."),
     seed: str = typer.Option("0", help="Seed 0 to 2^64-1: sample i's noise comes from (seed, i) alone, whatever the sharding."),
     batch: int = typer.Option(32, help="Samples per shard (one backend call); part of the result's identity."),
@@ -359,8 +386,9 @@ def check(
     build_dir: Path = typer.Argument(..., help="A build folder (fp16 or bf16; an fp32 one checks against PyTorch)."),
     against: Optional[Path] = typer.Option(None, help="An fp32 build of the same model: compare with its graphs instead of PyTorch."),
     steps: Optional[int] = typer.Option(None, help="Steps of the sampling run [default: the build's, at most 50]."),
-    batch: int = typer.Option(2, help="Samples in the sampling run."),
+    batch: Optional[int] = typer.Option(None, help="Samples in the sampling run [default: 2, or one per --labels]."),
     seed: str = typer.Option("0", help="Seed of the inputs, noise and labels (0 to 2^64-1)."),
+    labels: Optional[str] = typer.Option(None, help="Labels of the sampling run [default: drawn from --seed]. " + LABELS_HELP),
     sampler: Optional[str] = SAMPLER,
     order: Optional[int] = ORDER,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout instead of tables."),
@@ -370,9 +398,10 @@ def check(
     from .precision.report import check as run_check, render
 
     check_output_file(out, "--out", (".json",))
+    label_entries = split_labels(labels, "--labels")
     with console.status("checking") as status:
         report = run_check(build_dir, against, steps=steps, batch=batch, seed=seed_option(seed), sampler=sampler, order=order,
-                           progress=lambda msg: status.update(msg))
+                           labels=label_entries, progress=lambda msg: status.update(msg))
     if out is not None:
         write_json_atomic(out, report)
     if as_json:

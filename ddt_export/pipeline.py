@@ -25,6 +25,7 @@ from .manifest import Manifest, read
 from .config import DDTConfig
 from .model import DDT
 from .calibration import CALIBRATION_SAMPLES
+from .class_names import ClassNames, default_names, label_ids
 from .labels import check_seed
 from .sampler import MAX_BATCH, SamplerSettings, sample
 
@@ -91,9 +92,11 @@ def check_images(space: str, manifest: Manifest | None) -> None:
 
 
 class Pipeline:
-    def __init__(self, backend: Backend, *, arch: DDTConfig, null_class: int, sampler: SamplerSettings, space: str, manifest: Manifest | None = None):
+    def __init__(self, backend: Backend, *, arch: DDTConfig, null_class: int, sampler: SamplerSettings, space: str, manifest: Manifest | None = None,
+                 class_names: ClassNames | None = None):
         self.backend, self.arch, self.null_class = backend, arch, null_class
         self.defaults, self.space, self.manifest = sampler, space, manifest
+        self.class_names = class_names  # None: ids only (a build made before names, or of an unnamed model)
         self._similarity: dict[tuple, np.ndarray] = {}  # calibrations made in this process, by settings
         self._vae = None
 
@@ -105,7 +108,7 @@ class Pipeline:
         with locked(build_dir, shared=True):  # the graphs the backend opens are the ones the manifest verified
             m = read(build_dir)
             be = open_backend(backend, m, **options)
-        return cls(be, arch=m.arch, null_class=m.null_class, sampler=m.sampler, space=m.space, manifest=m)
+        return cls(be, arch=m.arch, null_class=m.null_class, sampler=m.sampler, space=m.space, manifest=m, class_names=m.class_names)
 
     @classmethod
     def from_official(cls, config: str | Path, ckpt: str | Path, *, ema: bool = True, trust: bool = False) -> "Pipeline":
@@ -113,17 +116,24 @@ class Pipeline:
         from .official import load_weights, read_config, read_weights
 
         src = read_config(config)
+        names = default_names(src.arch.num_classes, src.extra.get("class_names"), f"{config}: ddt_export.class_names")
         model = load_weights(DDT(src.arch), read_weights(ckpt, ema=ema, trust=trust), str(ckpt))
-        return cls(open_backend("torch", model=model), arch=src.arch, null_class=src.null_class, sampler=src.sampler, space=src.space)
+        return cls(open_backend("torch", model=model), arch=src.arch, null_class=src.null_class, sampler=src.sampler, space=src.space,
+                   class_names=None if names is None else ClassNames(tuple(names)))
+
+    def label_ids(self, labels: str | int | Sequence[str | int]) -> list[int]:
+        """Class ids for labels given as ids or names (any synonym, case-insensitive; class_names.py's rules), e.g.
+        `pipe.label_ids(["golden retriever", 207])`; an unknown name is a DDTError naming the three closest classes."""
+        return label_ids(labels, self.class_names, "labels")
 
     # ------------------------------------------------------------------ planning (no work yet)
 
-    def plan(self, labels: Sequence[int], *, seed: int | None = None, noise: np.ndarray | None = None,
+    def plan(self, labels: Sequence[int | str], *, seed: int | None = None, noise: np.ndarray | None = None,
              recompute: Sequence[int] | None = None, sharing_ratio: float | None = None, schedule: str = "dp",
              full_cfg: bool = False, **overrides) -> Plan:
         """Every input of a run checked, and its recompute steps where they need no calibration; `overrides`
         are SamplerSettings fields (num_steps, guidance, interval_min, ...)."""
-        labels = check_labels(labels, self.arch, self.null_class)
+        labels = check_labels(self.label_ids(labels), self.arch, self.null_class)
         request = schedules.Request(None if recompute is None else tuple(recompute), sharing_ratio, schedule)
         settings = self.defaults.with_overrides(**overrides)
         finite.check_representable(settings)
@@ -253,7 +263,7 @@ class Pipeline:
             pass
         return bad[0] if bad else None
 
-    def generate(self, labels: Sequence[int], *, seed: int | None = None, noise: np.ndarray | None = None,
+    def generate(self, labels: Sequence[int | str], *, seed: int | None = None, noise: np.ndarray | None = None,
                  recompute: Sequence[int] | None = None, sharing_ratio: float | None = None, schedule: str = "dp",
                  full_cfg: bool = False, progress: Callable[[int], None] | None = None, **overrides) -> Result:
         """Plan, calibrate if the DP needs it, and sample; `overrides` are SamplerSettings fields (num_steps, guidance, ...).

@@ -13,7 +13,7 @@ kernels store it (half.py), the reference on torch or onnxruntime.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import onnx
@@ -27,7 +27,8 @@ from ..errors import DDTError
 from ..manifest import Manifest, read
 from ..metrics import error_report
 from ..model import DDT
-from ..pipeline import seeded_noise
+from ..class_names import label_ids
+from ..pipeline import check_labels, seeded_noise
 from ..sampler import SamplerSettings, sample
 from .half import islands
 
@@ -147,15 +148,22 @@ def check(
     against: str | Path | None = None,
     *,
     steps: int | None = None,
-    batch: int = 2,
+    batch: int | None = None,
     seed: int = 0,
     sampler: str | None = None,
     order: int | None = None,
+    labels: Sequence[int | str] | None = None,
     progress: Callable[[str], None] = lambda msg: None,
 ) -> dict:
     """The whole report as a JSON-ready dict (see the module docstring); the sampling run uses the build's sampler
-    (or `sampler`/`order`) at `steps` (default: the build's, at most 50)."""
+    (or `sampler`/`order`) at `steps` (default: the build's, at most 50), on `labels` (ids or names; default: `batch`
+    labels drawn from `seed`, batch 2)."""
     m, ref_m = _builds(build_dir, against)
+    if labels is not None:
+        labels = list(check_labels(label_ids(labels, m.class_names, "--labels"), m.arch, m.null_class))
+        if batch is not None and batch != len(labels):
+            raise DDTError(f"--batch {batch} but {len(labels)} --labels; give one of them (the run samples one image per label)")
+    batch = len(labels) if labels is not None else 2 if batch is None else batch
     settings = m.sampler.with_overrides(num_steps=min(m.sampler.num_steps, 50) if steps is None else steps, sampler=sampler, order=order)
     progress("loading graphs")
     got_backend = OnnxRuntimeBackend(m, emulate_half=True)
@@ -168,7 +176,7 @@ def check(
 
     progress("measuring activation magnitudes")
     magnitudes = activation_magnitudes(model, *map(torch.from_numpy, (inp["x"], inp["t"], inp["y"])))
-    run = sampling_run(got_backend, ref_backend, m, settings, batch, seed, progress)
+    run = sampling_run(got_backend, ref_backend, m, settings, batch, seed, progress, labels)
     return {
         "build": str(m.root),
         "precision": m.precision,
@@ -213,10 +221,12 @@ def graph_errors(got_backend, ref_backend, inp: dict, m: Manifest) -> tuple[dict
 
 
 def sampling_run(got_backend, ref_backend, m: Manifest, settings: SamplerSettings, batch: int, seed: int,
-                 progress: Callable[[str], None]) -> dict:
-    """A whole sampling run of the build against the reference, the encoder at every step, non-finite values counted."""
+                 progress: Callable[[str], None], labels: Sequence[int] | None = None) -> dict:
+    """A whole sampling run of the build against the reference, the encoder at every step, non-finite values counted;
+    `labels` None: drawn from `seed`."""
     noise = seeded_noise(batch, m.arch.latent_shape, seed)
-    labels = [int(v) for v in torch.randint(0, m.arch.num_classes, (batch,), generator=torch.Generator().manual_seed(seed))]
+    if labels is None:
+        labels = [int(v) for v in torch.randint(0, m.arch.num_classes, (batch,), generator=torch.Generator().manual_seed(seed))]
     every = list(range(settings.num_steps))  # the encoder at every step: sharing does not change precision
     progress(f"sampling {settings.num_steps} steps with the {m.precision} graphs")
     run_runner, nonfinite = got_backend.runner(2 * batch), [0]

@@ -26,7 +26,8 @@ from .. import schedules
 from ..backends import resolve_name
 from ..errors import DDTError
 from ..files import check_output_dir, sha256
-from ..labels import check_seed, whole_list
+from ..class_names import label_ids, resolve, split_labels
+from ..labels import check_seed
 from ..manifest import Manifest, read
 from ..pipeline import Pipeline, check_images, check_labels
 from ..sampler import MAX_BATCH, SamplerSettings
@@ -69,7 +70,7 @@ class SampleOptions:
 
     build: str | Path
     num_samples: int
-    classes: str | Sequence[int] | None = None  # None or "all": every class
+    classes: str | Sequence[int | str] | None = None  # None or "all": every class; else ids or names
     per_class: int = 1
     seed: int = 0
     batch: int = 32
@@ -113,15 +114,25 @@ class SampleOptions:
         return self
 
 
-def parse_classes(classes: str | Sequence[int] | None, manifest: Manifest) -> tuple[int, ...]:
+def parse_classes(classes: str | Sequence[int | str] | None, manifest: Manifest) -> tuple[int, ...]:
+    """`all`, or labels as ids or names (class_names.py's rules; names need a build that has them)."""
     if classes is None or (isinstance(classes, str) and classes.strip() == "all"):
         return tuple(range(manifest.arch.num_classes))
+    names = manifest.class_names
     if isinstance(classes, str):
+        ids_only = DDTError(f"--classes takes `all` or comma-separated class ids of ASCII digits, no empty entries, e.g. 0,1,7 "
+                            f"(got {classes!r})" + ("" if names is not None else "; this build has no class names"))
         try:
-            classes = whole_list(classes, "--classes", "0,1,7")
+            entries = split_labels(classes, "--classes", "0,1,7")
         except DDTError:
-            raise DDTError(f"--classes takes `all` or comma-separated class ids of ASCII digits, no empty entries, e.g. 0,1,7 "
-                           f"(got {classes!r})") from None
+            if names is not None:
+                raise
+            raise ids_only from None
+        if names is None and any(isinstance(e, str) for e in entries):
+            raise ids_only
+        classes = resolve(entries, names, "--classes")
+    else:
+        classes = label_ids(classes, names, "--classes")
     if not classes:
         raise DDTError("--classes is empty; give `all` or class ids, e.g. 0,1,7")
     return check_labels(classes, manifest.arch, manifest.null_class)

@@ -28,7 +28,7 @@ def closed_port() -> int:
         (dict(sharing_ratio=-0.25), r"sharing ratio must be in \[0, 1\)"),
         (dict(schedule="cosine", sharing_ratio=0.5), "unknown schedule 'cosine'"),
         (dict(classes="3,11"), r"label 11 is outside \[0, 9\]"),
-        (dict(classes="three"), "--classes takes `all` or comma-separated class ids"),
+        (dict(classes="thre"), '--classes: no class is named "thre"; closest: three'),  # "three" names class 3
         (dict(batch=0), "--batch must be a whole number >= 1"),
         (dict(per_class=0), "--per-class must be a whole number >= 1"),
         (dict(workers=0), "--workers must be at least 1"),
