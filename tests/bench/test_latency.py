@@ -130,10 +130,12 @@ def test_ceiling_reports_both_precisions():
 def test_cli_writes_json_and_png(built, tmp_path, bench_cli, monkeypatch):
     monkeypatch.setattr(ceiling, "SIZE", 64)
     out, png = tmp_path / "r" / "lat.json", tmp_path / "lat.png"
-    r = bench_cli("latency", built, "--steps", 4, "--ratios", "0,0.5", "--repeat", 1, "--no-reference", "--json", out, "--plot", png)
+    r = bench_cli("latency", built, "--steps", 4, "--ratios", "0,0.5", "--repeat", 1, "--no-reference", "--sampler", "adams",
+                  "--order", 3, "--json", out, "--plot", png)
     assert r.code == 0, r.err
     data = json.loads(out.read_text())
     assert [row["ratio"] for row in data["rows"]] == [0.0, 0.5] and data["reference"] == []
+    assert (data["sampler"]["sampler"], data["sampler"]["order"]) == ("adams", 3)  # the timed loop ran the asked solver
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "speedup" in r.out and "loop overhead" in r.out
 
@@ -148,6 +150,8 @@ def test_cli_writes_json_and_png(built, tmp_path, bench_cli, monkeypatch):
         (["--steps", "0"], "steps must be between 1 and 10,000"),
         (["--batch", "0"], "--batch must be between 1 and 1024"),
         (["--schedule", "random"], "unknown schedule 'random'"),
+        (["--sampler", "heun"], "heun"),
+        (["--sampler", "adams", "--order", "5"], "order"),
         (["--plot", "out.svg"], "--plot out.svg: expected a .png file name"),
     ],
 )
