@@ -4,6 +4,7 @@
     pipe = Pipeline.load("engines/digits")
     result = pipe.generate([1, 7], seed=0, sharing_ratio=0.75)
     images = pipe.images(result.latents)          # uint8 (B, H, W, 3)
+    out = pipe(["seven", 1], seed=0)              # by name or id (class_names.py); out.images: PIL images
 
 `plan(...)` checks every input of a run before any work and returns what the run needs; the
 CLI, `ddt-export sample`, and the benchmarks all plan through it.
@@ -11,6 +12,7 @@ CLI, `ddt-export sample`, and the benchmarks all plan through it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -41,6 +43,29 @@ class Result:
     @property
     def sharing_ratio(self) -> float:
         return 1.0 - len(self.recompute) / self.settings.num_steps
+
+
+OUTPUT_TYPES = ("pil", "np", "latent")
+
+
+@dataclass
+class Output:
+    """What `pipe(...)` returns: the images (as `output_type` asked), the class ids sampled, the run, and its timing."""
+
+    images: list | np.ndarray
+    labels: tuple[int, ...]
+    result: Result
+    seconds: float  # the sampling run alone (calibration excluded)
+    calibration_seconds: float = 0.0  # a DP schedule's one-off calibration, 0 when it was stored already
+
+    @property
+    def encoder_calls(self) -> int:
+        """Steps at which the encoder ran (each over the whole batch); the rest reused its state."""
+        return len(self.result.recompute)
+
+    @property
+    def seconds_per_image(self) -> float:
+        return self.seconds / len(self.labels)
 
 
 @dataclass(frozen=True)
@@ -273,6 +298,31 @@ class Pipeline:
         plan = self.plan(labels, seed=seed, noise=noise, recompute=recompute, sharing_ratio=sharing_ratio, schedule=schedule,
                          full_cfg=full_cfg, **overrides)
         return self.run(self.calibrated(plan), progress)
+
+    def __call__(self, labels: str | int | Sequence[str | int], *, seed: int | None = None, output_type: str = "pil",
+                 progress: Callable[[int], None] | None = None, **options) -> "Output":
+        """Generate by class name or id, as diffusers pipelines are called: `pipe(["golden retriever", 207], seed=0).images`.
+
+        `options` are generate's (noise, recompute, sharing_ratio, schedule, full_cfg, and SamplerSettings fields such as
+        num_steps and guidance). `output_type`: "pil" (a list of RGB PIL images), "np" (uint8 (B, H, W, 3), as `images()`),
+        or "latent" (the float32 samples (B, C, H, W) before any VAE). Images need a pixel model or a build with a VAE
+        decoder; that is checked, like every input, before sampling."""
+        if output_type not in OUTPUT_TYPES:
+            raise DDTError(f"output_type must be one of {', '.join(OUTPUT_TYPES)} (got {output_type!r})")
+        if output_type != "latent":
+            self.check_images()
+        plan = self.plan(labels, seed=seed, **options)
+        calibrating = time.perf_counter()
+        plan = self.calibrated(plan)
+        started = time.perf_counter()
+        result = self.run(plan, progress)
+        seconds = time.perf_counter() - started
+        images = result.latents if output_type == "latent" else self.images(result.latents)
+        if output_type == "pil":
+            from PIL import Image
+
+            images = [Image.fromarray(img) for img in images]
+        return Output(images, plan.labels, result, seconds, started - calibrating)
 
     def images(self, latents: np.ndarray) -> np.ndarray:
         """uint8 (B, H, W, 3) images: pixel-space samples directly, latents through the build's VAE graph."""
