@@ -126,13 +126,9 @@ def synonym_problem(s: str) -> str | None:
 
 def read_names_file(path: Path, num_classes: int) -> list[str]:
     """`build --class-names FILE`: a JSON list of strings (.json), else UTF-8 text with one class a line."""
-    path = Path(path)
-    if path.is_dir():
-        raise DDTError(f"--class-names {path} is a folder; give a text file with one class a line, or a JSON list")
-    if not path.exists():
-        raise DDTError(f"--class-names {path} does not exist; give a text file with one class a line, or a JSON list")
-    if not path.is_file():
-        raise DDTError(f"--class-names {path} is not a regular file; give a text file with one class a line, or a JSON list")
+    from .files import regular_file
+
+    path = regular_file(path, "--class-names")
     if path.stat().st_size > MAX_FILE_BYTES:
         raise DDTError(f"--class-names {path} is {path.stat().st_size:,} bytes; a names file is at most {MAX_FILE_BYTES:,}")
     try:
@@ -163,6 +159,26 @@ def default_names(num_classes: int, config_names: object = None, where: str = "t
     if num_classes == 1000:
         return imagenet_1k()
     return None
+
+
+def build_names(num_classes: int, names_file: Path | None, config_names: object = None) -> list[str] | None:
+    """A new build's names, checked against its class count before any work: the file's, else the defaults."""
+    return read_names_file(names_file, num_classes) if names_file is not None else default_names(num_classes, config_names)
+
+
+def listing(manifest, search: str | None = None) -> list[str]:
+    """`ddt-export classes`: "id<TAB>names" lines of a build's classes (those a --search word finds), or a DDTError."""
+    names = manifest.class_names
+    if names is None:
+        raise DDTError(f"{manifest.root} has no class names (its labels are ids 0 to {manifest.arch.num_classes - 1}); rebuild it "
+                       "with `ddt-export build --class-names FILE` to name them")
+    if search is not None and len(search.strip(WHITESPACE)) > MAX_CHARS:
+        raise DDTError(f"--search: a class name is at most {MAX_CHARS} characters (got {len(search.strip(WHITESPACE))})")
+    ids = range(len(names)) if search is None else names.search(search)
+    if not ids:
+        near = ", ".join(f"{names.display(i)} ({i})" for i in names.closest(search))
+        raise DDTError(f"no class name contains \"{search.strip(WHITESPACE)}\"; closest: {near}")
+    return [f"{i}\t{names.lines[i]}" for i in ids]
 
 
 # ----------------------------------------------------------------------------- labels as people write them

@@ -1,4 +1,4 @@
-"""The `ddt-export` command line: build, generate, calibrate, schedule, inspect, sample, check, engines.
+"""The `ddt-export` command line: build, generate, calibrate, schedule, inspect, classes, demo, sample, check, engines.
 
 Every command checks all its input and every output path before any work, and fails through
 the one funnel (errors.run): `error: <problem and fix>`, exit 2, no traceback.
@@ -18,8 +18,8 @@ from .dtypes import PRECISIONS
 from .errors import DDTError, run
 from .files import check_output_dir, check_output_file, load_npy, save_npy, write_json_atomic
 from .graphs import DEFAULT_OPSET, check_opset
-from .class_names import resolve, split_labels
-from .labels import check_seed, whole_list
+from .class_names import build_names, listing, resolve, split_labels
+from .labels import check_seed, whole_list, whole_parser
 from .schedules import PAPER_RATIOS
 from .backends.tensorrt.engines import DEFAULT_PROFILE_BATCH, OPT_LEVEL
 
@@ -66,15 +66,6 @@ def build_out(out: Path) -> Path:
         check_output_dir(real, "--out")
     check_destination(real)
     return real
-
-
-def build_names(src, names_file: Path | None) -> list[str] | None:
-    """The new build's class names, checked against its class count before any work (class_names.py's rules)."""
-    from .class_names import default_names, read_names_file
-
-    if names_file is not None:
-        return read_names_file(names_file, src.arch.num_classes)
-    return default_names(src.arch.num_classes, src.extra.get("class_names"))
 
 
 def schedule_option(schedule: str | None, sharing_ratio: float | None) -> str:
@@ -128,9 +119,8 @@ def build(
     max_batch: int = typer.Option(DEFAULT_PROFILE_BATCH, help="Largest user batch the TensorRT engines accept (the CFG batch is twice it)."),
     opt_level: int = typer.Option(OPT_LEVEL, help="TensorRT builder optimisation level, 0 to 5."),
     libtorch: bool = typer.Option(False, "--libtorch", help="Also export encoder and decoder for the C++ LibTorch runtime."),
-    class_names: Optional[Path] = typer.Option(None, "--class-names", help="Class names: a text file with one class a line, "
-                                               "\"display name, synonym, ...\", or a JSON list [default: the config's; ImageNet-1k's "
-                                               "for 1000 classes; the digits' for the bundled model; else ids only]."),
+    class_names: Optional[Path] = typer.Option(None, "--class-names", help="Text file, one class a line \"name, synonym, ...\", or JSON "
+                                               "list [default: the config's; ImageNet-1k's for 1000 classes; else ids only]."),
     out: Optional[Path] = typer.Option(None, help="Build folder [default: engines/<name>]."),
 ):
     """Export encoder and decoder to ONNX, check them against PyTorch, write a manifest.
@@ -156,7 +146,7 @@ def build(
             console.print("TensorRT or a GPU is not available here: building the ONNX graphs only, engines skipped")
     src, load = sources.resolve(preset_name=preset, res=res, config=config, ckpt=ckpt, random_weights=random_weights,
                                 ema=not raw_weights, trust=trust_checkpoint)
-    names = build_names(src, class_names)
+    names = build_names(src.arch.num_classes, class_names, src.extra.get("class_names"))
     if out is None:
         out = build_out(Path("engines") / src.name)
     extras = []
@@ -222,7 +212,7 @@ def generate(
     check_output_file(out, "--out", (".png",))
     check_output_file(save_npz, "--save-npz", (".npz",))
     check_output_file(save_latents, "--save-latents", (".npy",))
-    label_entries, recompute_list, seed_value = split_labels(labels, "--labels"), ints(recompute, "--recompute"), seed_option(seed)
+    entries, recompute_list, seed_value = split_labels(labels, "--labels"), ints(recompute, "--recompute"), seed_option(seed)
     overrides = settings_overrides(steps, cfg, interval, timeshift, last_step, sampler, order)
     schedule = schedule_option(schedule, sharing_ratio)
     noise_arr = load_npy(noise, "noise", max_elements=MAX_NOISE_VALUES) if noise is not None else None
@@ -236,8 +226,8 @@ def generate(
         pipe = Pipeline.load(build_dir, backend)
     if out is not None or save_npz is not None:
         pipe.check_images()
-    plan = pipe.plan(resolve(label_entries, pipe.class_names, "--labels"), seed=seed_value, noise=noise_arr, recompute=recompute_list, sharing_ratio=sharing_ratio,
-                     schedule=schedule, full_cfg=full_cfg, **overrides)
+    plan = pipe.plan(resolve(entries, pipe.class_names, "--labels"), seed=seed_value, noise=noise_arr, recompute=recompute_list,
+                     sharing_ratio=sharing_ratio, schedule=schedule, full_cfg=full_cfg, **overrides)
     n = plan.settings.num_steps
     if plan.needs_calibration:
         console.print(f"no calibration for these settings ({n} steps) yet: running it once (8 samples) and keeping it")
@@ -323,34 +313,29 @@ def inspect(build_dir: Path = typer.Argument(..., help="A build folder.")):
 
 
 @app.command("classes")
-def classes_cmd(
-    build_dir: Path = typer.Argument(..., help="A build folder."),
-    search: Optional[str] = typer.Option(None, help="Only classes with a name containing WORD (case-insensitive), or the class of that id."),
-):
+def classes_cmd(build_dir: Path = typer.Argument(..., help="A build folder."), search: Optional[str] = typer.Option(
+        None, help="Only classes with a name containing WORD (case-insensitive), or the class of that id.")):
     """The build's classes, one a line: id, a tab, its names (display name first); what --labels takes by name."""
-    from .class_names import MAX_CHARS
     from .manifest import read
 
-    m = read(build_dir)
-    names = m.class_names
-    if names is None:
-        raise DDTError(f"{build_dir} has no class names (its labels are ids 0 to {m.arch.num_classes - 1}); rebuild it with "
-                       "`ddt-export build --class-names FILE` to name them")
-    if search is not None and len(search.strip()) > MAX_CHARS:
-        raise DDTError(f"--search: a class name is at most {MAX_CHARS} characters (got {len(search.strip())})")
-    ids = range(len(names)) if search is None else names.search(search)
-    if not ids:
-        near = ", ".join(f"{names.display(i)} ({i})" for i in names.closest(search))
-        raise DDTError(f"no class name contains {search.strip()!r}; closest: {near}")
-    print("\n".join(f"{i}\t{names.lines[i]}" for i in ids))
+    print("\n".join(listing(read(build_dir), search)))
+
+
+@app.command("demo")
+def demo(builds: list[Path] = typer.Argument(..., help="A build folder; builds of one model, one per precision, add a precision choice."),
+         host: str = typer.Option("127.0.0.1", help="Address to serve on (127.0.0.1: this machine only)."),
+         port: int = typer.Option(7860, parser=whole_parser("--port", "7860"), help="Port, 1 to 65535.")):
+    """A web page (Gradio) on the build's compiled graphs: pick a class by name, see images. Needs: pip install -e ".[demo]"."""
+    from .demo import serve
+
+    serve(builds, host, port, log=lambda line: console.print(line, highlight=False))
 
 
 @app.command("sample")
 def sample(
     build_dir: Path = typer.Argument(..., help="A build folder from `ddt-export build` (at the same path on every node)."),
     num_samples: int = typer.Option(..., "--num-samples", help="How many images, e.g. 50000 for FID."),
-    classes: str = typer.Option("all", help="`all`, or the classes to sample: ids (0,1,7), or ids and names separated by ';' "
-                                "(\"tabby;tench;7\"; names never contain ';'), as --labels of generate."),
+    classes: str = typer.Option("all", help="`all`, or the classes to sample, ids or names as generate's --labels (\"tabby;tench;7\")."),
     per_class: int = typer.Option(1, "--per-class", help="Consecutive samples per class before the next one (1: classes cycled)."),
     seed: str = typer.Option("0", help="Seed 0 to 2^64-1: sample i's noise comes from (seed, i) alone, whatever the sharding."),
     batch: int = typer.Option(32, help="Samples per shard (one backend call); part of the result's identity."),
@@ -398,10 +383,9 @@ def check(
     from .precision.report import check as run_check, render
 
     check_output_file(out, "--out", (".json",))
-    label_entries = split_labels(labels, "--labels")
     with console.status("checking") as status:
         report = run_check(build_dir, against, steps=steps, batch=batch, seed=seed_option(seed), sampler=sampler, order=order,
-                           labels=label_entries, progress=lambda msg: status.update(msg))
+                           labels=split_labels(labels, "--labels"), progress=lambda msg: status.update(msg))
     if out is not None:
         write_json_atomic(out, report)
     if as_json:

@@ -23,17 +23,6 @@ from tests.reference.official_ddt import write_official_yaml
 TIMM = "1.0.29"  # the release bundled/imagenet1k.txt was taken from
 
 
-def _cli(args, monkeypatch, capsys, cwd):
-    from ddt_export.cli import main
-
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", ["ddt-export", *map(str, args)])
-    with pytest.raises(SystemExit) as e:
-        main()
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
-
-
 def _one_line_error(code, err, words):
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, (code, err)
@@ -104,12 +93,12 @@ def test_imagenet_names_obey_the_rules_and_have_the_known_shared_synonyms():
 
 
 def test_a_1000_class_model_is_named_after_imagenet_by_default_and_other_counts_are_not(tmp_path):
-    from ddt_export.cli import build_names
+    from ddt_export.class_names import build_names
     from ddt_export.official import read_config
 
     for k, want in ((1000, imagenet_1k()), (10, None)):
-        cfg = write_official_yaml(tmp_path / f"c{k}.yaml", **{**ARCH, "num_classes": k}, latent_shape=LATENT, **SAMPLER)
-        assert build_names(read_config(cfg), None) == want
+        src = read_config(write_official_yaml(tmp_path / f"c{k}.yaml", **{**ARCH, "num_classes": k}, latent_shape=LATENT, **SAMPLER))
+        assert build_names(src.arch.num_classes, None, src.extra.get("class_names")) == want
     assert default_names(3, ["a", "b", "c"]) == ["a", "b", "c"]  # a config's own names win over the count's default
 
 
@@ -146,22 +135,22 @@ def test_bad_names_files_are_one_line(tmp_path, name, content, words):
 # ----------------------------------------------------------------------------- builds
 
 
-def test_build_class_names_file_lands_in_the_manifest(official, tmp_path, monkeypatch, capsys):
+def test_build_class_names_file_lands_in_the_manifest(official, tmp_path, monkeypatch, cli):
     names = [f"class {w}, c{w}" for w in "abcdefghij"]
     (tmp_path / "names.json").write_text(json.dumps(names))
-    code, out, err = _cli(["build", "--config", official.config, "--ckpt", official.ckpt, "--class-names", "names.json",
-                           "--out", "b"], monkeypatch, capsys, tmp_path)
-    assert code == 0, err
+    monkeypatch.chdir(tmp_path)
+    r = cli("build", "--config", official.config, "--ckpt", official.ckpt, "--class-names", "names.json", "--out", "b")
+    assert r.code == 0, r.err
     m = read(tmp_path / "b")
     assert m.doc.model.class_names == names and m.class_names.display(3) == "class d"
 
 
-def test_build_refuses_a_names_file_of_the_wrong_count_before_any_work(official, tmp_path, monkeypatch, capsys):
+def test_build_refuses_a_names_file_of_the_wrong_count_before_any_work(official, tmp_path, monkeypatch, cli):
     (tmp_path / "names.txt").write_text("zero\none\n")
     before = sorted(p.name for p in tmp_path.iterdir())
-    code, out, err = _cli(["build", "--config", official.config, "--ckpt", official.ckpt, "--class-names", "names.txt",
-                           "--out", "b"], monkeypatch, capsys, tmp_path)
-    _one_line_error(code, err, "has 2 names but the model has 10 classes")
+    monkeypatch.chdir(tmp_path)
+    r = cli("build", "--config", official.config, "--ckpt", official.ckpt, "--class-names", "names.txt", "--out", "b")
+    _one_line_error(r.code, r.err, "has 2 names but the model has 10 classes")
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
 
 

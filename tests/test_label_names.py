@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -143,17 +142,6 @@ def test_the_pipeline_resolves_names(bundled_build):
 # ----------------------------------------------------------------------------- the CLI
 
 
-def _cli(args, monkeypatch, capsys, cwd):
-    from ddt_export.cli import main
-
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", ["ddt-export", *map(str, args)])
-    with pytest.raises(SystemExit) as e:
-        main()
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
-
-
 @pytest.fixture(scope="module")
 def builds(bundled_build, tmp_path_factory) -> Path:
     """The digits build (named) as `D`, and `OLD`: the same build as one made before names (no class_names field)."""
@@ -167,23 +155,29 @@ def builds(bundled_build, tmp_path_factory) -> Path:
     return root
 
 
-def test_generate_by_name_gives_the_same_samples_as_by_id(builds, monkeypatch, capsys):
+@pytest.fixture
+def run(builds, monkeypatch, cli):
+    """`ddt-export ARGS` in the folder holding D and OLD: (exit code, stdout, stderr)."""
+    monkeypatch.chdir(builds)
+    return lambda *args: (lambda r: (r.code, r.out, r.err))(cli(*args))
+
+
+def test_generate_by_name_gives_the_same_samples_as_by_id(builds, run):
     for labels, out in (("seven;zero", "names.npy"), ("7,0", "ids.npy"), ("7;Zero", "mixed.npy")):
-        code, _, err = _cli(["generate", "D", "--labels", labels, "--steps", "3", "--save-latents", out], monkeypatch, capsys, builds)
+        code, _, err = run("generate", "D", "--labels", labels, "--steps", "3", "--save-latents", out)
         assert code == 0, err
     a, b, c = (np.load(builds / f) for f in ("names.npy", "ids.npy", "mixed.npy"))
     assert a.shape[0] == 2 and np.array_equal(a, b) and np.array_equal(a, c)
 
 
-def test_an_old_build_without_names_still_generates_by_id_and_refuses_names_in_one_line(builds, monkeypatch, capsys):
+def test_an_old_build_without_names_still_generates_by_id_and_refuses_names_in_one_line(builds, run):
     for build in ("OLD", "D"):
-        code, _, err = _cli(["generate", build, "--labels", "7,0", "--steps", "3", "--save-latents", f"{build}.npy"], monkeypatch,
-                            capsys, builds)
+        code, _, err = run("generate", build, "--labels", "7,0", "--steps", "3", "--save-latents", f"{build}.npy")
         assert code == 0, err
     assert np.array_equal(np.load(builds / "OLD.npy"), np.load(builds / "D.npy"))
-    code, _, err = _cli(["generate", "OLD", "--labels", "seven", "--steps", "3", "--save-latents", "x.npy"], monkeypatch, capsys, builds)
+    code, _, err = run("generate", "OLD", "--labels", "seven", "--steps", "3", "--save-latents", "x.npy")
     assert code == 2 and err.count("\n") == 1 and "has no class names" in err and not (builds / "x.npy").exists()
-    code, _, err = _cli(["classes", "OLD"], monkeypatch, capsys, builds)
+    code, _, err = run("classes", "OLD")
     assert code == 2 and "has no class names (its labels are ids 0 to 9)" in err
 
 
@@ -192,25 +186,25 @@ def test_an_old_build_without_names_still_generates_by_id_and_refuses_names_in_o
     ("seven,one", "is not one class name"),
     ("seven;;one", "has an empty entry"),
 ])
-def test_generate_refuses_bad_names_in_one_line_and_writes_nothing(builds, monkeypatch, capsys, labels, words):
-    code, out, err = _cli(["generate", "D", "--labels", labels, "--steps", "3", "--out", "bad.png"], monkeypatch, capsys, builds)
+def test_generate_refuses_bad_names_in_one_line_and_writes_nothing(builds, run, labels, words):
+    code, out, err = run("generate", "D", "--labels", labels, "--steps", "3", "--out", "bad.png")
     assert code == 2 and err.startswith("error: --labels") and err.count("\n") == 1 and words in err, err
     assert not (builds / "bad.png").exists()
 
 
-def test_generate_help_says_names_are_separated_by_semicolons(monkeypatch, capsys, builds):
-    code, out, err = _cli(["generate", "--help"], monkeypatch, capsys, builds)
+def test_generate_help_says_names_are_separated_by_semicolons(run):
+    code, out, err = run("generate", "--help")
     assert code == 0 and "names never contain ';'" in " ".join(out.split())
 
 
-def test_classes_lists_ids_and_names_and_searches(builds, monkeypatch, capsys):
-    code, out, _ = _cli(["classes", "D"], monkeypatch, capsys, builds)
+def test_classes_lists_ids_and_names_and_searches(builds, run):
+    code, out, _ = run("classes", "D")
     assert code == 0 and out.splitlines()[7] == "7\tseven" and len(out.splitlines()) == 10
-    code, out, _ = _cli(["classes", "D", "--search", "E"], monkeypatch, capsys, builds)
+    code, out, _ = run("classes", "D", "--search", "E")
     assert [line.split("\t")[0] for line in out.splitlines()] == ["0", "1", "3", "5", "7", "8", "9"]
-    code, out, _ = _cli(["classes", "D", "--search", "4"], monkeypatch, capsys, builds)
+    code, out, _ = run("classes", "D", "--search", "4")
     assert out == "4\tfour\n"
-    code, out, err = _cli(["classes", "D", "--search", "sevn"], monkeypatch, capsys, builds)
+    code, out, err = run("classes", "D", "--search", "sevn")
     assert code == 2 and "closest: seven (7)" in err
 
 
@@ -226,10 +220,10 @@ def test_sample_takes_names_for_its_classes(builds, monkeypatch):
         parse_classes("seven", old)
 
 
-def test_check_runs_its_sampling_run_on_named_labels(builds, monkeypatch, capsys):
-    code, out, err = _cli(["check", "D", "--labels", "seven;one", "--steps", "2", "--json"], monkeypatch, capsys, builds)
+def test_check_runs_its_sampling_run_on_named_labels(builds, run):
+    code, out, err = run("check", "D", "--labels", "seven;one", "--steps", "2", "--json")
     assert code == 0, err
-    run = json.loads(out)["sampling_run"]
-    assert run["labels"] == [7, 1] and run["batch"] == 2
-    code, out, err = _cli(["check", "D", "--labels", "seven", "--batch", "3", "--steps", "2"], monkeypatch, capsys, builds)
+    sampling = json.loads(out)["sampling_run"]
+    assert sampling["labels"] == [7, 1] and sampling["batch"] == 2
+    code, out, err = run("check", "D", "--labels", "seven", "--batch", "3", "--steps", "2")
     assert code == 2 and "--batch 3 but 1 --labels" in err
