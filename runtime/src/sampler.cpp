@@ -19,6 +19,7 @@
 
 #include "manifest.h"
 #include "solvers.h"
+#include "text.h"
 
 namespace ddt {
 
@@ -31,32 +32,10 @@ std::string with_commas(int64_t n) {
   return digits;
 }
 
-/// A string as Python's repr prints it: in single quotes, or double quotes when it holds a single
-/// quote and no double quote; backslashes, the quote and control characters escaped.
-std::string string_repr(const std::string& s) {
-  const char quote = s.find('\'') != std::string::npos && s.find('"') == std::string::npos ? '"' : '\'';
-  std::string out(1, quote);
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (ch == '\\' || ch == quote) {
-      out += '\\';
-      out += ch;
-    } else if (ch == '\n' || ch == '\r' || ch == '\t') {
-      out += ch == '\n' ? "\\n" : ch == '\r' ? "\\r" : "\\t";
-    } else if (c < 0x20 || c == 0x7f) {
-      const char* hex = "0123456789abcdef";
-      out += std::string("\\x") + hex[c >> 4] + hex[c & 15];
-    } else {
-      out += ch;
-    }
-  }
-  return out + quote;
-}
-
 /// sampler.py::SamplerSettings._validate_solver: which sampler, and its order.
 void validate_solver(const SamplerSettings& s) {
   if (s.sampler != "euler" && s.sampler != "adams") {
-    throw Error("unknown sampler " + string_repr(s.sampler) + "; choose euler or adams");
+    throw Error("unknown sampler " + detail::string_repr(s.sampler) + "; choose euler or adams");
   }
   const std::string most = std::to_string(detail::kMaxOrder);
   if (s.order < 1 || s.order > detail::kMaxOrder) {

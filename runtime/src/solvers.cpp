@@ -87,7 +87,7 @@ Steps plan_steps(int num_steps, std::optional<double> last_step, double timeshif
 }
 
 Steps plan_steps(const SamplerSettings& settings) {
-  return plan_steps(settings.num_steps, settings.last_step, settings.timeshift, settings.sampler, settings.order);
+  return plan_steps(settings.num_steps, settings.last_step, settings.timeshift, settings.sampler, static_cast<int>(settings.order));
 }
 
 }  // namespace ddt::detail

@@ -10,6 +10,8 @@
 //   settings N GUIDANCE LO HI SHIFT LAST|none [SAMPLER ORDER]
 //                            SamplerSettings::validate() on these values: ok, or error: <its message>;
 //                            SAMPLER is the name's bytes in hex after an x ("x" is the empty name)
+//   whole_list TEXT          ddt::whole_list(TEXT, "--labels"): ok and the numbers, comma-separated, or error: <message>
+//   seed TEXT                ddt::check_seed(TEXT): ok N, or error: <message>; TEXT as SAMPLER above
 //   steps N LAST|none SHIFT SAMPLER ORDER
 //                            solvers.h plan_steps: t (N), dt (N), then every step's coefficients, as
 //                            float32 bit patterns on one line
@@ -53,6 +55,14 @@ double number(std::istream& in) {
   return std::strtod(text.c_str(), nullptr);
 }
 
+/// "x" then the bytes in hex ("x" alone is the empty text): any text, spaces and newlines included.
+std::string hex_text(std::istream& in) {
+  std::string word, out;
+  in >> word;
+  for (size_t i = 1; i + 1 < word.size(); i += 2) out += static_cast<char>(std::stoi(word.substr(i, 2), nullptr, 16));
+  return out;
+}
+
 void validate_settings(std::istream& in) {
   ddt::SamplerSettings s;
   long long steps;
@@ -65,13 +75,11 @@ void validate_settings(std::istream& in) {
   std::string last;
   in >> last;
   if (last != "none") s.last_step = std::strtod(last.c_str(), nullptr);
-  std::string name;
-  if (in >> name) {
-    s.sampler.clear();
-    for (size_t i = 1; i + 1 < name.size(); i += 2) s.sampler += static_cast<char>(std::stoi(name.substr(i, 2), nullptr, 16));
+  if (in >> std::ws && !in.eof()) {
+    s.sampler = hex_text(in);
     long long order;
     in >> order;
-    s.order = static_cast<int>(std::max<long long>(std::min<long long>(order, INT_MAX), INT_MIN));
+    s.order = order;
   }
   s.validate();
   std::cout << "ok\n";
@@ -136,6 +144,14 @@ int main() {
         print_steps(in);
       } else if (cmd == "settings") {
         validate_settings(in);
+      } else if (cmd == "whole_list") {
+        const std::vector<std::string> numbers = ddt::whole_list(hex_text(in), "--labels");
+        std::string joined;
+        for (const std::string& n : numbers) joined += (joined.empty() ? "" : ",") + n;
+        std::cout << "ok " << joined << "\n";
+      } else if (cmd == "seed") {
+        const uint64_t seed = ddt::check_seed(hex_text(in));
+        std::cout << "ok " << seed << "\n";
       } else if (cmd == "kernels") {
         std::cout << (ddt::detail::torch_kernels() == ddt::detail::TorchKernels::Avx2 ? "avx2" : "default") << "\n";
       } else {

@@ -65,35 +65,23 @@ struct Usage : std::runtime_error {
 };
 
 std::string trimmed(const std::string& s) {
-  const size_t a = s.find_first_not_of(' ');
+  const size_t a = s.find_first_not_of(" \t");
   if (a == std::string::npos) return "";
-  return s.substr(a, s.find_last_not_of(' ') - a + 1);
+  return s.substr(a, s.find_last_not_of(" \t") - a + 1);
 }
 
-/// A whole number in [lo, hi]: digits only (an optional leading minus), no exponent, no fraction.
-int64_t parse_int(const std::string& raw, const std::string& what, int64_t lo, int64_t hi) {
-  const std::string text = trimmed(raw);
-  const size_t start = !text.empty() && text[0] == '-' ? 1 : 0;
-  if (text.size() == start || text.find_first_not_of("0123456789", start) != std::string::npos) {
-    throw Usage(what + " must be a whole number (got '" + raw + "')");
+/// A number in the one integer grammar (ddt::whole, labels.py's) within [lo, hi].
+int64_t in_range(const std::string& number, const std::string& what, int64_t lo, int64_t hi) {
+  const std::optional<int64_t> v = ddt::to_int64(number);
+  if (!v || *v < lo || *v > hi) {
+    throw ddt::Error(what + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) + " (got " + number + ")");
   }
-  errno = 0;
-  const long long v = std::strtoll(text.c_str(), nullptr, 10);
-  if (errno == ERANGE || v < lo || v > hi) {
-    throw ddt::Error(what + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) + " (got " + text + ")");
-  }
-  return v;
+  return *v;
 }
 
-uint64_t parse_seed(const std::string& raw) {
-  const std::string text = trimmed(raw);
-  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) {
-    throw Usage("--seed must be a whole number >= 0 (got '" + raw + "')");
-  }
-  errno = 0;
-  const unsigned long long v = std::strtoull(text.c_str(), nullptr, 10);
-  if (errno == ERANGE) throw ddt::Error("--seed must be below 2^64 (got " + text + ")");
-  return v;
+/// A whole number in [lo, hi]: ASCII digits after an optional minus, no exponent, fraction or '_'.
+int64_t parse_int(const std::string& text, const std::string& what, int64_t lo, int64_t hi) {
+  return in_range(ddt::whole(text, what), what, lo, hi);
 }
 
 /// A finite decimal number.
@@ -107,22 +95,14 @@ double parse_double(const std::string& raw, const std::string& what) {
   return v;
 }
 
-std::vector<int64_t> parse_ints(const std::string& text, const std::string& what, int64_t lo, int64_t hi,
-                                size_t max_items) {
-  std::vector<int64_t> out;
-  std::stringstream ss(text);
-  for (std::string item; std::getline(ss, item, ',');) {
-    if (trimmed(item).empty()) continue;
-    if (out.size() == max_items) {
-      throw ddt::Error(what + " has more than " + std::to_string(max_items) + " entries; at most " + std::to_string(max_items));
-    }
-    const std::string t = trimmed(item);
-    const size_t start = t[0] == '-' ? 1 : 0;
-    if (t.size() == start || t.find_first_not_of("0123456789", start) != std::string::npos) {
-      throw Usage(what + " must be comma-separated whole numbers, e.g. 1,7 (got '" + text + "')");
-    }
-    out.push_back(parse_int(t, what + " entry", lo, hi));
+/// Comma-separated whole numbers in the grammar, each within [lo, hi], at most `max_items` of them.
+std::vector<int64_t> parse_ints(const std::string& text, const std::string& what, int64_t lo, int64_t hi, size_t max_items) {
+  const std::vector<std::string> numbers = ddt::whole_list(text, what);
+  if (numbers.size() > max_items) {
+    throw ddt::Error(what + " has more than " + std::to_string(max_items) + " entries; at most " + std::to_string(max_items));
   }
+  std::vector<int64_t> out;
+  for (const std::string& n : numbers) out.push_back(in_range(n, what + " entry", lo, hi));
   return out;
 }
 
@@ -213,7 +193,7 @@ void check_shape_of_command(const Args& args) {
 /// --seed, --steps, --cfg, --interval, --timeshift, --last-step, --sampler, --order: the sampler's
 /// overrides (their values are checked by SamplerSettings::validate, with the Python messages).
 void parse_sampler(const Args& args, ddt::GenerateOptions& o) {
-  if (args.has("--seed")) o.seed = parse_seed(args.at("--seed"));
+  if (args.has("--seed")) o.seed = ddt::check_seed(args.at("--seed"));
   if (args.has("--steps")) o.num_steps = static_cast<int>(parse_int(args.at("--steps"), "--steps", 1, ddt::kMaxSteps));
   if (args.has("--cfg")) o.guidance = parse_double(args.at("--cfg"), "--cfg");
   if (args.has("--interval")) {
@@ -228,7 +208,8 @@ void parse_sampler(const Args& args, ddt::GenerateOptions& o) {
   if (args.has("--timeshift")) o.timeshift = parse_double(args.at("--timeshift"), "--timeshift");
   if (args.has("--last-step")) o.last_step = parse_double(args.at("--last-step"), "--last-step");
   if (args.has("--sampler")) o.sampler = args.at("--sampler");
-  if (args.has("--order")) o.order = static_cast<int>(parse_int(args.at("--order"), "--order", INT_MIN, INT_MAX));
+  // any 64-bit order goes on to SamplerSettings::validate, which refuses it with Python's message
+  if (args.has("--order")) o.order = parse_int(args.at("--order"), "--order", INT64_MIN, INT64_MAX);
 }
 
 /// --recompute, --sharing-ratio, --schedule: which steps run the encoder.
@@ -272,7 +253,8 @@ Options validate(const Args& args) {
   check_shape_of_command(args);
   Options o;
   o.build_dir = args.positional[0];
-  o.labels = parse_ints(args.at("--labels"), "--labels", INT64_MIN / 2, INT64_MAX / 2, static_cast<size_t>(ddt::kMaxBatch));
+  // any 64-bit label goes on to the pipeline, which checks it against the model's classes
+  o.labels = parse_ints(args.at("--labels"), "--labels", INT64_MIN, INT64_MAX, static_cast<size_t>(ddt::kMaxBatch));
   if (o.labels.empty()) throw ddt::Error("give at least one label, e.g. --labels 1,7");
   parse_sampler(args, o.generate);
   parse_schedule(args, o.generate.schedule);

@@ -44,7 +44,7 @@ CASES = [  # overrides of BASE; each is asked of both validators
     {"num_steps": 0, "guidance": NAN}, {"guidance": NAN, "timeshift": 0.0}, {"last_step": 1.0, "timeshift": 0.0},
     {"timeshift": 0.0, "interval_min": 0.9, "interval_max": 0.1},
     # the solver: euler or adams (case-sensitive), order 1..4, and 1 for Euler
-    *({"sampler": "adams", "order": k} for k in (-1, 0, 1, 2, 3, 4, 5, 2**31 - 1, -2**31)),
+    *({"sampler": "adams", "order": k} for k in (-1, 0, 1, 2, 3, 4, 5, 2**31 - 1, -2**31, 2**31, 99999999999, 2**63 - 1, -2**63)),
     *({"sampler": "euler", "order": k} for k in (0, 1, 2, 4, 5)),
     *({"sampler": name} for name in ("heun", "Euler", "ADAMS", "", " adams", "adams ", "it's", 'say "hi"', "a'b\"c", "back\\slash",
                                      "tab\there", "nl\n", "\x01", "\x7f", "euler\x00")),

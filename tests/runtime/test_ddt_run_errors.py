@@ -62,8 +62,8 @@ LABELS = ("--labels", "1")
 # (id, argv after ddt-run, text the one error line must contain)
 CASES = [
     # numbers that do not parse, or are not finite, or are out of range
-    ("steps-word", [B, *LABELS, "--steps", "abc"], "--steps must be a whole number (got 'abc')"),
-    ("steps-exponent", [B, *LABELS, "--steps", "1e20"], "--steps must be a whole number (got '1e20')"),
+    ("steps-word", [B, *LABELS, "--steps", "abc"], "--steps must be a whole number of ASCII digits, e.g. 1 (got 'abc')"),
+    ("steps-exponent", [B, *LABELS, "--steps", "1e20"], "--steps must be a whole number of ASCII digits, e.g. 1 (got '1e20')"),
     ("steps-huge", [B, *LABELS, "--steps", "99999999999"], "--steps must be between 1 and 10000"),
     ("steps-zero", [B, *LABELS, "--steps", "0"], "--steps must be between 1 and 10000 (got 0)"),
     ("steps-negative", [B, *LABELS, "--steps", "-3"], "--steps must be between 1 and 10000 (got -3)"),
@@ -82,8 +82,8 @@ CASES = [
     ("last-step-out", [B, *LABELS, "--last-step", "1.5"], "last step must be in (0, 1) (got 1.5)"),
     ("ratio-nan", [B, *LABELS, "--sharing-ratio", "nan"], "--sharing-ratio must be a finite number"),
     ("ratio-one", [B, *LABELS, "--sharing-ratio", "1"], "sharing ratio must be in [0, 1) (got 1)"),
-    ("seed-negative", [B, *LABELS, "--seed", "-1"], "--seed must be a whole number >= 0"),
-    ("seed-too-big", [B, *LABELS, "--seed", "18446744073709551616"], "--seed must be below 2^64"),
+    ("seed-negative", [B, *LABELS, "--seed", "-1"], "--seed must be a whole number from 0 to 2^64 - 1 = 18446744073709551615 (got -1)"),
+    ("seed-too-big", [B, *LABELS, "--seed", "18446744073709551616"], "from 0 to 2^64 - 1 = 18446744073709551615 (got 18446744073709551616)"),
     ("threads-zero", [B, *LABELS, "--threads", "0"], "--threads must be between 1 and 1024 (got 0)"),
     ("threads-huge", [B, *LABELS, "--threads", "99999"], "--threads must be between 1 and 1024"),
     # schedules
@@ -103,9 +103,10 @@ CASES = [
     ("order-five", [B, *LABELS, "--sampler", "adams", "--order", "5"], "order must be from 1 to 4 (got 5); the official Adams"),
     ("order-zero", [B, *LABELS, "--sampler", "adams", "--order", "0"], "order must be from 1 to 4 (got 0)"),
     ("order-without-adams", [B, *LABELS, "--order", "2"], "order 2 is for the Adams sampler (Euler is order 1); add --sampler adams"),
-    ("order-word", [B, *LABELS, "--sampler", "adams", "--order", "two"], "--order must be a whole number (got 'two')"),
-    ("order-fraction", [B, *LABELS, "--sampler", "adams", "--order", "2.5"], "--order must be a whole number (got '2.5')"),
-    ("order-huge", [B, *LABELS, "--sampler", "adams", "--order", "99999999999"], "--order must be between"),
+    ("order-word", [B, *LABELS, "--sampler", "adams", "--order", "two"], "--order must be a whole number of ASCII digits, e.g. 1 (got 'two')"),
+    ("order-fraction", [B, *LABELS, "--sampler", "adams", "--order", "2.5"], "--order must be a whole number of ASCII digits, e.g. 1 (got '2.5')"),
+    ("order-huge", [B, *LABELS, "--sampler", "adams", "--order", "99999999999"],  # Python's message for the same value
+     "error: order must be from 1 to 4 (got 99999999999); the official Adams sampler goes to 4"),
     ("order-without-value", [B, *LABELS, "--order"], "option --order requires an argument"),
     # labels
     ("label-too-big", [B, "--labels", "12"], "label 12 is outside [0, 9] for this 10-class model (or 10, the null class"),
@@ -146,6 +147,29 @@ CASES = [
     ("save-under-proc", [B, *LABELS, "--save-latents", "/proc/lat.npy"], "/proc is on a virtual filesystem"),
     ("save-under-sys", [B, *LABELS, "--save-latents", "/sys/kernel/lat.npy"], "is on a virtual filesystem"),
     ("save-empty", [B, *LABELS, "--save-latents", ""], "--save-latents needs a file path"),
+    # issue 26 (the C++ side of each Python class). The integer grammar of labels.py: ASCII digits, no '_', '+', other
+    # digits or empty entries, at most 40 characters; seeds 0..2^64-1, never wrapped
+    *((f"labels-{name}", [B, "--labels", text], "--labels must be comma-separated whole numbers of ASCII digits, e.g. 1,7 (got ")
+      for name, text in [("underscore", "1_0"), ("full-width", "\uff11"), ("arabic-indic", "\u0661"), ("plus", "+1"), ("space-inside", "1 2"),
+                         ("exponent", "1e3"), ("hex", "0x10"), ("superscript", "\u00b2"), ("41-digits", "9" * 41), ("nbsp", "1\u00a0"),
+                         ("zero-width", "1\u200b")]),
+    *((f"labels-empty-entry-{name}", [B, "--labels", text], f"--labels has an empty entry (got {text!r}); give comma-separated")
+      for name, text in [("middle", "1,,2"), ("end", "1,"), ("start", ",1"), ("only-commas", ","), ("blank", "1, ,2")]),
+    ("labels-beyond-64-bits", [B, "--labels", "9" * 40], "--labels entry must be between"),
+    ("labels-big-but-64-bit", [B, "--labels", "99999999999"], "label 99999999999 is outside [0, 9]"),
+    *((f"seed-{name}", [B, *LABELS, "--seed", text], f"--seed must be a whole number of ASCII digits, e.g. 0 (got {text!r})")
+      for name, text in [("underscore", "1_0"), ("plus", "+1"), ("empty", ""), ("41-digits", "9" * 41), ("full-width", "\uff17"),
+                         ("fraction", "1.0")]),
+    ("seed-40-digits", [B, *LABELS, "--seed", "9" * 40], f"from 0 to 2^64 - 1 = 18446744073709551615 (got {'9' * 40})"),
+    ("seed-minus-zero-padded", [B, *LABELS, "--seed", "-0001"], "(got -1)"),
+    ("recompute-empty-entry", [B, *LABELS, "--recompute", "0,,3"], "--recompute has an empty entry (got '0,,3')"),
+    ("recompute-underscore", [B, *LABELS, "--recompute", "0,1_0"], "--recompute must be comma-separated whole numbers of ASCII digits"),
+    ("steps-underscore", [B, *LABELS, "--steps", "1_0"], "--steps must be a whole number of ASCII digits, e.g. 1 (got '1_0')"),
+    ("steps-full-width", [B, *LABELS, "--steps", "\uff15"], "--steps must be a whole number of ASCII digits"),
+    ("threads-underscore", [B, *LABELS, "--threads", "1_0"], "--threads must be a whole number of ASCII digits"),
+    ("order-underscore", [B, *LABELS, "--sampler", "adams", "--order", "0_2"], "--order must be a whole number of ASCII digits"),
+    ("order-huge-euler", [B, *LABELS, "--order", "99999999999"], "order must be from 1 to 4 (got 99999999999)"),
+    ("order-64-bit-min", [B, *LABELS, "--sampler", "adams", "--order", str(-2**63)], f"order must be from 1 to 4 (got {-2**63})"),
 ]
 
 

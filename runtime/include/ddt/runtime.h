@@ -53,6 +53,18 @@ void write_npy(const std::string& path, const Array& array);
 /// before the work whose result goes there.
 void check_output_path(const std::string& path);
 
+/// The one integer grammar of labels, step lists and seeds (ddt_export/labels.py): ASCII digits after
+/// at most one '-', with spaces or tabs around it, at most 40 characters; no '+', '_', digits of other
+/// scripts or spaces inside. Returns the number as Python's int() writes it ("007" is "7", "-0" is
+/// "0"), or throws an Error naming `what`.
+std::string whole(const std::string& text, const std::string& what, const std::string& example = "1");
+/// Comma-separated whole numbers (blank text: none); an empty entry ("1,,2", "1,") is refused.
+std::vector<std::string> whole_list(const std::string& text, const std::string& what, const std::string& example = "1,7");
+/// A number as whole() returns it, as an int64_t where it fits.
+std::optional<int64_t> to_int64(const std::string& number);
+/// A seed in that grammar, 0 to 2^64 - 1 (torch would read -1 as 2^64 - 1: refused, not wrapped).
+uint64_t check_seed(const std::string& text, const std::string& what = "--seed");
+
 /// The official samplers' knobs (EulerSampler, AdamLMSampler), and which of the two runs; a
 /// build's defaults come from manifest["sampler"].
 struct SamplerSettings {
@@ -63,7 +75,8 @@ struct SamplerSettings {
   double timeshift = 1.0;
   std::optional<double> last_step;  // empty: 1 / num_steps, as the official sampler
   std::string sampler = "euler";    // or "adams": the official Adams-Bashforth multistep AdamLMSampler
-  int order = 1;                    // Adams' order, 1 to 4 (Euler is order 1)
+  int64_t order = 1;                // Adams' order, 1 to 4 (Euler is order 1); 64 bits, so that an order
+                                    // such as 99999999999 is refused with its own value, as in Python
 
   /// Steps in 1..kMaxSteps, every number finite, last step in (0, 1), timeshift > 0, LO <= HI,
   /// sampler euler or adams, order 1 to 4 and 1 for Euler (ddt_export.sampler's messages and order).
@@ -86,7 +99,7 @@ struct GenerateOptions {
   /// "euler" or "adams"; a sampler other than the build's, given without an order, takes its
   /// default order (adams 2, euler 1), as ddt_export's SamplerSettings.with_overrides.
   std::optional<std::string> sampler;
-  std::optional<int> order;
+  std::optional<int64_t> order;
   Schedule schedule;
   /// Run both CFG halves at every call, as the official sampler. Default (false): where guidance
   /// is off (w = 1, outside the interval) only the conditional half runs, since there
