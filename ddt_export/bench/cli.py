@@ -6,12 +6,13 @@ through errors.run: one line, exit 2.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ..cli import CFG, ORDER, RATIOS_TEXT, SAMPLER, console, ints, seed_option, stdout
+from ..cli import CFG, LABELS_HELP, ORDER, RATIOS_TEXT, SAMPLER, console, ints, seed_option, stdout
 from ..errors import DDTError, run
 from ..labels import whole_parser
 from ..files import check_output_dir, check_output_file, write_json_atomic
@@ -42,6 +43,7 @@ def latency(
     schedule: str = typer.Option("uniform", help="uniform or dp (dp calibrates once if the build has no matrix for N steps)."),
     repeat: int = typer.Option(3, parser=whole_parser("--repeat"), metavar="<int>", help="Timed runs per ratio (median, min and max are reported)."),
     reference: bool = typer.Option(True, "--reference/--no-reference", help="Also time PyTorch eager fp32 and bf16 autocast at ratio 0."),
+    labels: Optional[str] = typer.Option(None, help=LABELS_HELP + " Used in turn to fill --batch [default: 1, 8, 15, ...]."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full result as JSON."),
     plot: Optional[Path] = typer.Option(None, help="Write latency and speed-up vs ratio as a PNG."),
 ):
@@ -52,11 +54,16 @@ def latency(
     from .report import render
     from ..manifest import read
 
+    from ..class_names import resolve, split_labels
+
+    entries = split_labels(labels, "--labels")
     opts = bench.Options(backend=backend, ratios=bench.parse_ratios(ratios), steps=steps, guidance=cfg, sampler=sampler, order=order,
                          batch=batch, schedule=schedule, repeat=repeat, reference=reference).validate()
     check_output_file(json_out, "--json", (".json",))
     check_output_file(plot, "--plot", (".png",))
-    read(build_dir, verify=False)  # a missing or foreign folder fails now, in one line, before any loading
+    m = read(build_dir, verify=False)  # a missing or foreign folder fails now, in one line, before any loading
+    if entries:  # names resolve against the build's own names, before any loading
+        opts = replace(opts, labels=tuple(resolve(entries, m.class_names, "--labels")))
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                    transient=True, disable=not console.is_terminal)
     task = bar.add_task("loading", total=None)

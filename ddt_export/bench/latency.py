@@ -50,6 +50,7 @@ class Options:
     repeat: int = 3
     reference: bool = True
     seed: int = 0
+    labels: tuple[int, ...] | None = None  # class ids, used in turn to fill the batch; None: 1, 8, 15, ...
     ceiling_size: int | None = None  # square matmul side for the ceiling [ceiling.SIZE]; tests shrink it
 
     def validate(self) -> "Options":
@@ -198,7 +199,8 @@ def prepare(build_dir: str | Path, opts: Options, say) -> Setup:
     arch, N, B = pipe.arch, opts.steps, opts.batch
     settings = pipe.defaults.with_overrides(num_steps=N, guidance=opts.guidance, sampler=opts.sampler, order=opts.order)
     say("scheduling", 0, 1)
-    labels = [(7 * i + 1) % arch.num_classes for i in range(B)]
+    given = opts.labels or [(7 * i + 1) % arch.num_classes for i in range(B)]
+    labels = [given[i % len(given)] for i in range(B)]
     solver = {k: getattr(settings, k) for k in ("num_steps", "guidance", "sampler", "order")}
     plans = [(r, list(pipe.calibrated(pipe.plan(labels, sharing_ratio=r, schedule=opts.schedule, **solver)).recompute))
              for r in opts.measured_ratios]
@@ -286,4 +288,4 @@ def run(build_dir: str | Path, opts: Options, progress: Callable[[str, int, int]
     say("done", total, total)
     raw = Timings(plans=s.plans, calls=calls, runs=runs, ceil=[ceil_start, ceil_end], threads=s.threads,
                   load=[load_start, machine.load_average()])
-    return assemble(s.pipe, opts, s.settings, raw, build_dir)
+    return assemble(s.pipe, opts, s.settings, raw, build_dir) | {"labels": s.labels}

@@ -131,11 +131,12 @@ def test_cli_writes_json_and_png(built, tmp_path, bench_cli, monkeypatch):
     monkeypatch.setattr(ceiling, "SIZE", 64)
     out, png = tmp_path / "r" / "lat.json", tmp_path / "lat.png"
     r = bench_cli("latency", built, "--steps", 4, "--ratios", "0,0.5", "--repeat", 1, "--no-reference", "--sampler", "adams",
-                  "--order", 3, "--json", out, "--plot", png)
+                  "--order", 3, "--labels", "7", "--batch", 2, "--json", out, "--plot", png)
     assert r.code == 0, r.err
     data = json.loads(out.read_text())
     assert [row["ratio"] for row in data["rows"]] == [0.0, 0.5] and data["reference"] == []
     assert (data["sampler"]["sampler"], data["sampler"]["order"]) == ("adams", 3)  # the timed loop ran the asked solver
+    assert data["labels"] == [7, 7]  # given labels fill the batch in turn
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "speedup" in r.out and "loop overhead" in r.out
 
@@ -151,6 +152,8 @@ def test_cli_writes_json_and_png(built, tmp_path, bench_cli, monkeypatch):
         (["--batch", "0"], "--batch must be between 1 and 1024"),
         (["--schedule", "random"], "unknown schedule 'random'"),
         (["--sampler", "heun"], "heun"),
+        (["--labels", "1_0"], "--labels"),
+        (["--labels", "seven"], "--labels"),  # the tiny test build has no names
         (["--sampler", "adams", "--order", "5"], "order"),
         (["--plot", "out.svg"], "--plot out.svg: expected a .png file name"),
     ],
@@ -164,3 +167,16 @@ def test_bad_input_is_one_line(built, bench_cli, args, message):
 def test_missing_build_is_one_line(tmp_path, bench_cli):
     r = bench_cli("latency", tmp_path / "nothing")
     assert r.code == 2 and "has no manifest.json" in r.err and r.err.count("\n") == 1
+
+
+def test_labels_by_name_on_a_named_build(bundled_build, tmp_path, bench_cli, monkeypatch):
+    """The bundled digits build names its classes: --labels takes them as generate does, and an unknown one is one line."""
+    monkeypatch.setattr(ceiling, "SIZE", 64)
+    out = tmp_path / "lat.json"
+    r = bench_cli("latency", bundled_build, "--steps", 2, "--ratios", "0", "--repeat", 1, "--no-reference", "--batch", 3,
+                  "--labels", "Seven; 0", "--json", out)
+    assert r.code == 0, r.err
+    assert json.loads(out.read_text())["labels"] == [7, 0, 7]
+    r = bench_cli("latency", bundled_build, "--labels", "sevn", "--json", tmp_path / "x.json")
+    assert r.code == 2 and 'no class is named "sevn"' in r.err and r.err.count("\n") == 1, r.err
+    assert not (tmp_path / "x.json").exists()
