@@ -8,6 +8,7 @@
 
 #include "backend.h"
 #include "build_lock.h"
+#include "finite.h"
 #include "ddt/runtime.h"
 #include "manifest.h"
 #include "sampler.h"
@@ -54,6 +55,47 @@ class TimedRunner final : public detail::Runner {
   detail::Runner& inner_;
   Timing& timing_;
 };
+
+/// A diagnostic re-run's runner: stops at the first decoder call whose output (the rows it wrote)
+/// is not finite, and says at which step (the loop calls the decoder once per step).
+class FiniteWatch final : public detail::Runner {
+ public:
+  struct Stop {
+    int step;
+  };
+  FiniteWatch(detail::Runner& inner, size_t half) : inner_(inner), half_(half) {}
+  float* x() override { return inner_.x(); }
+  float* t() override { return inner_.t(); }
+  int64_t* y() override { return inner_.y(); }
+  const float* v() override { return inner_.v(); }
+  void encode(bool cond_only) override { inner_.encode(cond_only); }
+  void decode(bool cond_only) override {
+    inner_.decode(cond_only);
+    const float* v = inner_.v();
+    if (!detail::all_finite(cond_only ? v + half_ : v, cond_only ? half_ : 2 * half_)) throw Stop{calls_};
+    ++calls_;
+  }
+
+ private:
+  detail::Runner& inner_;
+  size_t half_;
+  int calls_ = 0;
+};
+
+/// The first step whose velocity is not finite, found by running the loop again with a check after
+/// every decoder call (only after a run has blown up: a normal run checks its result alone), as
+/// ddt_export's Pipeline.first_bad_step.
+std::optional<int> first_bad_step(detail::Runner& runner, const std::vector<float>& noise, const std::vector<int64_t>& labels,
+                                  int64_t null_class, const SamplerSettings& settings, const std::vector<int>& steps,
+                                  bool full_cfg) {
+  FiniteWatch watch(runner, noise.size());
+  try {
+    detail::sample(watch, noise, labels, null_class, settings, steps, nullptr, full_cfg);
+  } catch (const FiniteWatch::Stop& stop) {
+    return stop.step;
+  }
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -267,6 +309,7 @@ Result Pipeline::generate(const std::vector<int64_t>& labels_in, const GenerateO
   const std::vector<int64_t> labels = impl_->check_labels(labels_in);
   const int64_t B = static_cast<int64_t>(labels.size());
   const SamplerSettings settings = this->settings(o);
+  detail::check_representable(settings);
   if (o.seed && o.noise) throw Error("give either a seed or noise, not both");
   const std::vector<int> steps = schedule(settings, o.schedule);
   const std::vector<float> noise = o.noise ? impl_->check_noise(*o.noise, B)
@@ -285,6 +328,11 @@ Result Pipeline::generate(const std::vector<int64_t>& labels_in, const GenerateO
   result.latents.data =
       detail::sample(timed, noise, labels, impl_->manifest.null_class, settings, steps, o.progress, o.full_cfg);
   result.timing.loop_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (!detail::all_finite(result.latents.data.data(), result.latents.data.size())) {  // before any caller writes them
+    const std::optional<int> step =
+        first_bad_step(*runner, noise, labels, impl_->manifest.null_class, settings, steps, o.full_cfg);
+    throw Error(detail::blame(settings, noise, step));
+  }
   result.latents.shape = {B};
   result.latents.shape.insert(result.latents.shape.end(), impl_->manifest.latent_shape.begin(),
                               impl_->manifest.latent_shape.end());

@@ -10,6 +10,8 @@
 //   settings N GUIDANCE LO HI SHIFT LAST|none [SAMPLER ORDER]
 //                            SamplerSettings::validate() on these values: ok, or error: <its message>;
 //                            SAMPLER is the name's bytes in hex after an x ("x" is the empty name)
+//   representable N GUIDANCE LO HI SHIFT LAST|none [SAMPLER ORDER]
+//                            the same, then finite.h's check_representable (float32 can hold them)
 //   whole_list TEXT          ddt::whole_list(TEXT, "--labels"): ok and the numbers, comma-separated, or error: <message>
 //   seed TEXT                ddt::check_seed(TEXT): ok N, or error: <message>; TEXT as SAMPLER above
 //   steps N LAST|none SHIFT SAMPLER ORDER
@@ -29,6 +31,7 @@
 
 #include "ddt/runtime.h"
 #include "build_lock.h"
+#include "finite.h"
 #include "sha256.h"
 #include "solvers.h"
 #include "torch_cpu.h"
@@ -63,7 +66,7 @@ std::string hex_text(std::istream& in) {
   return out;
 }
 
-void validate_settings(std::istream& in) {
+void validate_settings(std::istream& in, bool representable) {
   ddt::SamplerSettings s;
   long long steps;
   in >> steps;
@@ -82,6 +85,7 @@ void validate_settings(std::istream& in) {
     s.order = order;
   }
   s.validate();
+  if (representable) ddt::detail::check_representable(s);
   std::cout << "ok\n";
 }
 
@@ -142,8 +146,8 @@ int main() {
         std::cout << ddt::kMaxSteps << " " << ddt::kMaxBatch << "\n";
       } else if (cmd == "steps") {
         print_steps(in);
-      } else if (cmd == "settings") {
-        validate_settings(in);
+      } else if (cmd == "settings" || cmd == "representable") {
+        validate_settings(in, cmd == "representable");
       } else if (cmd == "whole_list") {
         const std::vector<std::string> numbers = ddt::whole_list(hex_text(in), "--labels");
         std::string joined;

@@ -44,7 +44,29 @@ def sandbox(built, tmp_path_factory) -> Path:
     header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000000), }"
     header += " " * (64 - (10 + len(header) + 1) % 64) + "\n"
     (root / "huge.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode())
+    add_issue_26_inputs(root)
     return root
+
+
+def npy_header(text: str, version: int = 1) -> bytes:
+    """A .npy file's first bytes for this header dict (padded as numpy pads it), with no data after it."""
+    size = 2 if version == 1 else 4
+    text += " " * (64 - (8 + size + len(text) + 1) % 64) + "\n"
+    return b"\x93NUMPY" + bytes([version, 0]) + len(text).to_bytes(size, "little") + text.encode()
+
+
+def add_issue_26_inputs(root: Path) -> None:
+    """Issue 26's inputs: noise that overflows the model, files that are not regular files (a FIFO must not block a read),
+    symlinks (a loop, links into the build folder, a dangling one into it), headers past the size bounds."""
+    np.save(root / "noise_1e30.npy", np.full((1, 4, 8, 8), 1e30, np.float32))
+    os.mkfifo(root / "fifo.npy")
+    os.symlink("loop.npy", root / "loop.npy")
+    os.symlink("loopdir", root / "loopdir")
+    os.symlink("build", root / "buildlink")
+    os.symlink("build/new.npy", root / "dangling-into-build.npy")
+    over = 1 << 28  # cli.MAX_NOISE_VALUES, plus one value
+    (root / "over_2_28.npy").write_bytes(npy_header(f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({over + 1},), }}"))
+    (root / "long_header.npy").write_bytes(npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }" + " " * 20000, 2))
 
 
 def snapshot(root: Path) -> dict:
@@ -147,6 +169,21 @@ CASES = [
     ("save-under-proc", [B, *LABELS, "--save-latents", "/proc/lat.npy"], "/proc is on a virtual filesystem"),
     ("save-under-sys", [B, *LABELS, "--save-latents", "/sys/kernel/lat.npy"], "is on a virtual filesystem"),
     ("save-empty", [B, *LABELS, "--save-latents", ""], "--save-latents needs a file path"),
+    # settings float32 cannot hold, refused before any work (finite.check_representable's messages)
+    ("cfg-beyond-float32", [B, *LABELS, "--cfg", "1e39"], "guidance scale 1e+39 does not fit in float32 (at most 3.4e+38); use e.g. --cfg 3"),
+    ("cfg-1e308", [B, *LABELS, "--cfg", "1e308"], "guidance scale 1e+308 does not fit in float32"),
+    ("cfg-negative-beyond-float32", [B, *LABELS, "--cfg", "-1e39"], "guidance scale -1e+39 does not fit in float32"),
+    ("timeshift-grid-overflows", [B, *LABELS, "--timeshift", "1e300"],
+     "the time grid of 12 steps with timeshift 1e+300 is not finite in float32 (euler)"),
+    ("timeshift-grid-underflows-adams", [B, *LABELS, "--timeshift", "1e-300", "--sampler", "adams", "--order", "4"],
+     "the time grid of 12 steps with timeshift 1e-300 is not finite in float32 (adams)"),
+    ("last-step-below-float32", [B, *LABELS, "--last-step", "1e-300"], "last step 1e-300 is below float32's resolution near t = 1"),
+    ("last-step-1e-8", [B, *LABELS, "--last-step", "1e-8"], "last step 1e-08 is below float32's resolution"),
+    # results that are not finite: named, nothing written, exit 2 (finite.blame's messages)
+    ("result-huge-cfg", [B, *LABELS, "--steps", "4", "--cfg", "1e30", "--save-latents", "out.npy"],
+     "the result is not finite: guidance scale (--cfg) 1e+30 made the guided velocity overflow float32 at step"),
+    ("result-huge-noise", [B, *LABELS, "--steps", "3", "--noise", "noise_1e30.npy", "--save-latents", "out.npy"],
+     "the result is not finite: the noise (values up to 1e+30; standard normal noise stays within ~6)"),
     # issue 26 (the C++ side of each Python class). The integer grammar of labels.py: ASCII digits, no '_', '+', other
     # digits or empty entries, at most 40 characters; seeds 0..2^64-1, never wrapped
     *((f"labels-{name}", [B, "--labels", text], "--labels must be comma-separated whole numbers of ASCII digits, e.g. 1,7 (got ")
