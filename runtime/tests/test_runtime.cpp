@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ddt/runtime.h"
@@ -245,7 +246,7 @@ void test_npy_round_trip() {
   CHECK(ddt::read_npy((dir / "d.npy").string()).data == std::vector<float>({1.5f, -2.0f}));
   write_text(dir / "bad.npy", "not an array");
   expect_error([&] { ddt::read_npy((dir / "bad.npy").string()); }, "not a .npy file");
-  expect_error([&] { ddt::read_npy((dir / "none.npy").string()); }, "no such file");
+  expect_error([&] { ddt::read_npy((dir / "none.npy").string()); }, "No such file or directory");
   std::string fortran = header;
   fortran.replace(fortran.find("False"), 5, "True ");
   {
@@ -269,6 +270,52 @@ void test_npy_round_trip() {
   }
   expect_error([&] { ddt::read_npy((dir / "i.npy").string()); }, "expected float32");
   expect_error([&] { ddt::write_npy((dir / "no" / "such" / "x.npy").string(), ddt::Array{{1}, {1.0f}}); }, "cannot write");
+}
+
+/// Files that are not regular files are refused without blocking (a FIFO with no writer would block a
+/// plain open); a write that fails is an IoError (the machine's) and leaves no temporary file.
+void test_npy_files_and_failures() {
+  const fs::path dir = temp_dir("npy_files");
+  CHECK(::mkfifo((dir / "fifo.npy").c_str(), 0600) == 0);
+  expect_error([&] { ddt::read_npy((dir / "fifo.npy").string(), 100, "noise"); }, "is not a regular file (a pipe, device or socket)");
+  expect_error([&] { ddt::read_npy("/dev/zero"); }, "/dev/zero is not a regular file");
+  expect_error([&] { ddt::read_npy(dir.string(), 100, "noise"); }, "is a folder; give the file itself");
+  fs::create_directory(dir / "ro");
+  fs::permissions(dir / "ro", fs::perms::owner_read | fs::perms::owner_exec);
+  bool io_error = false;
+  try {
+    ddt::write_npy((dir / (::geteuid() == 0 ? "no/such" : "ro") / "x.npy").string(), ddt::Array{{1}, {1.0f}});
+  } catch (const ddt::IoError& e) {
+    io_error = std::string(e.what()).find("nothing half-written was kept") != std::string::npos;
+  }
+  CHECK(io_error);
+  fs::permissions(dir / "ro", fs::perms::owner_all);
+  CHECK(fs::is_empty(dir / "ro"));
+  for (int i = 0; i < 3; ++i) ddt::write_npy((dir / "x.npy").string(), ddt::Array{{2}, {1.0f, float(i)}});  // replaced each time
+  CHECK(ddt::read_npy((dir / "x.npy").string()).data == std::vector<float>({1.0f, 2.0f}));
+  size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++entries;
+  CHECK(entries == 3);  // fifo.npy, ro, x.npy: no temporary file left
+}
+
+/// Output paths: never inside a build folder (through a link or '..' too), no symlink loop, no name
+/// over 255 bytes, no system folder (files.py's check_output_file).
+void test_output_paths() {
+  const fs::path dir = temp_dir("outputs");
+  fs::create_directories(dir / "b" / "sub");
+  write_text(dir / "b" / "manifest.json", R"({"graphs": {}, "files": {}})");
+  fs::create_directory_symlink(dir / "b", dir / "link");
+  fs::create_symlink("loop", dir / "loop");
+  for (const fs::path& p : {dir / "b" / "x.npy", dir / "b" / "sub" / "x.npy", dir / "link" / "x.npy", dir / "b" / ".." / "b" / "x.npy"}) {
+    expect_error([&] { ddt::check_output_path(p.string()); }, "is inside the build folder " + (dir / "b").string());
+  }
+  expect_error([&] { ddt::check_output_path((dir / "loop").string()); }, "it is a symlink loop");
+  expect_error([&] { ddt::check_output_path((dir / std::string(256, 'n')).string()); }, "a file or folder name of 256 bytes");
+  expect_error([] { ddt::check_output_path("/dev/shm/x.npy"); }, "/dev/shm is a system folder");
+  fs::create_directory(dir / "notabuild");
+  write_text(dir / "notabuild" / "manifest.json", "[1, 2]");
+  ddt::check_output_path((dir / "notabuild" / "x.npy").string());  // a manifest.json that is not a build's
+  ddt::check_output_path((dir / "b" / ".." / "x.npy").string());  // beside the build, not inside it
 }
 
 // ---------------------------------------------------------------- manifest
@@ -943,6 +990,8 @@ int main(int argc, char** argv) {
   run("uniform_and_budgets", test_uniform_and_budgets);
   run("schedule_errors", test_schedule_errors);
   run("npy_round_trip", test_npy_round_trip);
+  run("npy_files_and_failures", test_npy_files_and_failures);
+  run("output_paths", test_output_paths);
   run("manifest_reads_defaults_and_roles", test_manifest_reads_defaults_and_roles);
   run("manifest_errors", test_manifest_errors);
   run("loop_protocol_and_update", test_loop_protocol_and_update);

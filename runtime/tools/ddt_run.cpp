@@ -1,10 +1,15 @@
 // ddt-run: sample latents from a build folder with the C++ runtime (the C++ twin of
 // `ddt-export generate ... --save-latents`). Every input is checked before any work; bad input
 // gets one line on stderr, `error: <problem and the fix>`, exit status 2, and nothing written.
+// A result that is not finite is refused the same way, naming the setting that blew it up. The
+// machine failing (a full disk, a read-only file system) is one line too, exit status 74
+// (EX_IOERR, as ddt-export), and no partial file is left.
 
+#include <strings.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <climits>
 #include <chrono>
 #include <cmath>
@@ -59,6 +64,8 @@ Sample latents with the Euler or Adams loop, CFG in its interval, and the encode
 )";
 
 constexpr int kMaxThreads = 1024;
+constexpr int64_t kMaxNoiseValues = int64_t{1} << 28;  // cli.MAX_NOISE_VALUES: 1 GiB of float32, past 1,024 samples of the largest latent
+constexpr int kIoError = 74;  // sysexits.h EX_IOERR, as ddt_export.errors.IO_ERROR: the machine failed, not the input
 
 struct Usage : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -104,14 +111,6 @@ std::vector<int64_t> parse_ints(const std::string& text, const std::string& what
   std::vector<int64_t> out;
   for (const std::string& n : numbers) out.push_back(in_range(n, what + " entry", lo, hi));
   return out;
-}
-
-void check_input(const std::string& flag, const std::string& path) {
-  std::error_code ec;
-  const fs::file_status st = fs::status(path, ec);
-  if (!fs::exists(st)) throw ddt::Error(flag + " " + path + ": no such file");
-  if (!fs::is_regular_file(st)) throw ddt::Error(flag + " " + path + ": not a regular file; give a .npy file");
-  if (::access(path.c_str(), R_OK) != 0) throw ddt::Error(flag + " " + path + ": not readable (" + std::strerror(errno) + ")");
 }
 
 // ---------------------------------------------------------------- parse: argv -> options by name
@@ -247,6 +246,18 @@ ddt::OpenOptions parse_open(const Args& args) {
   return open;
 }
 
+/// --save-latents: a .npy file name where a file may be written (ddt::check_output_path: not inside a
+/// build folder, no symlink loop, no over-long name, a writable real folder).
+std::string check_latents_file(const std::string& path) {
+  if (path.empty()) throw ddt::Error("--save-latents needs a file path, e.g. --save-latents latents.npy");
+  ddt::check_output_path(path);
+  const std::string suffix = fs::path(path).extension().string();
+  if (suffix.size() != 4 || ::strcasecmp(suffix.c_str(), ".npy") != 0) {
+    throw ddt::Error("--save-latents " + path + ": expected a .npy file name; give e.g. --save-latents out.npy");
+  }
+  return path;
+}
+
 /// Every number and list, then every path, before the build is opened (in this order: the
 /// first bad input is the one reported).
 Options validate(const Args& args) {
@@ -260,14 +271,10 @@ Options validate(const Args& args) {
   parse_schedule(args, o.generate.schedule);
   o.generate.full_cfg = args.has("--full-cfg");
   o.open = parse_open(args);
-  if (args.has("--save-latents")) {
-    o.latents_file = args.at("--save-latents");
-    if (o.latents_file->empty()) throw ddt::Error("--save-latents needs a file path, e.g. --save-latents latents.npy");
-    ddt::check_output_path(*o.latents_file);
-  }
-  if (args.has("--noise")) {
+  if (args.has("--save-latents")) o.latents_file = check_latents_file(args.at("--save-latents"));
+  if (args.has("--noise")) {  // read now, as ddt-export generate: a bad file fails before the build is opened
     o.noise_file = args.at("--noise");
-    check_input("--noise", *o.noise_file);
+    o.generate.noise = ddt::read_npy(*o.noise_file, kMaxNoiseValues, "noise");
   }
   o.json = args.has("--json");
   return o;
@@ -285,7 +292,6 @@ ddt::Pipeline open_build(const Options& o, double& seconds) {
 
 /// The run itself: the noise file read, a progress line where stderr is a terminal.
 ddt::Result generate(const ddt::Pipeline& pipe, Options& o) {
-  if (o.noise_file) o.generate.noise = ddt::read_npy(*o.noise_file, ddt::kMaxBatch * (int64_t{1} << 24));
   if (isatty(fileno(stderr))) {
     const int total = o.generate.num_steps.value_or(pipe.defaults().num_steps);
     const std::string backend = pipe.backend();
@@ -351,18 +357,38 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
+/// An operating-system failure while reading or writing (ddt_export.errors.IO_ERRNOS: a full disk or
+/// quota, a read-only or failing file system, too many open files, ...), as opposed to a bug.
+bool machine_failure(const std::system_error& e) {
+  static const int kErrnos[] = {ENOSPC, EDQUOT, EROFS, EIO, EMFILE, ENFILE, EFBIG, ENAMETOOLONG, ELOOP, EACCES, EPERM, ENOTDIR, EXDEV};
+  if (e.code().category() != std::generic_category() && e.code().category() != std::system_category()) return false;
+  for (int err : kErrnos) {
+    if (e.code().value() == err) return true;
+  }
+  return false;
+}
+
 int main(int argc, char** argv) {
+  std::signal(SIGXFSZ, SIG_IGN);  // past a file size limit, write() fails with EFBIG (one line, exit 74), as in Python
   try {
     return run(argc, argv);
   } catch (const Usage& e) {
     std::cerr << "error: " << e.what() << " (see `ddt-run --help`)\n";
     return 2;
+  } catch (const ddt::IoError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kIoError;
   } catch (const ddt::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
   } catch (const std::bad_alloc&) {
     std::cerr << "error: out of memory; use fewer labels or steps\n";
     return 1;
+  } catch (const std::system_error& e) {
+    const std::string what = e.what();
+    std::cerr << (machine_failure(e) ? "error: " : "internal error: ") << what.substr(0, what.find('\n'))
+              << (machine_failure(e) ? "; fix the machine or the path, then run again\n" : " (please report it)\n");
+    return machine_failure(e) ? kIoError : 1;
   } catch (const std::exception& e) {  // a bug, not bad input: say so in one line
     std::string what = e.what();
     std::cerr << "internal error: " << what.substr(0, what.find('\n')) << " (please report it)\n";

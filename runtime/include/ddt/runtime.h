@@ -36,6 +36,14 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The machine failed while reading or writing (a full disk or quota, a read-only or failing file
+/// system): one line naming the path and the reason, as every Error. ddt-run exits 74 (EX_IOERR)
+/// for it, as ddt-export does, so scripts can tell "fix the machine" from "fix the input".
+class IoError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// A dense float32 array in C order (latents, noise, similarity matrices).
 struct Array {
   std::vector<int64_t> shape;
@@ -44,13 +52,19 @@ struct Array {
   int64_t numel() const;
 };
 
-/// Reads a .npy of float32 or float64 (converted to float32), C order, of at most `max_values` values.
-Array read_npy(const std::string& path, int64_t max_values = int64_t{1} << 31);
-/// Writes float32 C-order .npy (format 1.0, as numpy.save), through a temporary file and a rename.
+/// Reads a .npy of float32 or float64 (converted to float32), C order, of at most `max_values` values
+/// (checked in the header, before the data is read). The file must be a regular file (a FIFO or a
+/// device is refused without blocking); `what` names it in messages, e.g. "--noise".
+Array read_npy(const std::string& path, int64_t max_values = int64_t{1} << 31, const std::string& what = "");
+/// Writes float32 C-order .npy (format 1.0, as numpy.save), through a uniquely named temporary file
+/// in the same folder and a rename: readers see the old file or the whole new one, and a failure
+/// (an IoError for the machine's, such as a full disk) leaves no partial file behind.
 void write_npy(const std::string& path, const Array& array);
-/// Throws unless a file can be written at `path`: not a folder, in an existing folder that is
-/// writable and on a real, writable filesystem (not /proc or /sys). Touches nothing; call it
-/// before the work whose result goes there.
+/// Throws unless a file can be written at `path`: not a folder, no name over 255 bytes, no symlink
+/// loop, in an existing folder that is writable and on a real, writable filesystem (not /proc, /sys
+/// or /dev), and not inside a ddt-export build folder, which only `ddt-export build` and `calibrate`
+/// write (symlinks and '..' resolved first, as ddt_export/files.py). Touches nothing; call it before
+/// the work whose result goes there.
 void check_output_path(const std::string& path);
 
 /// The one integer grammar of labels, step lists and seeds (ddt_export/labels.py): ASCII digits after
