@@ -103,6 +103,11 @@ class LibTorchBackend final : public Backend {
     if (format != "torchscript") {
       throw Error(m.root.string() + " has LibTorch modules in format '" + format + "', this runtime reads torchscript; " + hint);
     }
+    const std::string precision = require(m.data, "precision", "manifest").get<std::string>();
+    if (precision != "fp32") {  // its modules hold the fp32 weights: their samples would not be this build's
+      throw Error(m.root.string() + " is a " + precision + " build; the libtorch backend runs only its fp32 weights, so its "
+                  "samples would not be this build's. Use --backend openvino (or an fp32 build for libtorch)");
+    }
     modules_ = std::make_shared<Modules>();
     modules_->encoder = load(sec, "encoder", m.encoder);
     modules_->decoder = load(sec, "decoder", m.decoder);

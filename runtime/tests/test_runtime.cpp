@@ -860,6 +860,7 @@ const ReaderKey kReaderKeys[] = {
     {"files.*.sha256", ""},
     {"files.*.bytes", ""},
     {"name", ""},
+    {"precision", ""},  // the libtorch backend refuses a build other than fp32
     {"model", ""},
     {"model.num_classes", ""},
     {"model.null_class", ""},

@@ -226,6 +226,9 @@ void parse_schedule(const Args& args, ddt::Schedule& schedule) {
   }
   if (args.has("--schedule")) {
     schedule.method = args.at("--schedule");
+    if (!args.has("--sharing-ratio")) {  // alone it would be silently ignored (cli.schedule_option)
+      throw ddt::Error("--schedule " + schedule.method + " picks the encoder's steps for a --sharing-ratio; add e.g. --sharing-ratio 0.75");
+    }
     if (schedule.method != "dp" && schedule.method != "uniform") {
       throw ddt::Error("unknown schedule '" + schedule.method + "'; choose dp or uniform");
     }

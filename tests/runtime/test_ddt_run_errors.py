@@ -225,6 +225,9 @@ CASES = [
     ("order-underscore", [B, *LABELS, "--sampler", "adams", "--order", "0_2"], "--order must be a whole number of ASCII digits"),
     ("order-huge-euler", [B, *LABELS, "--order", "99999999999"], "order must be from 1 to 4 (got 99999999999)"),
     ("order-64-bit-min", [B, *LABELS, "--sampler", "adams", "--order", str(-2**63)], f"order must be from 1 to 4 (got {-2**63})"),
+    # no silent substitutions
+    ("schedule-without-ratio", [B, *LABELS, "--schedule", "uniform"],
+     "--schedule uniform picks the encoder's steps for a --sharing-ratio; add e.g. --sharing-ratio 0.75"),
 ]
 
 
@@ -268,3 +271,21 @@ def test_good_input_writes_only_its_output(sandbox, ddt_run, tmp_path):  # noqa:
     assert np.load(out).shape == (2, 4, 8, 8)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lat.npy"]
     assert snapshot(sandbox) == before
+
+
+def test_libtorch_refuses_a_build_it_would_run_in_fp32(lt_build, ddt_run, tmp_path):  # noqa: F811
+    """No silent substitution (issue 26.7): the LibTorch modules hold the fp32 weights, so an int8 build's samples would not
+    be the build's; refused with one line, as the Python torch backend refuses it (its manifest re-stamped, so only the
+    precision differs)."""
+    from ddt_export.manifest import digest
+
+    build = tmp_path / "int8"
+    shutil.copytree(lt_build, build)
+    data = json.loads((build / "manifest.json").read_text())
+    data["precision"] = "int8"
+    data["digest"] = digest(data)
+    (build / "manifest.json").write_text(json.dumps(data, indent=2))
+    result = run([ddt_run, build, *LABELS, "--backend", "libtorch", "--steps", "1"], timeout=120)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert "is a int8 build; the libtorch backend runs only its fp32 weights" in lines[0]
