@@ -13,6 +13,7 @@
 
 #include "build_lock.h"
 #include "sha256.h"
+#include "text.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -170,6 +171,7 @@ std::optional<Array> Manifest::similarity(const SamplerSettings& settings) const
     const int n = settings.num_steps;
     const std::string file = require(entry, "file", "manifest calibration." + key).get<std::string>();
     const SharedBuildLock lock(root);  // not while a rebuild swaps the folder or calibrate rewrites it
+    verify_file(root, file, data.at("files").at(file));  // read only what the manifest hashed (read_manifest: it is listed)
     Array sim = read_npy(path(file).string(), int64_t{kMaxSteps} * kMaxSteps);
     if (sim.shape.size() != 2 || sim.shape[0] != n || sim.shape[1] != n) {
       throw Error(root.string() + ": the calibration " + file + " is not " + std::to_string(n) + " x " + std::to_string(n) +
@@ -231,20 +233,86 @@ void check_format(const json& d, const fs::path& root) {
   }
 }
 
+}  // namespace
+
+void verify_file(const fs::path& root, const std::string& name, const json& entry) {
+  std::error_code ec;
+  const fs::path p = root / name;
+  if (!fs::is_regular_file(p, ec)) {
+    throw Error(root.string() + ": " + name + " is missing; the build is incomplete, rebuild it");
+  }
+  // The size first (cheap, and a truncated file needs no hashing), then the sha256, as the
+  // Python runtime: a same-size edit must be refused too.
+  const std::string want = require(entry, "sha256", "manifest files." + name).get<std::string>();
+  if (fs::file_size(p, ec) != require(entry, "bytes", "manifest files." + name).get<uint64_t>() ||
+      sha256_file(p.string()) != want) {
+    throw Error(root.string() + ": " + name + " does not match its sha256 in the manifest (modified or truncated); rebuild it");
+  }
+}
+
+namespace {
+
 /// Every file the manifest lists exists with its recorded size and sha256.
 void verify_files(const json& d, const fs::path& root) {
-  std::error_code ec;
-  for (const auto& [name, entry] : require(d, "files", "manifest").items()) {
-    const fs::path p = root / name;
-    if (!fs::is_regular_file(p, ec)) {
-      throw Error(root.string() + ": " + name + " is missing; the build is incomplete, rebuild it");
+  for (const auto& [name, entry] : require(d, "files", "manifest").items()) verify_file(root, name, entry);
+}
+
+/// A path a manifest may name (manifest_schema.py's BuildPath): relative, no '..', no '\\' or NUL.
+bool inside(const std::string& path) {
+  if (path.empty() || path[0] == '/' || path.find('\\') != std::string::npos || path.find('\0') != std::string::npos) return false;
+  for (const fs::path& part : fs::path(path)) {
+    if (part == "..") return false;
+  }
+  return true;
+}
+
+/// Every file the manifest points at, by where it points from (manifest_schema.py's named_files).
+std::vector<std::pair<std::string, json>> named_files(const json& d) {
+  std::vector<std::pair<std::string, json>> named;
+  const auto add = [&](const std::string& where, const json& obj, const char* key) {
+    if (obj.is_object() && obj.contains(key) && !obj.at(key).is_null()) named.emplace_back(where, obj.at(key));
+  };
+  add("weights_file", d, "weights_file");
+  for (const char* section : {"graphs", "calibration"}) {
+    if (!d.contains(section) || !d.at(section).is_object()) continue;
+    for (const auto& [k, entry] : d.at(section).items()) {
+      add(std::string(section) + "." + k + ".file", entry, "file");
+      if (std::string(section) == "calibration") add("calibration." + k + ".heatmap", entry, "heatmap");
     }
-    // The size first (cheap, and a truncated file needs no hashing), then the sha256, as the
-    // Python runtime: a same-size edit must be refused too.
-    const std::string want = require(entry, "sha256", "manifest files." + name).get<std::string>();
-    if (fs::file_size(p, ec) != require(entry, "bytes", "manifest files." + name).get<uint64_t>() ||
-        sha256_file(p.string()) != want) {
-      throw Error(root.string() + ": " + name + " does not match its sha256 in the manifest (modified or truncated); rebuild it");
+  }
+  if (d.contains("engines") && d.at("engines").is_object() && d.at("engines").contains("files")) {
+    for (const auto& [k, f] : d.at("engines").at("files").items()) named.emplace_back("engines.files." + k, f);
+  }
+  for (const char* k : {"encoder", "decoder"}) {
+    if (d.contains("libtorch") && d.at("libtorch").is_object()) add(std::string("libtorch.") + k + ".file", d.at("libtorch").value(k, json()), "file");
+  }
+  return named;
+}
+
+/// Paths inside the folder only (issue 26.4): every `files` entry relative and without '..', the
+/// digest of manifest.py (an unkeyed checksum: it shows edits and damage, it proves no author)
+/// matching, and every path the manifest names one of its hashed files.
+void check_paths(const json& d, const fs::path& file) {
+  for (const auto& [name, entry] : require(d, "files", "manifest").items()) {
+    if (!inside(name)) {
+      throw Error(file.string() + ": files names " + string_repr(name) +
+                  ", which is not inside the build folder; the manifest is damaged or was edited, rebuild the folder");
+    }
+  }
+  if (d.contains("digest") && !d.at("digest").is_null()) {
+    json body = d;
+    body.erase("digest");
+    const std::string text = python_json(body);
+    Sha256 h;
+    h.update(text.data(), text.size());
+    if (!d.at("digest").is_string() || d.at("digest").get<std::string>() != h.hexdigest()) {
+      throw Error(file.string() + " was edited by hand (its digest no longer matches); rebuild the folder, or restore the manifest");
+    }
+  }
+  for (const auto& [where, f] : named_files(d)) {
+    if (!f.is_string() || !d.at("files").contains(f.get<std::string>())) {
+      throw Error(file.string() + ": " + where + " names " + (f.is_string() ? string_repr(f.get<std::string>()) : f.dump()) +
+                  ", which is not one of the build's hashed files; rebuild the folder");
     }
   }
 }
@@ -302,6 +370,11 @@ Manifest read_manifest(const fs::path& root, bool verify) {
   m.root = root;
   m.data = parse_manifest_file(root);
   check_format(m.data, root);
+  try {
+    check_paths(m.data, file);
+  } catch (const json::exception& e) {
+    throw Error(file.string() + " has a value of the wrong type (" + e.what() + "); rebuild the folder");
+  }
   try {
     if (verify) verify_files(m.data, root);
     parse_values(m, file);

@@ -71,6 +71,9 @@ struct Manifest {
 /// Opens a build folder. `verify`: every file the manifest lists exists with its recorded size and sha256.
 Manifest read_manifest(const std::filesystem::path& root, bool verify = true);
 
+/// `name` under `root` exists with the size and sha256 its `files` entry records, or an Error.
+void verify_file(const std::filesystem::path& root, const std::string& name, const nlohmann::json& entry);
+
 /// A required manifest value, or an Error naming the key (the manifest is from another version).
 const nlohmann::json& require(const nlohmann::json& obj, const std::string& key, const std::string& where);
 

@@ -2,7 +2,10 @@
 
 #include "text.h"
 
+#include "ddt/runtime.h"
+
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <cstdio>
 #include <utility>
@@ -81,6 +84,89 @@ std::string g_text(double v, int digits) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*g", digits, v);
   return buf;
+}
+
+std::string float_repr(double v) {
+  if (v == 0) return std::signbit(v) ? "-0.0" : "0.0";
+  char buf[40];
+  for (int digits = 1; digits <= 17; ++digits) {  // the shortest correctly rounded digits that read back
+    std::snprintf(buf, sizeof buf, "%.*e", digits - 1, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  std::string text = buf;
+  const std::string sign = text[0] == '-' ? "-" : "";
+  if (!sign.empty()) text.erase(0, 1);
+  const size_t e = text.find('e');
+  const int exp = std::atoi(text.c_str() + e + 1);
+  std::string digits = text.substr(0, 1) + (e > 1 ? text.substr(2, e - 2) : "");
+  while (digits.size() > 1 && digits.back() == '0') digits.pop_back();
+  if (exp < -4 || exp >= 16) {
+    const std::string mantissa = digits.substr(0, 1) + (digits.size() > 1 ? "." + digits.substr(1) : "");
+    return sign + mantissa + (exp < 0 ? "e-" : "e+") + (std::abs(exp) < 10 ? "0" : "") + std::to_string(std::abs(exp));
+  }
+  if (exp < 0) return sign + "0." + std::string(-exp - 1, '0') + digits;
+  const size_t whole = static_cast<size_t>(exp) + 1;
+  if (digits.size() <= whole) return sign + digits + std::string(whole - digits.size(), '0') + ".0";
+  return sign + digits.substr(0, whole) + "." + digits.substr(whole);
+}
+
+namespace {
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  char buf[16];
+  for (size_t i = 0; i < s.size();) {
+    const auto [c, len] = decode(s, i);
+    i += len == 0 ? 1 : len;
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f') {
+      out += c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : c == '\b' ? "\\b" : "\\f";
+    } else if (c >= 0x20 && c <= 0x7e) {
+      out += static_cast<char>(c);
+    } else if (c < 0x10000) {
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {  // a surrogate pair
+      std::snprintf(buf, sizeof buf, "\\u%04x\\u%04x", 0xd800 + ((c - 0x10000) >> 10), 0xdc00 + ((c - 0x10000) & 0x3ff));
+      out += buf;
+    }
+  }
+  return out + "\"";
+}
+
+void dump(const nlohmann::json& j, int depth, std::string& out) {
+  if (depth < 0) throw Error("the manifest is nested too deeply to be a ddt-export manifest; rebuild the folder");
+  if (j.is_object()) {  // nlohmann keeps keys in byte order, which for UTF-8 is Python's code point order
+    out += '{';
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      out += (it == j.begin() ? "" : ",") + json_string(it.key()) + ":";
+      dump(it.value(), depth - 1, out);
+    }
+    out += '}';
+  } else if (j.is_array()) {
+    out += '[';
+    for (size_t k = 0; k < j.size(); ++k) {
+      if (k) out += ',';
+      dump(j[k], depth - 1, out);
+    }
+    out += ']';
+  } else if (j.is_string()) {
+    out += json_string(j.get_ref<const std::string&>());
+  } else if (j.is_number_float()) {
+    out += float_repr(j.get<double>());
+  } else {
+    out += j.dump();  // integers, true, false, null: the same text in both
+  }
+}
+
+}  // namespace
+
+std::string python_json(const nlohmann::json& data, int max_depth) {
+  std::string out;
+  dump(data, max_depth, out);
+  return out;
 }
 
 }  // namespace ddt::detail

@@ -14,6 +14,8 @@
 //                            the same, then finite.h's check_representable (float32 can hold them)
 //   whole_list TEXT          ddt::whole_list(TEXT, "--labels"): ok and the numbers, comma-separated, or error: <message>
 //   seed TEXT                ddt::check_seed(TEXT): ok N, or error: <message>; TEXT as SAMPLER above
+//   pyjson TEXT              the JSON document TEXT as Python's json.dumps(sort_keys=True, separators=(",", ":"))
+//   floatrepr BITS           the double with these 64 bits (hex) as Python's repr
 //   steps N LAST|none SHIFT SAMPLER ORDER
 //                            solvers.h plan_steps: t (N), dt (N), then every step's coefficients, as
 //                            float32 bit patterns on one line
@@ -32,6 +34,7 @@
 #include "ddt/runtime.h"
 #include "build_lock.h"
 #include "finite.h"
+#include "text.h"
 #include "sha256.h"
 #include "solvers.h"
 #include "torch_cpu.h"
@@ -153,6 +156,14 @@ int main() {
         std::string joined;
         for (const std::string& n : numbers) joined += (joined.empty() ? "" : ",") + n;
         std::cout << "ok " << joined << "\n";
+      } else if (cmd == "pyjson") {
+        std::cout << ddt::detail::python_json(nlohmann::json::parse(hex_text(in))) << "\n";
+      } else if (cmd == "floatrepr") {
+        uint64_t bits;
+        in >> std::hex >> bits;
+        double v;
+        std::memcpy(&v, &bits, sizeof v);
+        std::cout << ddt::detail::float_repr(v) << "\n";
       } else if (cmd == "seed") {
         const uint64_t seed = ddt::check_seed(hex_text(in));
         std::cout << "ok " << seed << "\n";

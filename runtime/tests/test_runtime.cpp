@@ -320,8 +320,9 @@ void test_output_paths() {
 
 // ---------------------------------------------------------------- manifest
 
-std::string manifest_text(const std::string& extra = "") {
-  return R"({"format": 1, "name": "t", "files": {},
+/// A manifest of a tiny model; `files`: the entries of its "files" object (none by default).
+std::string manifest_text(const std::string& extra = "", const std::string& files = "") {
+  return R"({"format": 1, "name": "t", "files": {)" + files + R"(},
   "model": {"num_classes": 10, "null_class": 10, "latent_shape": [4, 8, 8]},
   "sampler": {"num_steps": 12, "guidance": 3.0, "interval_min": 0.3, "interval_max": 0.9, "timeshift": 1.5, "last_step": null},
   "graphs": {
@@ -337,9 +338,29 @@ std::string manifest_text(const std::string& extra = "") {
   )" + extra + "}";
 }
 
+/// `"name": {"sha256": ..., "bytes": ...}` entries for these files of `dir`, as a build lists them.
+std::string file_entries(const fs::path& dir, const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) {
+    out += (out.empty() ? "\"" : ", \"") + name + "\": {\"sha256\": \"" + ddt::detail::sha256_file((dir / name).string()) +
+           "\", \"bytes\": " + std::to_string(fs::file_size(dir / name)) + "}";
+  }
+  return out;
+}
+
+/// manifest_text for a folder with stand-in graph files, listed and hashed with `more` files (every
+/// path a manifest names must be one of its hashed files).
+std::string build_text(const fs::path& dir, const std::string& extra = "", std::vector<std::string> more = {}) {
+  write_text(dir / "encoder.onnx", "enc");
+  write_text(dir / "decoder.onnx", "dec");
+  more.insert(more.begin(), {"decoder.onnx", "encoder.onnx"});
+  return manifest_text(extra, file_entries(dir, more));
+}
+
 void test_manifest_reads_defaults_and_roles() {
   const fs::path dir = temp_dir("manifest_ok");
-  write_text(dir / "manifest.json", manifest_text());
+  const std::string base = build_text(dir);
+  write_text(dir / "manifest.json", base);
   const ddt::detail::Manifest m = ddt::detail::read_manifest(dir);
   CHECK(m.name == "t" && m.num_classes == 10 && m.null_class == 10);
   CHECK((m.latent_shape == std::vector<int64_t>{4, 8, 8}));
@@ -349,13 +370,13 @@ void test_manifest_reads_defaults_and_roles() {
   CHECK(r.enc_y.name == "y" && r.dec_v.name == "v" && r.enc_s.concrete(6) == std::vector<int64_t>({6, 16, 64}));
   CHECK(!m.similarity(m.sampler));
   // last_step is optional (null by default, 1 / N), as in the schema
-  std::string no_last = manifest_text();
+  std::string no_last = base;
   no_last.replace(no_last.find(", \"last_step\": null"), 19, "");
   write_text(dir / "manifest.json", no_last);
   CHECK(!ddt::detail::read_manifest(dir).sampler.last_step);
   // sampler and order are optional (euler and 1, as in the schema); an Adams build's are read
   CHECK(m.sampler.sampler == "euler" && m.sampler.order == 1);
-  std::string adams = manifest_text();
+  std::string adams = base;
   adams.replace(adams.find("\"last_step\": null"), 17, "\"last_step\": null, \"sampler\": \"adams\", \"order\": 3");
   write_text(dir / "manifest.json", adams);
   const ddt::detail::Manifest a = ddt::detail::read_manifest(dir);
@@ -382,8 +403,10 @@ void test_manifest_errors() {
   expect_error([&] { ddt::detail::read_manifest(root); }, "is not valid JSON");
   write_text(root / "manifest.json", R"({"format": 2})");
   expect_error([&] { ddt::detail::read_manifest(root); }, "manifest format 2, this version reads 1");
-  std::string listed = manifest_text();
-  listed.replace(listed.find("\"files\": {}"), 11, R"("files": {"encoder.onnx": {"sha256": "0", "bytes": 3}})");
+  write_text(root / "manifest.json", manifest_text());  // graphs name files the manifest does not hash
+  expect_error([&] { ddt::detail::read_manifest(root); }, "graphs.decoder.file names 'decoder.onnx', which is not one of the build's hashed files");
+  write_text(root / "decoder.onnx", "dec");
+  std::string listed = manifest_text("", file_entries(root, {"decoder.onnx"}) + R"(, "encoder.onnx": {"sha256": "0", "bytes": 3})");
   write_text(root / "manifest.json", listed);
   expect_error([&] { ddt::detail::read_manifest(root); }, "encoder.onnx is missing; the build is incomplete");
   write_text(root / "encoder.onnx", "ab");
@@ -394,19 +417,28 @@ void test_manifest_errors() {
                  "\"sha256\": \"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"");
   write_text(root / "manifest.json", listed);
   ddt::detail::read_manifest(root);  // sha256("abc"): accepted
-  std::string no_sampler = manifest_text();
+  // paths stay inside the folder (manifest_schema's BuildPath), and a hand edit shows in the digest
+  std::string outside = listed;
+  outside.replace(outside.find("\"encoder.onnx\": {"), 14, "\"../encoder.onnx\"");
+  write_text(root / "manifest.json", outside);
+  expect_error([&] { ddt::detail::read_manifest(root); }, "files names '../encoder.onnx', which is not inside the build folder");
+  for (const char* digest : {R"("digest": "0")", R"("digest": 7)"}) {
+    write_text(root / "manifest.json", listed.substr(0, listed.rfind('}')) + ", " + digest + "}");
+    expect_error([&] { ddt::detail::read_manifest(root); }, "was edited by hand (its digest no longer matches)");
+  }
+  std::string no_sampler = listed;
   no_sampler.replace(no_sampler.find("\"sampler\""), 9, "\"sampling\"");
   write_text(root / "manifest.json", no_sampler);
   expect_error([&] { ddt::detail::read_manifest(root); }, "manifest lacks 'sampler'");
-  std::string bad_y = manifest_text();
+  std::string bad_y = listed;
   bad_y.replace(bad_y.find("\"int64\""), 7, "\"int32\"");
   write_text(root / "manifest.json", bad_y);
   expect_error([&] { ddt::detail::read_manifest(root); }, "tensor y is int32, the runtime feeds int64");
-  std::string bad_shape = manifest_text();
+  std::string bad_shape = listed;
   bad_shape.replace(bad_shape.rfind("[\"batch\", 4, 8, 8]"), 18, "[\"batch\", 4, 4, 4]");
   write_text(root / "manifest.json", bad_shape);
   expect_error([&] { ddt::detail::read_manifest(root); }, "tensor v has shape (batch, 4, 4, 4)");
-  write_text(root / "manifest.json", manifest_text());
+  write_text(root / "manifest.json", listed);
   const std::vector<std::string> compiled = ddt::backends();
   if (std::find(compiled.begin(), compiled.end(), "libtorch") != compiled.end()) {
     expect_error([&] { ddt::Pipeline::open(root.string(), "libtorch"); }, "has no libtorch section; rebuild with `ddt-export build --libtorch`");
@@ -415,7 +447,7 @@ void test_manifest_errors() {
     expect_error([&] { ddt::Pipeline::open(root.string(), "openvino"); }, "encoder.onnx: OpenVINO cannot read it");
   }
   expect_error([&] { ddt::Pipeline::open(root.string(), "onnx"); }, "unknown backend 'onnx'");
-  std::string bad_default = manifest_text();
+  std::string bad_default = listed;
   bad_default.replace(bad_default.find("\"timeshift\": 1.5"), 16, "\"timeshift\": -1.0");
   write_text(root / "manifest.json", bad_default);
   expect_error([&] { ddt::detail::read_manifest(root); }, "its sampler defaults are invalid (timeshift must be > 0");
@@ -718,10 +750,10 @@ void test_calibration_found_by_settings() {
   ddt::Array sim2{{12, 12}, std::vector<float>(144, 0.5f)};
   ddt::write_npy((root / "b.npy").string(), sim2);
   // keys say nothing true: "12" is calibrated at guidance 2, "other" at the build's defaults
-  write_text(root / "manifest.json", manifest_text(R"(, "calibration": {
+  write_text(root / "manifest.json", build_text(root, R"(, "calibration": {
     "12": {"file": "a.npy", "sampler": {"num_steps": 12, "guidance": 2.0, "interval_min": 0.3, "interval_max": 0.9, "timeshift": 1.5, "last_step": null}},
     "other": {"file": "b.npy", "sampler": {"num_steps": 12, "guidance": 3, "interval_min": 0.3, "interval_max": 0.9, "timeshift": 1.5, "last_step": null}},
-    "old": {"file": "a.npy"}})"));
+    "old": {"file": "a.npy"}})", {"a.npy", "b.npy"}));
   const ddt::detail::Manifest m = ddt::detail::read_manifest(root);
   ddt::SamplerSettings run = m.sampler;  // 12 steps, guidance 3.0 (the int 3 in JSON is the same number)
   CHECK(m.similarity(run) && m.similarity(run)->data[0] == 0.5f);
@@ -741,6 +773,9 @@ void test_calibration_found_by_settings() {
   run.timeshift = 1.0;
   CHECK(m.calibrate_command(run) ==
         "ddt-export calibrate " + root.string() + " --steps 10 --cfg 2.0 --interval 0.1,0.9 --timeshift 1.0");
+  // a matrix replaced after the build was opened (same size, other values) is refused when read, not used
+  ddt::write_npy((root / "b.npy").string(), ddt::Array{{12, 12}, std::vector<float>(144, 0.75f)});
+  expect_error([&] { m.similarity(m.sampler); }, "b.npy does not match its sha256 in the manifest");
 }
 
 /// Sampler and order are part of a calibration's key: an Euler matrix (an entry without them, or
@@ -749,9 +784,9 @@ void test_calibration_matches_sampler_and_order() {
   const fs::path root = temp_dir("calibration_adams");
   ddt::write_npy((root / "e.npy").string(), ddt::Array{{12, 12}, std::vector<float>(144, 1.0f)});
   ddt::write_npy((root / "a.npy").string(), ddt::Array{{12, 12}, std::vector<float>(144, 0.25f)});
-  write_text(root / "manifest.json", manifest_text(R"(, "calibration": {
+  write_text(root / "manifest.json", build_text(root, R"(, "calibration": {
     "euler": {"file": "e.npy", "sampler": {"num_steps": 12, "guidance": 3.0, "interval_min": 0.3, "interval_max": 0.9, "timeshift": 1.5, "last_step": null}},
-    "adams": {"file": "a.npy", "sampler": {"num_steps": 12, "guidance": 3.0, "interval_min": 0.3, "interval_max": 0.9, "timeshift": 1.5, "last_step": null, "sampler": "adams", "order": 3}}})"));
+    "adams": {"file": "a.npy", "sampler": {"num_steps": 12, "guidance": 3.0, "interval_min": 0.3, "interval_max": 0.9, "timeshift": 1.5, "last_step": null, "sampler": "adams", "order": 3}}})", {"a.npy", "e.npy"}));
   const ddt::detail::Manifest m = ddt::detail::read_manifest(root);
   ddt::SamplerSettings run = m.sampler;
   CHECK(m.similarity(run) && m.similarity(run)->data[0] == 1.0f);  // absent: euler, order 1

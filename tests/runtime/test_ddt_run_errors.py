@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ddt_export.manifest import digest
 from tests.conftest import seeded
 from tests.runtime.conftest import run
 
@@ -66,6 +67,15 @@ def add_issue_26_inputs(root: Path) -> None:
     os.symlink("build/new.npy", root / "dangling-into-build.npy")
     over = 1 << 28  # cli.MAX_NOISE_VALUES, plus one value
     (root / "over_2_28.npy").write_bytes(npy_header(f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({over + 1},), }}"))
+    shutil.copytree(root / "build", root / "edited")  # a hand edit the files' hashes cannot see: the digest does
+    data = json.loads((root / "edited" / "manifest.json").read_text())
+    data["sampler"]["num_steps"] = 7
+    (root / "edited" / "manifest.json").write_text(json.dumps(data, indent=2))
+    shutil.copytree(root / "build", root / "escaping")  # a graph outside the build, the digest stamped again
+    data = json.loads((root / "escaping" / "manifest.json").read_text())
+    data["graphs"]["decoder"]["file"] = "../decoder.onnx"
+    data["digest"] = digest(data)
+    (root / "escaping" / "manifest.json").write_text(json.dumps(data, indent=2))
     (root / "long_header.npy").write_bytes(npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }" + " " * 20000, 2))
 
 
@@ -225,6 +235,10 @@ CASES = [
     ("order-underscore", [B, *LABELS, "--sampler", "adams", "--order", "0_2"], "--order must be a whole number of ASCII digits"),
     ("order-huge-euler", [B, *LABELS, "--order", "99999999999"], "order must be from 1 to 4 (got 99999999999)"),
     ("order-64-bit-min", [B, *LABELS, "--sampler", "adams", "--order", str(-2**63)], f"order must be from 1 to 4 (got {-2**63})"),
+    # paths inside a manifest: its digest, and only its hashed files (issue 26.4)
+    ("build-manifest-edited", ["edited", *LABELS], "edited/manifest.json was edited by hand (its digest no longer matches)"),
+    ("build-names-unhashed-file", ["escaping", *LABELS],
+     "graphs.decoder.file names '../decoder.onnx', which is not one of the build's hashed files"),
     # no silent substitutions
     ("schedule-without-ratio", [B, *LABELS, "--schedule", "uniform"],
      "--schedule uniform picks the encoder's steps for a --sharing-ratio; add e.g. --sharing-ratio 0.75"),
