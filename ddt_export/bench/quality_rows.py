@@ -177,7 +177,7 @@ def config_settings(config: Config, settings):
 def schedule_args(pipe, config: Config, labels: list[int], settings) -> dict:
     """`generate`'s schedule arguments for `config` under `settings`; a DP schedule is calibrated here (for exactly
     these settings: an Adams run gets its own matrix), outside the timing."""
-    N, solver = settings.num_steps, {"num_steps": settings.num_steps, "sampler": settings.sampler, "order": settings.order}
+    N, solver = settings.num_steps, settings.to_dict()  # every setting (guidance too: --cfg), not only the solver's
     if config.schedule == DP_AT_UNIFORM:
         pipe.calibrated(pipe.plan(labels[:1], sharing_ratio=config.ratio, schedule="dp", **solver))
         return {"recompute": sched.dp(pipe.similarity(settings), len(sched.uniform(N, config.ratio)))}
@@ -192,7 +192,7 @@ def sample_config(pipe, config: Config, inputs: Inputs, settings, chunk: int) ->
     were sampled)."""
     settings = config_settings(config, settings)
     kw = schedule_args(pipe, config, inputs.labels, settings)
-    solver = {"num_steps": settings.num_steps, "sampler": settings.sampler, "order": settings.order}
+    solver = settings.to_dict()  # every setting: a --cfg run must sample (and calibrate) at that guidance
     started, parts, recompute = time.perf_counter(), [], []
     for sd in inputs.seeds:
         for lo in range(0, inputs.samples, chunk):

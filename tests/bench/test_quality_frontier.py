@@ -146,3 +146,16 @@ def test_bad_solver_axis_input_is_one_line(bundled_build, bench_cli, tmp_path, a
     r = bench_cli("quality", bundled_build, "--samples", 20, *args, "--json", tmp_path / "x.json")
     assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1, r.err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_rows_sample_at_the_runs_guidance(bundled_build):
+    """--cfg reaches every row (a --cfg 4 run once sampled its rows at the build's guidance 2, only the reference at 4)."""
+    from ddt_export.bench.quality_rows import Inputs, sample_config
+    from ddt_export.pipeline import Pipeline
+
+    pipe = Pipeline.load(bundled_build, backend="onnxruntime")
+    inputs = Inputs.make(10, (0,), pipe.arch.latent_shape)
+    config = Config("fp32", 0.0, "uniform", Solver("adams", 2, 4))
+    got, _ = sample_config(pipe, config, inputs, pipe.defaults.with_overrides(guidance=4.0), 10)
+    want = pipe.generate(inputs.labels, noise=inputs.noises[0], num_steps=4, sampler="adams", order=2, guidance=4.0).latents
+    np.testing.assert_array_equal(got, want)
