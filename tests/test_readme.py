@@ -38,3 +38,15 @@ def test_the_install_says_virtual_environment_and_cpu_pytorch():
     quick = README.read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
     assert "python -m venv" in quick and "virtual environment" in quick
     assert "--index-url https://download.pytorch.org/whl/cpu" in quick
+
+
+def test_ci_runs_the_quick_starts_install_and_test_commands():
+    """.ci/run installs and tests exactly as the quick start's first block tells a new user (comments aside)."""
+    quick = README.read_text().split("## Quick start", 1)[1]
+    block = quick.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("  #", 1)[0].strip() for line in block.splitlines()]
+    install = [c for c in commands if c.startswith("pip install")]
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert install == ['pip install -e ".[dev]"'] and install[0] in ci
+    assert "python -m pytest" in commands and "python -m pytest" in ci
+    assert [c for c in ci if c.startswith(("pip ", "python "))] == install + ["python -m pytest"]
