@@ -125,7 +125,7 @@ def quality(
         progress = (lambda msg: status.update(msg)) if console.is_terminal else console.print
         opts = bench.Options(samples=samples, steps=steps, seed=seed_option(seed), backend=backend, ratios=parse_ratios(ratios),
                              seeds=None if seeds is None else tuple(seed_option(str(s), "--seeds") for s in ints(seeds, "--seeds")),
-                             precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
+                             precisions=_names(precisions),
                              precision_ratios=parse_ratios(precision_ratios), equal_calls=equal_calls, builds=builds, work_dir=work,
                              guidance=cfg, solvers=_names(solvers), step_counts=tuple(ints(step_counts, "--step-counts") or ()),
                              baseline=baseline, reference_steps=reference_steps, fidelity_samples=fidelity_samples).validate()
