@@ -317,6 +317,38 @@ void check_paths(const json& d, const fs::path& file) {
   }
 }
 
+/// A JSON value as Python's repr shows it in a pydantic message (errors.first_problem): containers by type name.
+std::string value_repr(const json& v) {
+  if (v.is_string()) return string_repr(v.get<std::string>());
+  if (v.is_boolean()) return v.get<bool>() ? "True" : "False";
+  if (v.is_null()) return "None";
+  if (v.is_number_float()) return float_repr(v.get<double>());
+  if (v.is_array() || v.is_object()) return v.is_array() ? "list" : "dict";
+  return v.dump();
+}
+
+/// model.class_names (optional; absent or null: ids only): a list of strings, one per class of
+/// model.num_classes, each line obeying class_names.py's rules N1-N2, checked as manifest.py does on every
+/// read (before the files are hashed) with its messages.
+std::optional<ClassNames> read_class_names(const json& d, const fs::path& file) {
+  const json& model = require(d, "model", "manifest");
+  if (!model.is_object() || !model.contains("class_names") || model.at("class_names").is_null()) return std::nullopt;
+  const json& names = model.at("class_names");
+  const auto damaged = [&](const std::string& where, const char* want, const json& got) {
+    return Error(file.string() + ": " + where + ": Input should be a valid " + want + " (got " + value_repr(got) +
+                 "); the manifest is damaged or was edited, rebuild the folder");
+  };
+  if (!names.is_array()) throw damaged("model.class_names", "list", names);
+  std::vector<std::string> lines;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (!names[i].is_string()) throw damaged("model.class_names." + std::to_string(i), "string", names[i]);
+    lines.push_back(names[i].get<std::string>());
+  }
+  const int64_t num_classes = require(model, "num_classes", "manifest model").get<int64_t>();
+  check_class_names(lines, num_classes, file.string() + ": model.class_names");
+  return ClassNames(std::move(lines));
+}
+
 /// manifest sampler.order: a whole number (the schema's strict integer), within int.
 int whole_order(const json& order, const fs::path& file) {
   if (!order.is_number_integer() || order.get<int64_t>() < INT_MIN || order.get<int64_t>() > INT_MAX) {
@@ -372,6 +404,7 @@ Manifest read_manifest(const fs::path& root, bool verify) {
   check_format(m.data, root);
   try {
     check_paths(m.data, file);
+    m.class_names = read_class_names(m.data, file);
   } catch (const json::exception& e) {
     throw Error(file.string() + " has a value of the wrong type (" + e.what() + "); rebuild the folder");
   }

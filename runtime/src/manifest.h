@@ -53,6 +53,7 @@ struct Manifest {
   std::vector<int64_t> latent_shape;  // (C, H, W), as the graphs' x
   SamplerSettings sampler;
   GraphSpec encoder, decoder;
+  std::optional<ClassNames> class_names;  // model.class_names; empty for a build without them (ids only)
 
   Roles roles() const;
   std::filesystem::path path(const std::string& file) const { return root / file; }

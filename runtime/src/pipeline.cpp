@@ -170,18 +170,28 @@ struct Pipeline::Impl {
 
   /// Class labels in [0, K); the null class itself is allowed and samples unconditionally.
   std::vector<int64_t> check_labels(const std::vector<int64_t>& labels) const {
-    if (labels.empty()) throw Error("give at least one label, e.g. --labels 1,7");
-    if (static_cast<int64_t>(labels.size()) > kMaxBatch) {
-      throw Error(std::to_string(labels.size()) + " labels in one call; at most " + std::to_string(kMaxBatch) +
+    std::vector<std::string> numbers;
+    for (int64_t y : labels) numbers.push_back(std::to_string(y));
+    return check_labels(numbers);
+  }
+
+  /// The same for ids as whole() writes them: one past 64 bits (a 40-digit id) is named in full, as Python's.
+  std::vector<int64_t> check_labels(const std::vector<std::string>& numbers) const {
+    if (numbers.empty()) throw Error("give at least one label, e.g. --labels 1,7");
+    if (static_cast<int64_t>(numbers.size()) > kMaxBatch) {
+      throw Error(std::to_string(numbers.size()) + " labels in one call; at most " + std::to_string(kMaxBatch) +
                   " per call (use `ddt-export sample` for more)");
     }
     const int64_t hi = manifest.num_classes - 1;
-    for (int64_t y : labels) {
-      if ((y < 0 || y > hi) && y != manifest.null_class) {
-        throw Error("label " + std::to_string(y) + " is outside [0, " + std::to_string(hi) + "] for this " +
+    std::vector<int64_t> labels;
+    for (const std::string& n : numbers) {
+      const std::optional<int64_t> y = to_int64(n);
+      if (!y || ((*y < 0 || *y > hi) && *y != manifest.null_class)) {
+        throw Error("label " + n + " is outside [0, " + std::to_string(hi) + "] for this " +
                     std::to_string(manifest.num_classes) + "-class model (or " + std::to_string(manifest.null_class) +
                     ", the null class, for unconditional samples)");
       }
+      labels.push_back(*y);
     }
     return labels;
   }
@@ -257,6 +267,17 @@ int64_t Pipeline::num_classes() const { return impl_->manifest.num_classes; }
 int64_t Pipeline::null_class() const { return impl_->manifest.null_class; }
 std::vector<int64_t> Pipeline::latent_shape() const { return impl_->manifest.latent_shape; }
 const SamplerSettings& Pipeline::defaults() const { return impl_->manifest.sampler; }
+const ClassNames* Pipeline::class_names() const { return impl_->manifest.class_names ? &*impl_->manifest.class_names : nullptr; }
+
+std::vector<int64_t> Pipeline::parse_labels(const std::string& text, const std::string& what) const {
+  return impl_->check_labels(resolve_labels(split_labels(text, what), class_names(), what));
+}
+
+std::vector<int64_t> Pipeline::label_ids(const std::vector<std::string>& labels, const std::string& what) const {
+  std::vector<std::string> ids;  // each label read and resolved in turn (class_names.label_ids)
+  for (const std::string& label : labels) ids.push_back(resolve_labels({label_entry(label, what)}, class_names(), what).front());
+  return impl_->check_labels(ids);
+}
 
 SamplerSettings Pipeline::settings(const GenerateOptions& o) const {
   SamplerSettings settings = impl_->manifest.sampler;  // the build's defaults, overridden

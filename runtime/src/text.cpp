@@ -78,6 +78,26 @@ std::string string_repr(const std::string& s) {
   return out + quote;
 }
 
+std::vector<uint32_t> code_points(const std::string& s) {
+  std::vector<uint32_t> out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const auto [c, len] = decode(s, i);
+    out.push_back(len == 0 ? 0xdc00 + c : c);
+    i += len == 0 ? 1 : len;
+  }
+  return out;
+}
+
+std::string first_code_points(const std::string& s, size_t n) {
+  size_t i = 0;
+  for (size_t k = 0; k < n && i < s.size(); ++k) {
+    const size_t len = decode(s, i).second;
+    i += len == 0 ? 1 : len;
+  }
+  return s.substr(0, i);
+}
+
 std::string g_text(double v, int digits) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";

@@ -1,7 +1,9 @@
 // Text as the Python side writes it, so that the two runtimes' messages read the same.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +14,13 @@ namespace ddt::detail {
 /// characters and the unprintable code points text.cpp lists escaped, printable text as it is; a
 /// byte that is not UTF-8 as Python's surrogateescape shows it (\udcNN).
 std::string string_repr(const std::string& s);
+
+/// The code points of `s` as Python's str of it holds them: UTF-8 decoded, a byte that is not UTF-8 as the
+/// lone surrogate surrogateescape reads it as (U+DC80..U+DCFF), so len() and slices count as Python's do.
+std::vector<uint32_t> code_points(const std::string& s);
+
+/// The first `n` code points of `s` (as code_points counts them), as bytes: Python's s[:n].
+std::string first_code_points(const std::string& s, size_t n);
 
 /// A number as Python's f"{v:.{digits}g}" (and printf's %g) writes it: 1e+30, 3.4e+38, 0.25.
 std::string g_text(double v, int digits = 6);

@@ -14,6 +14,14 @@
 //                            the same, then finite.h's check_representable (float32 can hold them)
 //   whole_list TEXT          ddt::whole_list(TEXT, "--labels"): ok and the numbers, comma-separated, or error: <message>
 //   seed TEXT                ddt::check_seed(TEXT): ok N, or error: <message>; TEXT as SAMPLER above
+//   labels NAMES TEXT        ddt::resolve_labels(ddt::split_labels(TEXT, "--labels"), names, "--labels"): ok and the
+//                            ids, comma-separated, or error: <message>; NAMES is the path (hex, as TEXT) of a JSON
+//                            list of lines, or none (a build without names)
+//   labellist NAMES ITEMS    the same for a list (ITEMS: a JSON list of strings, hex): label_entry and
+//                            resolve_labels one element at a time, as Pipeline::label_ids, what "labels"
+//   classnames K NAMES       ddt::check_class_names(the lines, K, "NAMES"): ok and the lines as Python's
+//                            json.dumps(separators=(",", ":")), or error: <message>
+//   closest NAMES TEXT K     ClassNames::closest(TEXT, K): the ids, comma-separated
 //   pyjson TEXT              the JSON document TEXT as Python's json.dumps(sort_keys=True, separators=(",", ":"))
 //   floatrepr BITS           the double with these 64 bits (hex) as Python's repr
 //   steps N LAST|none SHIFT SAMPLER ORDER
@@ -26,6 +34,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <optional>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -90,6 +100,55 @@ void validate_settings(std::istream& in, bool representable) {
   s.validate();
   if (representable) ddt::detail::check_representable(s);
   std::cout << "ok\n";
+}
+
+/// A JSON list of class-name lines from the file whose path is the next hex word, or nothing for "none".
+std::optional<std::vector<std::string>> names_file(std::istream& in) {
+  const std::string word = (in >> std::ws, std::string(1, static_cast<char>(in.peek())));
+  if (word == "n") {
+    std::string none;
+    in >> none;
+    return std::nullopt;
+  }
+  std::ifstream file(hex_text(in));
+  return nlohmann::json::parse(file).get<std::vector<std::string>>();
+}
+
+std::string joined(const std::vector<std::string>& ids) {
+  std::string out;
+  for (const std::string& n : ids) out += (out.empty() ? "" : ",") + n;
+  return out;
+}
+
+/// labels, labellist, classnames, closest: class_names.cpp, against ddt_export/class_names.py.
+void class_names_command(const std::string& cmd, std::istream& in) {
+  if (cmd == "classnames") {
+    int64_t k;
+    in >> k;
+    const std::vector<std::string> lines = ddt::check_class_names(names_file(in).value(), k, "NAMES");
+    std::cout << "ok " << ddt::detail::python_json(nlohmann::json(lines)) << "\n";
+    return;
+  }
+  const std::optional<std::vector<std::string>> lines = names_file(in);
+  const std::optional<ddt::ClassNames> names = lines ? std::optional<ddt::ClassNames>(ddt::ClassNames(*lines)) : std::nullopt;
+  const ddt::ClassNames* known = names ? &*names : nullptr;
+  if (cmd == "labels") {
+    const std::vector<std::string> ids = ddt::resolve_labels(ddt::split_labels(hex_text(in), "--labels"), known, "--labels");
+    std::cout << "ok " << joined(ids) << "\n";
+  } else if (cmd == "labellist") {
+    std::vector<std::string> ids;
+    for (const std::string& item : nlohmann::json::parse(hex_text(in)).get<std::vector<std::string>>()) {
+      ids.push_back(ddt::resolve_labels({ddt::label_entry(item, "labels")}, known, "labels").front());
+    }
+    std::cout << "ok " << joined(ids) << "\n";
+  } else {
+    const std::string text = hex_text(in);
+    size_t k;
+    in >> k;
+    std::vector<std::string> ids;
+    for (int64_t i : names.value().closest(text, k)) ids.push_back(std::to_string(i));
+    std::cout << joined(ids) << "\n";
+  }
 }
 
 void print_steps(std::istream& in) {
@@ -167,6 +226,8 @@ int main() {
       } else if (cmd == "seed") {
         const uint64_t seed = ddt::check_seed(hex_text(in));
         std::cout << "ok " << seed << "\n";
+      } else if (cmd == "labels" || cmd == "labellist" || cmd == "classnames" || cmd == "closest") {
+        class_names_command(cmd, in);
       } else if (cmd == "kernels") {
         std::cout << (ddt::detail::torch_kernels() == ddt::detail::TorchKernels::Avx2 ? "avx2" : "default") << "\n";
       } else {

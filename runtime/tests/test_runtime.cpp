@@ -1008,6 +1008,29 @@ void test_manifest_schema_refuses_broken_manifests() {
 
 }  // namespace
 
+/// Class names (class_names.cpp, the API an embedder resolves names with): synonyms, ASCII-only case folding, ids
+/// among names, shared synonyms, the closest classes, the lines' rules (tests/runtime/test_cpp_class_names.py holds
+/// every rule to Python's answers and messages).
+void test_class_names() {
+  const ddt::ClassNames names({"zero, nought", "one", "crane", "crane, derrick", "Éclair"});
+  CHECK(names.size() == 5 && names.display(3) == "crane" && names.synonyms(0) == std::vector<std::string>({"zero", "nought"}));
+  CHECK(names.lookup(" NOUGHT\t") == 0 && names.lookup("Derrick") == 3 && names.lookup("ÉCLAIR") == 4);
+  expect_error([&] { names.lookup("éclair"); }, "no class is named");  // only A-Z fold: É is not é
+  expect_error([&] { names.lookup("crane", "--labels"); }, "--labels: \"crane\" names 2 classes: 2 (crane), 3 (crane); give the id");
+  expect_error([&] { names.lookup("onne"); }, "no class is named \"onne\"; closest: one (1), crane (2), crane (3)");
+  expect_error([&] { names.lookup("one, zero"); }, "is not one class name; separate labels with ';'");
+  expect_error([&] { names.lookup(std::string(201, 'x')); }, "at most 200 characters (got 201 in");
+  CHECK(names.closest("cran", 2) == std::vector<int64_t>({2, 3}));  // a tie in distance: the lower id first
+  CHECK(ddt::resolve_labels(ddt::split_labels("zero; 7 ;Derrick"), &names) == std::vector<std::string>({"0", "7", "3"}));
+  CHECK(ddt::resolve_labels(ddt::split_labels(" 1, 007 "), nullptr) == std::vector<std::string>({"1", "7"}));
+  CHECK(ddt::split_labels(" \t ").empty() && ddt::label_entry(" -0 ").is_id && ddt::label_entry(" -0 ").text == "0");
+  expect_error([] { ddt::resolve_labels(ddt::split_labels("zero"), nullptr); }, "this build has no class names");
+  expect_error([] { ddt::split_labels("zero;;1"); }, "has an empty entry (got 'zero;;1'); separate labels with ';'");
+  CHECK(ddt::check_class_names({" a ,b", "c"}, 2, "x") == std::vector<std::string>({"a, b", "c"}));
+  expect_error([] { ddt::check_class_names({"a"}, 2, "x"); }, "x has 1 names but the model has 2 classes");
+  expect_error([] { ddt::check_class_names({"a", "b, 7"}, 2, "x"); }, "x: class 1 ('b, 7') has the name '7', which reads as a class id");
+}
+
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -1035,6 +1058,7 @@ int main(int argc, char** argv) {
   run("adams_loop", test_adams_loop);
   run("which_calls_need_the_unconditional_half", test_which_calls_need_the_unconditional_half);
   run("settings_validation", test_settings_validation);
+  run("class_names", test_class_names);
   run("sha256_vectors", test_sha256_vectors);
   run("calibration_found_by_settings", test_calibration_found_by_settings);
   run("calibration_matches_sampler_and_order", test_calibration_matches_sampler_and_order);

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -78,6 +79,56 @@ std::vector<std::string> whole_list(const std::string& text, const std::string& 
 std::optional<int64_t> to_int64(const std::string& number);
 /// A seed in that grammar, 0 to 2^64 - 1 (torch would read -1 as 2^64 - 1: refused, not wrapped).
 uint64_t check_seed(const std::string& text, const std::string& what = "--seed");
+
+/// A build's class names (manifest `model.class_names`), ready for look-ups: one line per class 0 .. K-1,
+/// "display name, synonym, ...". The rules are ddt_export/class_names.py's (its docstring is the contract both
+/// runtimes implement): a name matches a class if it equals one of the class's synonyms after both are folded
+/// (ASCII whitespace trimmed, A-Z mapped to a-z; nothing else, so "É" does not match "é").
+class ClassNames {
+ public:
+  /// The lines as a manifest stores them; check_class_names() first for lines from elsewhere.
+  explicit ClassNames(std::vector<std::string> lines);
+
+  int64_t size() const { return static_cast<int64_t>(lines_.size()); }
+  const std::string& line(int64_t id) const { return lines_.at(id); }
+  const std::vector<std::string>& synonyms(int64_t id) const { return synonyms_.at(id); }
+  const std::string& display(int64_t id) const { return synonyms_.at(id).front(); }  // the first synonym
+  /// The class `name` names (rules R2-R6), or a one-line Error naming `what`: a name with ',' or ';' in it, a
+  /// name over 200 characters, a name several classes share (listing their ids), or an unknown name (with the
+  /// three closest classes).
+  int64_t lookup(const std::string& name, const std::string& what = "--labels") const;
+  /// The `k` classes nearest `name`: by the smallest Levenshtein distance (over Unicode code points) between
+  /// the folded name and a folded synonym of the class, then by id (rule R6).
+  std::vector<int64_t> closest(const std::string& name, size_t k = 3) const;
+
+ private:
+  std::vector<std::string> lines_;
+  std::vector<std::vector<std::string>> synonyms_;
+  std::map<std::string, std::vector<int64_t>> index_;  // folded synonym -> the classes that have it
+};
+
+/// Names lines checked against rules N1-N2 (one per class; each synonym 1 to 200 code points, no ';', no
+/// control character, not in the integer grammar) and normalised (synonyms trimmed and joined with ", "), or
+/// an Error starting with `where`, as `ddt-export build --class-names` and the manifest reader refuse them.
+std::vector<std::string> check_class_names(const std::vector<std::string>& lines, int64_t num_classes, const std::string& where);
+
+/// One label as written: an id in the integer grammar (`text` as whole() returns it) or a class name (`text`
+/// trimmed of ASCII whitespace).
+struct LabelEntry {
+  bool is_id = false;
+  std::string text;
+};
+
+/// A `--labels` text as entries (rules L1-L3): blank text is none; text without ';' whose ','-separated pieces
+/// are all ids (or blank) is whole_list()'s id list, as before names; otherwise entries separated by ';'
+/// ("golden retriever;tabby;7"), none of them blank.
+std::vector<LabelEntry> split_labels(const std::string& text, const std::string& what = "--labels");
+/// One label of a list (rule A1): trimmed, an id if in the integer grammar, else a name.
+LabelEntry label_entry(const std::string& text, const std::string& what = "labels");
+/// Entries as ids, as whole() writes them (names looked up in `names`; range not checked). With no names
+/// (nullptr: a build made without them) a name is refused with the id grammar's message (rule R1).
+std::vector<std::string> resolve_labels(const std::vector<LabelEntry>& entries, const ClassNames* names,
+                                        const std::string& what = "--labels");
 
 /// The official samplers' knobs (EulerSampler, AdamLMSampler), and which of the two runs; a
 /// build's defaults come from manifest["sampler"].
@@ -159,8 +210,17 @@ class Pipeline {
   static Pipeline open(const std::string& build_dir, const OpenOptions& options);
   static Pipeline open(const std::string& build_dir, const std::string& backend = "auto");
 
-  /// Latents for `labels` (class indices); options as above.
+  /// Latents for `labels` (class indices; label_ids() or parse_labels() for names); options as above.
   Result generate(const std::vector<int64_t>& labels, const GenerateOptions& options = {}) const;
+
+  /// The build's class names, or nullptr for a build made without them (its labels are ids only).
+  const ClassNames* class_names() const;
+  /// Labels as generate() takes them, from a `--labels` text ("golden retriever;tabby;7", or "1,7"):
+  /// split_labels, resolve_labels with the build's names, then checked as generate() checks them (at least
+  /// one, at most kMaxBatch, each in [0, K) or the null class). Every failure is a one-line Error naming `what`.
+  std::vector<int64_t> parse_labels(const std::string& text, const std::string& what = "--labels") const;
+  /// The same for a list, one label per element, each an id ("207") or a name ("golden retriever").
+  std::vector<int64_t> label_ids(const std::vector<std::string>& labels, const std::string& what = "labels") const;
 
   const std::string& name() const;
   const std::string& backend() const;
