@@ -41,7 +41,9 @@ Sample latents with the Euler or Adams loop, CFG in its interval, and the encode
                         or tensorrt, each where compiled in
   --inference-precision f32|bf16
                         openvino's precision [default: bf16 where the CPU has bf16 hardware]
-  --labels A,B,...      class labels, one sample each (1 to 1024; the null class samples unconditionally)
+  --labels A;B;...      class labels, one sample each (1 to 1024): ids (1,7), or ids and class names
+                        separated by ';' ("seven;zero;3"), a name matching any of its class's synonyms,
+                        case-insensitive; the null class (an id) samples unconditionally
   --seed N              noise seed: torch.randn on a CPU generator, as the Python CLI [default: 0]
   --noise FILE.npy      noise of shape (B, C, H, W) instead of --seed
   --steps N             sampling steps, 1 to 10000 [default: the build's]
@@ -59,7 +61,7 @@ Sample latents with the Euler or Adams loop, CFG in its interval, and the encode
                         the conditional half where guidance is off; the same latents, faster]
   --save-latents FILE   write the final latents (.npy, float32), atomically
   --threads N           CPU threads, 1 to 1024 [default: all cores]
-  --json                print a JSON summary (steps, sampler, order, schedule, timing) on stdout
+  --json                print a JSON summary (labels, steps, sampler, order, schedule, timing) on stdout
   --help                this text
 )";
 
@@ -89,6 +91,19 @@ int64_t in_range(const std::string& number, const std::string& what, int64_t lo,
 /// A whole number in [lo, hi]: ASCII digits after an optional minus, no exponent, fraction or '_'.
 int64_t parse_int(const std::string& text, const std::string& what, int64_t lo, int64_t hi) {
   return in_range(ddt::whole(text, what), what, lo, hi);
+}
+
+/// --order: any 64-bit value goes on to SamplerSettings::validate, which refuses it with Python's message; one
+/// past 64 bits (Python reads any whole number) stands in as 1 until check_huge_order refuses it.
+int64_t parse_order(const std::string& text) { return ddt::to_int64(ddt::whole(text, "--order")).value_or(1); }
+
+/// --labels as ddt::split_labels reads it (the id grammar, ';' between labels when any is a name, no empty
+/// entry), 1 to kMaxBatch entries; the names and the ids' range are checked once the build is open.
+void check_labels_text(const std::string& text) {
+  const size_t entries = ddt::split_labels(text, "--labels").size();
+  const std::string most = std::to_string(ddt::kMaxBatch);
+  if (entries > static_cast<size_t>(ddt::kMaxBatch)) throw ddt::Error("--labels has more than " + most + " entries; at most " + most);
+  if (entries == 0) throw ddt::Error("give at least one label, e.g. --labels 1,7");
 }
 
 /// A finite decimal number.
@@ -169,7 +184,9 @@ Args parse(int argc, char** argv) {
 /// Everything a run needs, checked: what to open, how, what to generate, where the results go.
 struct Options {
   std::string build_dir;
-  std::vector<int64_t> labels;
+  std::string labels_text;      // --labels, read (split_labels) now and resolved against the build's names once open
+  std::vector<int64_t> labels;  // the ids, once the build is open
+  std::optional<std::string> huge_order;  // --order past 64 bits, refused once the build's settings are known
   ddt::OpenOptions open;
   ddt::GenerateOptions generate;
   std::optional<std::string> noise_file;
@@ -207,8 +224,7 @@ void parse_sampler(const Args& args, ddt::GenerateOptions& o) {
   if (args.has("--timeshift")) o.timeshift = parse_double(args.at("--timeshift"), "--timeshift");
   if (args.has("--last-step")) o.last_step = parse_double(args.at("--last-step"), "--last-step");
   if (args.has("--sampler")) o.sampler = args.at("--sampler");
-  // any 64-bit order goes on to SamplerSettings::validate, which refuses it with Python's message
-  if (args.has("--order")) o.order = parse_int(args.at("--order"), "--order", INT64_MIN, INT64_MAX);
+  if (args.has("--order")) o.order = parse_order(args.at("--order"));
 }
 
 /// --recompute, --sharing-ratio, --schedule: which steps run the encoder.
@@ -267,10 +283,13 @@ Options validate(const Args& args) {
   check_shape_of_command(args);
   Options o;
   o.build_dir = args.positional[0];
-  // any 64-bit label goes on to the pipeline, which checks it against the model's classes
-  o.labels = parse_ints(args.at("--labels"), "--labels", INT64_MIN, INT64_MAX, static_cast<size_t>(ddt::kMaxBatch));
-  if (o.labels.empty()) throw ddt::Error("give at least one label, e.g. --labels 1,7");
+  o.labels_text = args.at("--labels");
+  check_labels_text(o.labels_text);
   parse_sampler(args, o.generate);
+  if (args.has("--order")) {  // past 64 bits: refused once the build's sampler defaults are known (check_huge_order)
+    const std::string order = ddt::whole(args.at("--order"), "--order");
+    if (!ddt::to_int64(order)) o.huge_order = order;
+  }
   parse_schedule(args, o.generate.schedule);
   o.generate.full_cfg = args.has("--full-cfg");
   o.open = parse_open(args);
@@ -293,6 +312,14 @@ ddt::Pipeline open_build(const Options& o, double& seconds) {
   return pipe;
 }
 
+/// An --order past 64 bits, refused as SamplerSettings.validate refuses it: a rule it checks first fails first
+/// (order 1 stands in for it), else it is out of 1 to 4.
+void check_huge_order(const ddt::Pipeline& pipe, const Options& o) {
+  if (!o.huge_order) return;
+  pipe.settings(o.generate);
+  throw ddt::Error("order must be from 1 to 4 (got " + *o.huge_order + "); the official Adams sampler goes to 4");
+}
+
 /// The run itself: the noise file read, a progress line where stderr is a terminal.
 ddt::Result generate(const ddt::Pipeline& pipe, Options& o) {
   if (isatty(fileno(stderr))) {
@@ -306,7 +333,7 @@ ddt::Result generate(const ddt::Pipeline& pipe, Options& o) {
   return pipe.generate(o.labels, o.generate);
 }
 
-/// The `--json` summary: the run's steps, sampler and order, schedule and timing (the keys the tests and
+/// The `--json` summary: the run's class ids, steps, sampler and order, schedule and timing (the keys the tests and
 /// benchmarks read).
 nlohmann::ordered_json summary(const ddt::Pipeline& pipe, const Options& o, const ddt::Result& r, double open_seconds) {
   const ddt::Timing& t = r.timing;
@@ -314,6 +341,7 @@ nlohmann::ordered_json summary(const ddt::Pipeline& pipe, const Options& o, cons
   return {{"backend", pipe.backend()},
           {"precision", pipe.precision()},
           {"samples", o.labels.size()},
+          {"labels", o.labels},
           {"steps", r.settings.num_steps},
           {"sampler", r.settings.sampler},
           {"order", r.settings.order},
@@ -353,6 +381,8 @@ int run(int argc, char** argv) {
   Options options = validate(args);
   double open_seconds = 0;
   const ddt::Pipeline pipe = open_build(options, open_seconds);
+  options.labels = pipe.parse_labels(options.labels_text);  // names need the build's names, ids its classes
+  check_huge_order(pipe, options);
   const ddt::Result result = generate(pipe, options);
   write_outputs(pipe, options, result, open_seconds);
   return 0;

@@ -220,7 +220,11 @@ CASES = [
                          ("zero-width", "1\u200b")]),
     *((f"labels-empty-entry-{name}", [B, "--labels", text], f"--labels has an empty entry (got {text!r}); give comma-separated")
       for name, text in [("middle", "1,,2"), ("end", "1,"), ("start", ",1"), ("only-commas", ","), ("blank", "1, ,2")]),
-    ("labels-beyond-64-bits", [B, "--labels", "9" * 40], "--labels entry must be between"),
+    ("labels-beyond-64-bits", [B, "--labels", "9" * 40], f"label {'9' * 40} is outside [0, 9] for this 10-class model"),  # Python's
+    ("labels-beyond-64-bits-among-names", [B, "--labels", "1;" + "9" * 20], f"label {'9' * 20} is outside [0, 9]"),
+    # names (issue 23): this build has none, so a name is refused saying how to get them; ';' separates labels
+    ("labels-name-without-names", [B, "--labels", "tabby"], "(got 'tabby'); this build has no class names, rebuild it with"),
+    ("labels-empty-entry-semicolon", [B, "--labels", "1;;2"], "--labels has an empty entry (got '1;;2'); separate labels with ';'"),
     ("labels-big-but-64-bit", [B, "--labels", "99999999999"], "label 99999999999 is outside [0, 9]"),
     *((f"seed-{name}", [B, *LABELS, "--seed", text], f"--seed must be a whole number of ASCII digits, e.g. 0 (got {text!r})")
       for name, text in [("underscore", "1_0"), ("plus", "+1"), ("empty", ""), ("41-digits", "9" * 41), ("full-width", "\uff17"),
