@@ -19,6 +19,7 @@ from .errors import DDTError, run
 from .files import check_output_dir, check_output_file, load_npy, save_npy, write_json_atomic
 from .graphs import DEFAULT_OPSET, check_opset
 from .class_names import build_names, listing, resolve, split_labels
+from .decimals import decimal, decimal_parser
 from .labels import check_seed, whole_list, whole_parser
 from .schedules import PAPER_RATIOS
 from .backends.tensorrt.engines import DEFAULT_PROFILE_BATCH, OPT_LEVEL
@@ -34,9 +35,7 @@ def main() -> None:
     run(app)  # errors.run: one line on stderr, exit 2 for bad input, 1 for bugs
 
 
-def ints(text: str | None, what: str) -> list[int] | None:
-    """Comma-separated whole numbers in the one grammar of labels.py (ASCII digits, no `_`, no empty entries)."""
-    return whole_list(text, what)
+ints = whole_list  # comma-separated whole numbers in labels.py's grammar (ASCII digits, no `_`, no empty entries)
 
 
 def seed_option(text: str | None, what: str = "--seed") -> int | None:
@@ -46,10 +45,10 @@ def seed_option(text: str | None, what: str = "--seed") -> int | None:
 
 def settings_overrides(steps, cfg, interval, timeshift, last_step, sampler=None, order=None) -> dict:
     """SamplerSettings fields from the options (None: the build's); their values are checked by SamplerSettings."""
-    try:
-        lo, hi = (None, None) if interval is None else (float(v) for v in interval.split(","))
-    except ValueError:
-        raise DDTError(f"--interval takes LO,HI, e.g. 0.3,1.0 (got {interval!r})") from None
+    ends = [None, None] if interval is None else interval.split(",")  # each end in decimals.py's grammar, named as ddt-run does
+    if len(ends) != 2:
+        raise DDTError(f"--interval takes LO,HI, e.g. 0.3,1.0 (got {interval!r})")
+    lo, hi = (v if v is None else decimal(v, f"--interval {end}", e) for v, end, e in zip(ends, ("LO", "HI"), ("0.3", "1.0")))
     return dict(num_steps=steps, guidance=cfg, interval_min=lo, interval_max=hi, timeshift=timeshift, last_step=last_step,
                 sampler=sampler, order=order)
 
@@ -89,13 +88,14 @@ def progress_bar(total: int, label: str):
     return bar, lambda i: bar.update(task, completed=i + 1)
 
 
-STEPS = typer.Option(None, help="Sampling steps [default: the build's].")
-CFG = typer.Option(None, help="Guidance scale [default: the build's].")
+# Number options read one grammar (labels.py, decimals.py): click's int and float take `1_0` (10), full-width digits, nan.
+STEPS = typer.Option(None, parser=whole_parser("--steps", "50"), help="Sampling steps [default: the build's].")
+CFG = typer.Option(None, parser=decimal_parser("--cfg", "4.0"), help="Guidance scale [default: the build's].")
 INTERVAL = typer.Option(None, help="Guidance interval LO,HI (strict) [default: the build's].")
-TIMESHIFT = typer.Option(None, help="Time shift of the grid (> 0) [default: the build's].")
-LAST_STEP = typer.Option(None, help="Size of the last step, in (0, 1) [default: the build's].")
+TIMESHIFT = typer.Option(None, parser=decimal_parser("--timeshift", "1.0"), help="Time shift of the grid (> 0) [default: the build's].")
+LAST_STEP = typer.Option(None, parser=decimal_parser("--last-step", "0.04"), help="Size of the last step, in (0, 1) [default: the build's].")
 SAMPLER = typer.Option(None, help="euler, or adams (the official Adams-Bashforth multistep sampler, one call per step) [default: the build's].")
-ORDER = typer.Option(None, help="Adams order 1-4 [default: 2 with --sampler adams; Euler is order 1].")
+ORDER = typer.Option(None, parser=whole_parser("--order", "2"), help="Adams order 1-4 [default: 2 with --sampler adams; Euler is order 1].")
 MAX_NOISE_VALUES = 1 << 28  # 1 GiB of float32: past 1,024 samples of the largest latent; a bigger file is not read
 SCHEDULE = typer.Option(None, help="dp or uniform: how --sharing-ratio picks the encoder's steps [default: dp]; needs --sharing-ratio.")
 LABELS_HELP = ("Class labels: ids (1,7), or ids and names separated by ';' (\"golden retriever;tabby;7\"; names never contain "
@@ -106,18 +106,18 @@ FULL_CFG = typer.Option(False, "--full-cfg", help="Run the official full CFG bat
 @app.command()
 def build(
     preset: Optional[str] = typer.Option(None, help="Architecture: xl, l or b (with --res)."),
-    res: Optional[int] = typer.Option(None, help="Image resolution 256 or 512; alone it means the xl preset."),
+    res: Optional[int] = typer.Option(None, parser=whole_parser("--res", "256"), help="Image resolution 256 or 512; alone it means the xl preset."),
     config: Optional[Path] = typer.Option(None, help="Official training YAML (architecture, sampler, latent shape)."),
     ckpt: Optional[Path] = typer.Option(None, help="Lightning .ckpt or .safetensors with the weights."),
     random_weights: bool = typer.Option(False, "--random-weights", help="Random weights, for benchmarking any size."),
     raw_weights: bool = typer.Option(False, "--raw-weights", help="Use denoiser.* instead of the EMA weights."),
     trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint", help="Allow full unpickling (runs code from the file)."),
     precision: str = typer.Option("fp32", help=f"Graph precision: {', '.join(PRECISIONS)}."),
-    opset: int = typer.Option(DEFAULT_OPSET, help="ONNX opset, 17 to 20."),
+    opset: int = typer.Option(DEFAULT_OPSET, parser=whole_parser("--opset", str(DEFAULT_OPSET)), help="ONNX opset, 17 to 20."),
     vae: Optional[Path] = typer.Option(None, help="Local diffusers AutoencoderKL folder; exports its decoder too."),
     backend: str = typer.Option("onnx", help="onnx (graphs only), tensorrt (also engines; needs a GPU), or auto."),
-    max_batch: int = typer.Option(DEFAULT_PROFILE_BATCH, help="Largest user batch the TensorRT engines accept (the CFG batch is twice it)."),
-    opt_level: int = typer.Option(OPT_LEVEL, help="TensorRT builder optimisation level, 0 to 5."),
+    max_batch: int = typer.Option(DEFAULT_PROFILE_BATCH, parser=whole_parser("--max-batch", str(DEFAULT_PROFILE_BATCH)), help="Largest user batch the TensorRT engines accept (the CFG batch is twice it)."),
+    opt_level: int = typer.Option(OPT_LEVEL, parser=whole_parser("--opt-level", str(OPT_LEVEL)), help="TensorRT builder optimisation level, 0 to 5."),
     libtorch: bool = typer.Option(False, "--libtorch", help="Also export encoder and decoder for the C++ LibTorch runtime."),
     class_names: Optional[Path] = typer.Option(None, "--class-names", help="Text file, one class a line \"name, synonym, ...\", or JSON "
                                                "list [default: the config's; ImageNet-1k's for 1000 classes; else ids only]."),
@@ -194,7 +194,7 @@ def generate(
     sampler: Optional[str] = SAMPLER,
     order: Optional[int] = ORDER,
     recompute: Optional[str] = typer.Option(None, help="Explicit encoder steps, e.g. 0,3,6."),
-    sharing_ratio: Optional[float] = typer.Option(None, help="Fraction of steps that reuse the encoder's state, in [0, 1)."),
+    sharing_ratio: Optional[float] = typer.Option(None, parser=decimal_parser("--sharing-ratio", "0.75"), help="Fraction of steps that reuse the encoder's state, in [0, 1)."),
     schedule: Optional[str] = SCHEDULE,
     full_cfg: bool = FULL_CFG,
     save_latents: Optional[Path] = typer.Option(None, help="Write the final latents (.npy)."),
@@ -255,14 +255,14 @@ def generate(
 @app.command()
 def calibrate(
     build_dir: Path = typer.Argument(..., help="A build folder."),
-    steps: int = typer.Option(..., help="Step count the DP schedules will use."),
+    steps: int = typer.Option(..., parser=whole_parser("--steps", "50"), help="Step count the DP schedules will use."),
     cfg: Optional[float] = CFG,
     interval: Optional[str] = INTERVAL,
     timeshift: Optional[float] = TIMESHIFT,
     last_step: Optional[float] = LAST_STEP,
     sampler: Optional[str] = SAMPLER,
     order: Optional[int] = ORDER,
-    samples: int = typer.Option(8, help="Calibration batch (noise and labels from seed 0)."),
+    samples: int = typer.Option(8, parser=whole_parser("--samples", "8"), help="Calibration batch (noise and labels from seed 0)."),
     backend: str = typer.Option("auto"),
 ):
     """Store the self-condition similarity matrix for these sampler settings with the build."""
@@ -289,7 +289,7 @@ def calibrate(
 @app.command("schedule")
 def schedule_cmd(
     similarity: Path = typer.Option(..., help="N x N similarity matrix (.npy)."),
-    budget: int = typer.Option(..., help="Encoder runs K (1..N)."),
+    budget: int = typer.Option(..., parser=whole_parser("--budget", "4"), help="Encoder runs K (1..N)."),
     method: str = typer.Option("dp", help="dp or uniform."),
     as_json: bool = typer.Option(False, "--json", help="Print {\"recompute\": [...]} as the last line."),
 ):
@@ -334,12 +334,12 @@ def demo(builds: list[Path] = typer.Argument(..., help="A build folder; builds o
 @app.command("sample")
 def sample(
     build_dir: Path = typer.Argument(..., help="A build folder from `ddt-export build` (at the same path on every node)."),
-    num_samples: int = typer.Option(..., "--num-samples", help="How many images, e.g. 50000 for FID."),
+    num_samples: int = typer.Option(..., "--num-samples", parser=whole_parser("--num-samples", "50000"), help="How many images, e.g. 50000 for FID."),
     classes: str = typer.Option("all", help="`all`, or the classes to sample, ids or names as generate's --labels (\"tabby;tench;7\")."),
-    per_class: int = typer.Option(1, "--per-class", help="Consecutive samples per class before the next one (1: classes cycled)."),
+    per_class: int = typer.Option(1, "--per-class", parser=whole_parser("--per-class"), help="Consecutive samples per class before the next one (1: classes cycled)."),
     seed: str = typer.Option("0", help="Seed 0 to 2^64-1: sample i's noise comes from (seed, i) alone, whatever the sharding."),
-    batch: int = typer.Option(32, help="Samples per shard (one backend call); part of the result's identity."),
-    sharing_ratio: Optional[float] = typer.Option(None, "--sharing-ratio", help="Fraction of steps that reuse the encoder's state, in [0, 1)."),
+    batch: int = typer.Option(32, parser=whole_parser("--batch", "32"), help="Samples per shard (one backend call); part of the result's identity."),
+    sharing_ratio: Optional[float] = typer.Option(None, "--sharing-ratio", parser=decimal_parser("--sharing-ratio", "0.75"), help="Fraction of steps that reuse the encoder's state, in [0, 1)."),
     schedule: Optional[str] = SCHEDULE,
     steps: Optional[int] = STEPS,
     cfg: Optional[float] = CFG,
@@ -347,10 +347,10 @@ def sample(
     order: Optional[int] = ORDER,
     backend: str = typer.Option("auto", help="auto, torch, onnxruntime, openvino or tensorrt (resolved here, used by every worker)."),
     out: Optional[Path] = typer.Option(None, help="Output folder [default: samples/<build>-n<N>[-adams<K>][-<schedule><ratio>]-seed<S>]."),
-    workers: Optional[int] = typer.Option(None, help="Number of workers [default: as many as the Ray cluster holds]."),
+    workers: Optional[int] = typer.Option(None, parser=whole_parser("--workers", "4"), help="Number of workers [default: as many as the Ray cluster holds]."),
     address: Optional[str] = typer.Option(None, help="Join this Ray cluster (HOST:PORT of `ray start --head`) [default: $RAY_ADDRESS, else `local`: a Ray started here]."),
-    cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", help="CPUs (and threads) per worker."),
-    gpus_per_worker: Optional[float] = typer.Option(None, "--gpus-per-worker", help="GPUs per worker [default: 1 for tensorrt, else 0]."),
+    cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", parser=decimal_parser("--cpus-per-worker", "1"), help="CPUs (and threads) per worker."),
+    gpus_per_worker: Optional[float] = typer.Option(None, "--gpus-per-worker", parser=decimal_parser("--gpus-per-worker", "1"), help="GPUs per worker [default: 1 for tensorrt, else 0]."),
     keep_shards: bool = typer.Option(False, "--keep-shards", help="Keep the shard files after merging."),
     full_cfg: bool = FULL_CFG,
 ):
@@ -370,8 +370,8 @@ def sample(
 def check(
     build_dir: Path = typer.Argument(..., help="A build folder (fp16 or bf16; an fp32 one checks against PyTorch)."),
     against: Optional[Path] = typer.Option(None, help="An fp32 build of the same model: compare with its graphs instead of PyTorch."),
-    steps: Optional[int] = typer.Option(None, help="Steps of the sampling run [default: the build's, at most 50]."),
-    batch: Optional[int] = typer.Option(None, help="Samples in the sampling run [default: 2, or one per --labels]."),
+    steps: Optional[int] = typer.Option(None, parser=whole_parser("--steps", "16"), help="Steps of the sampling run [default: the build's, at most 50]."),
+    batch: Optional[int] = typer.Option(None, parser=whole_parser("--batch", "2"), help="Samples in the sampling run [default: 2, or one per --labels]."),
     seed: str = typer.Option("0", help="Seed of the inputs, noise and labels (0 to 2^64-1)."),
     labels: Optional[str] = typer.Option(None, help="Labels of the sampling run [default: drawn from --seed]. " + LABELS_HELP),
     sampler: Optional[str] = SAMPLER,
@@ -397,8 +397,8 @@ def check(
 @app.command("engines")
 def engines(
     build_dir: Path = typer.Argument(..., help="A build folder; its ONNX graphs are built into TensorRT engines here."),
-    max_batch: Optional[int] = typer.Option(None, help=f"Largest user batch (CFG batch twice it) [default: as before, else {DEFAULT_PROFILE_BATCH}]."),
-    opt_level: Optional[int] = typer.Option(None, help=f"TensorRT builder optimisation level 0-5 [default: as before, else {OPT_LEVEL}]."),
+    max_batch: Optional[int] = typer.Option(None, parser=whole_parser("--max-batch", str(DEFAULT_PROFILE_BATCH)), help=f"Largest user batch (CFG batch twice it) [default: as before, else {DEFAULT_PROFILE_BATCH}]."),
+    opt_level: Optional[int] = typer.Option(None, parser=whole_parser("--opt-level", str(OPT_LEVEL)), help=f"TensorRT builder optimisation level 0-5 [default: as before, else {OPT_LEVEL}]."),
 ):
     """(Re)build a build's TensorRT engines on this GPU machine (after a TensorRT or GPU change)."""
     from .backends.tensorrt.engines import rebuild_engines

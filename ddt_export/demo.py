@@ -120,11 +120,11 @@ class Server:
 
     def class_id(self, value) -> int:
         """The picker's value: an id (the picker's own values), or text typed into it: "id: names", an id, or a name."""
-        from .class_names import label_ids
+        from .class_names import is_id, label_ids
 
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        if isinstance(value, str) and ":" in value and value.split(":", 1)[0].strip().isdigit():
+        if isinstance(value, str) and ":" in value and is_id(value.split(":", 1)[0].strip()):  # the one grammar, not isdigit()
             value = value.split(":", 1)[0].strip()  # a picker entry's text, "207: golden retriever"
         if value is None or (isinstance(value, str) and not value.strip()):
             raise DDTError("pick a class (type a name or an id)")

@@ -56,5 +56,8 @@ def check_seed(seed, what: str = "--seed") -> int:
 
 def whole_parser(what: str, example: str = "1"):
     """A typer `parser=` for a whole-number option, read by this grammar (click's int takes `1_0` and full-width digits);
-    the option's default, already an int, passes through."""
-    return lambda text: text if isinstance(text, int) else whole(text, what, example)
+    the option's default, already an int, passes through. The float options' counterpart is decimals.decimal_parser."""
+    def integer(text):
+        return text if isinstance(text, int) and not isinstance(text, bool) else whole(text, what, example)
+
+    return integer  # typer < 0.29 names the option's type after the parser in --help: INTEGER, as click's int

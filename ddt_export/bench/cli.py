@@ -35,13 +35,13 @@ def latency(
     build_dir: Path = typer.Argument(..., help="A build folder from `ddt-export build`."),
     backend: str = typer.Option("onnxruntime", help="onnxruntime, openvino, torch or tensorrt."),
     ratios: str = typer.Option(RATIOS_TEXT, help="Sharing ratios in [0, 1); 0 (the baseline) is always measured."),
-    steps: int = typer.Option(50, parser=whole_parser("--steps"), metavar="<int>", help="Sampling steps N."),
+    steps: int = typer.Option(50, parser=whole_parser("--steps"), help="Sampling steps N."),
     cfg: Optional[float] = CFG,
     sampler: Optional[str] = SAMPLER,
     order: Optional[int] = ORDER,
-    batch: int = typer.Option(1, parser=whole_parser("--batch"), metavar="<int>", help="User batch B (the graphs run at CFG batch 2B)."),
+    batch: int = typer.Option(1, parser=whole_parser("--batch"), help="User batch B (the graphs run at CFG batch 2B)."),
     schedule: str = typer.Option("uniform", help="uniform or dp (dp calibrates once if the build has no matrix for N steps)."),
-    repeat: int = typer.Option(3, parser=whole_parser("--repeat"), metavar="<int>", help="Timed runs per ratio (median, min and max are reported)."),
+    repeat: int = typer.Option(3, parser=whole_parser("--repeat"), help="Timed runs per ratio (median, min and max are reported)."),
     reference: bool = typer.Option(True, "--reference/--no-reference", help="Also time PyTorch eager fp32 and bf16 autocast at ratio 0."),
     labels: Optional[str] = typer.Option(None, help=LABELS_HELP + " Used in turn to fill --batch [default: 1, 8, 15, ...]."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full result as JSON."),
@@ -82,8 +82,8 @@ def latency(
 @app.command()
 def quality(
     build_dir: Path = typer.Argument(Path("engines/digits"), help="A build of the bundled digits model."),
-    samples: int = typer.Option(1000, parser=whole_parser("--samples"), metavar="<int>", help="Samples per configuration (labels i % 10, noise from --seed)."),
-    steps: Optional[int] = typer.Option(None, parser=whole_parser("--steps"), metavar="<int>", help="Sampling steps [default: the build's]."),
+    samples: int = typer.Option(1000, parser=whole_parser("--samples"), help="Samples per configuration (labels i % 10, noise from --seed)."),
+    steps: Optional[int] = typer.Option(None, parser=whole_parser("--steps"), help="Sampling steps [default: the build's]."),
     ratios: str = typer.Option(RATIOS_TEXT, help="Sharing ratios in [0, 1)."),
     seed: str = typer.Option("0", metavar="<int>", help="Noise seed (0 to 2^64 - 1)."),
     seeds: Optional[str] = typer.Option(None, help="Noise seeds pooled per row, e.g. 0,1 [default: SEED and SEED+1]."),
@@ -98,8 +98,8 @@ def quality(
     solvers: Optional[str] = typer.Option(None, help="Solver axis, e.g. euler,adams2,adams3,adams4 (adamsK: Adams of order K) [default: the build's]."),
     step_counts: Optional[str] = typer.Option(None, help="Steps of the solver axis, e.g. 5,8,10,16,25,50 [default: --steps]."),
     baseline: Optional[str] = typer.Option(None, help="SOLVER:STEPS, e.g. euler:250: also run it (no sharing) and report the fewest calls within +3% of it."),
-    reference_steps: int = typer.Option(0, parser=whole_parser("--reference-steps"), metavar="<int>", help="Fidelity column: relative L2 to Euler at this many steps (e.g. 2000; 0: none)."),
-    fidelity_samples: int = typer.Option(20, parser=whole_parser("--fidelity-samples"), metavar="<int>", help="Samples per seed the fidelity column measures (the first ones)."),
+    reference_steps: int = typer.Option(0, parser=whole_parser("--reference-steps"), help="Fidelity column: relative L2 to Euler at this many steps (e.g. 2000; 0: none)."),
+    fidelity_samples: int = typer.Option(20, parser=whole_parser("--fidelity-samples"), help="Samples per seed the fidelity column measures (the first ones)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON."),
     plot: Optional[Path] = typer.Option(None, help="PNG: Frechet distance and accuracy vs ratio, one line per schedule (the frontier with --baseline)."),
 ):
@@ -126,7 +126,7 @@ def quality(
         opts = bench.Options(samples=samples, steps=steps, seed=seed_option(seed), backend=backend, ratios=parse_ratios(ratios),
                              seeds=None if seeds is None else tuple(seed_option(str(s), "--seeds") for s in ints(seeds, "--seeds")),
                              precisions=_names(precisions),
-                             precision_ratios=parse_ratios(precision_ratios), equal_calls=equal_calls, builds=builds, work_dir=work,
+                             precision_ratios=parse_ratios(precision_ratios, "--precision-ratios"), equal_calls=equal_calls, builds=builds, work_dir=work,
                              guidance=cfg, solvers=_names(solvers), step_counts=tuple(ints(step_counts, "--step-counts") or ()),
                              baseline=baseline, reference_steps=reference_steps, fidelity_samples=fidelity_samples).validate()
         res = bench.run(build_dir, opts, progress=progress)
@@ -147,11 +147,11 @@ def _names(text: str | None) -> tuple[str, ...]:
 def precision(
     fp32_build: Path = typer.Argument(..., help="An fp32 build (`ddt-export build`)."),
     int8_build: Path = typer.Argument(..., help="An int8 build of the same model (`ddt-export build --precision int8`)."),
-    steps: int = typer.Option(16, parser=whole_parser("--steps"), metavar="<int>", help="Sampling steps N."),
-    batch: int = typer.Option(1, parser=whole_parser("--batch"), metavar="<int>", help="User batch B (the graphs run at CFG batch 2B)."),
+    steps: int = typer.Option(16, parser=whole_parser("--steps"), help="Sampling steps N."),
+    batch: int = typer.Option(1, parser=whole_parser("--batch"), help="User batch B (the graphs run at CFG batch 2B)."),
     ratios: str = typer.Option("0,0.75", help="Sharing ratios (uniform schedules) of the whole runs."),
-    repeat: int = typer.Option(3, parser=whole_parser("--repeat"), metavar="<int>", help="Timed runs per row and ratio (median reported)."),
-    calls: int = typer.Option(5, parser=whole_parser("--calls"), metavar="<int>", help="Per-call timings per graph (median reported)."),
+    repeat: int = typer.Option(3, parser=whole_parser("--repeat"), help="Timed runs per row and ratio (median reported)."),
+    calls: int = typer.Option(5, parser=whole_parser("--calls"), help="Per-call timings per graph (median reported)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON."),
 ):
     """int8 (onnxruntime and OpenVINO) vs OpenVINO bf16 vs onnxruntime fp32: whole runs and per call, in one process."""

@@ -77,11 +77,12 @@ class Options:
         return out
 
 
-def parse_ratios(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise DDTError(f"--ratios must be comma-separated numbers in [0, 1), e.g. 0,0.5,0.75 (got {text!r})") from None
+def parse_ratios(text: str, what: str = "--ratios") -> tuple[float, ...]:
+    """Sharing ratios as decimals.py reads every number (float() would take 1_0, full-width digits and nan); the range is
+    checked where they are used (schedules.Request)."""
+    from ..decimals import decimal_list
+
+    return tuple(decimal_list(text, what, "0,0.5,0.75"))
 
 
 class NoopRunner(HostRunner):

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DDTError
+from ..labels import whole
 from .quality_compare import _paired
 from .quality_rows import Config, Inputs, Row, Solver
 
@@ -76,9 +77,13 @@ def fidelity(latents: np.ndarray, inputs: Inputs, ref: Reference) -> float:
 def baseline_config(text: str) -> Config:
     """"euler:250" -> the fp32 no-sharing row of that solver at that many steps."""
     name, _, steps = text.partition(":")
-    if not steps.strip().isdigit() or int(steps) < 1:
+    try:
+        n = whole(steps, "--baseline")  # labels.py's grammar: isdigit() takes '²' (which int() refuses) and full-width digits
+    except DDTError:
+        n = 0
+    if n < 1:
         raise DDTError(f"--baseline must be SOLVER:STEPS, e.g. euler:250 (got {text!r})")
-    return Config("fp32", 0.0, "uniform", Solver.parse(name, int(steps)))
+    return Config("fp32", 0.0, "uniform", Solver.parse(name, n))
 
 
 def frontier(rows: list[Row], boot: dict, baseline: Config) -> dict:

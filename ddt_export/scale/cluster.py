@@ -36,8 +36,10 @@ def split_address(address: str) -> tuple[str, int]:
     if not sep:
         host, port = rest, str(CLIENT_PORT if client else RAY_PORT)
     host = host.strip("[]")  # [::1]:6379
-    if not host or not port.isdigit():
-        raise DDTError(f"--address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379, or ray://10.0.0.5:10001 for Ray Client)")
+    # ASCII digits only (labels.py's grammar; isdigit() alone takes '²', which int() refuses, and full-width digits)
+    if not host or not (port.isascii() and port.isdigit() and len(port) <= 5) or not 1 <= int(port) <= 65535:
+        raise DDTError(f"--address {address!r} is not HOST:PORT with a port from 1 to 65535 (e.g. 10.0.0.5:6379, or "
+                       "ray://10.0.0.5:10001 for Ray Client)")
     return host, int(port)
 
 

@@ -13,11 +13,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 USAGE = [
-    (["generate", "x", "--steps", "abc"], "'--steps'"),
+    (["generate", "x", "--steps", "abc"], "--steps must be a whole number of ASCII digits"),  # typer's parser= differs: click
+    (["generate", "x", "--steps", "1_0"], "--steps must be a whole number of ASCII digits"),  # type (0.12) or pydantic (0.29)
+    (["generate", "x", "--cfg", "1_0"], "--cfg must be a decimal number of ASCII digits"),
+    (["generate", "x", "--labels", "1", "--steps"], "'--steps' requires an argument"),
     (["generate", "x"], "Missing option '--labels'"),
-    (["build", "--res", "abc"], "'--res'"),
+    (["build", "--res", "abc"], "--res must be a whole number of ASCII digits"),
     (["generate", "x", "--labels", "1", "--bogus"], "No such option: --bogus"),
-    (["sample", "x", "--num-samples", "abc"], "'--num-samples'"),
+    (["sample", "x", "--num-samples", "abc"], "--num-samples must be a whole number of ASCII digits"),
     (["nope"], "No such command 'nope'"),
 ]
 
