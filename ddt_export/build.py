@@ -8,6 +8,7 @@ failed build leaves nothing that looks usable.
 from __future__ import annotations
 
 import copy
+import errno
 import logging
 import os
 import platform
@@ -23,7 +24,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from . import __version__
-from .errors import DDTError, os_failure
+from .errors import DDTError, PathVanished, os_failure
 from .dtypes import QUANTIZED, TOLERANCE, check_precision, torch_cast
 from .export import check_graph, example_inputs, export_graph, graph_modules
 from .graphs import DEFAULT_OPSET
@@ -107,11 +108,12 @@ def _alive(pid: int) -> bool:
 def staging(out: Path) -> Iterator[Path]:
     """A temp folder next to `out`, swapped onto it on success under the folder's lock, removed on any failure."""
     check_destination(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=STAGING, dir=out.parent))
-    (tmp / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")  # lets a later build clean up after a kill -9
+    tmp = None
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=STAGING, dir=out.parent))
+        (tmp / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")  # lets a later build clean up after a kill -9
         yield tmp
         (tmp / OWNER).unlink()
         umask_modes(tmp)
@@ -126,11 +128,17 @@ def staging(out: Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)  # a provable build of ours, checked under the lock
     except Exception as e:
         failure = os_failure(e)
+        where = tmp if tmp is not None else out.parent  # the folder we were writing into
+        if failure is None and not where.is_dir():
+            # removed while we built: whatever a library or we made of that (FileNotFoundError, a library's own error
+            # type, `cannot lock`), the machine changed under us, as atomic_write's PathVanished says for one file
+            raise PathVanished(errno.ENOENT, f"{os.strerror(errno.ENOENT)} ({where} was removed while building)",
+                               f"writing the build {out}") from e
         if failure is not None and failure.filename is None:  # a library's write (ONNX, safetensors) names no file: say whose
             raise OSError(failure.errno, failure.strerror, f"writing the build {out}") from e
         raise
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 

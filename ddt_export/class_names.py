@@ -59,7 +59,6 @@ else none.
 
 from __future__ import annotations
 
-import json
 import numbers
 import re
 from dataclasses import dataclass, field
@@ -136,10 +135,9 @@ def read_names_file(path: Path, num_classes: int) -> list[str]:
     except UnicodeDecodeError:
         raise DDTError(f"--class-names {path} is not UTF-8 text; give one class a line, or a JSON list of strings") from None
     if path.suffix.lower() == ".json":
-        try:
-            names = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DDTError(f"--class-names {path} is not valid JSON ({e.msg} at line {e.lineno}); give a list of strings") from None
+        from .files import parse_json
+
+        names = parse_json(text, f"--class-names {path}", "a list of class names", "give a list of strings")
     else:
         names = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
         if names[-1] == "":  # the last line's newline

@@ -2,8 +2,9 @@
 
 Bad input is a `DDTError` or a usage error: `error: <problem and fix>`, exit 2, no traceback.
 The machine failing us while we read or write (a full disk or quota, a read-only or failing file
-system, too many open files, a permission the file system denies mid-run) is `error: <what> <path>: <reason>`, exit 74 (EX_IOERR of
-sysexits.h), so scripts can tell "fix the input" from "fix the machine and run again".
+system, too many open files, a permission the file system denies mid-run, an output's folder removed
+mid-run) is `error: <what> <path>: <reason>`, exit 74 (EX_IOERR of sysexits.h), so scripts can tell
+"fix the input" from "fix the machine and run again".
 Anything else is a bug: `internal error: ...`, exit 1. `--debug` anywhere on the command line
 shows the traceback instead.
 """
@@ -23,12 +24,25 @@ IO_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EMFILE, e
              errno.ENAMETOOLONG, errno.ELOOP, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EXDEV}
 
 
+class PathVanished(OSError):
+    """ENOENT while writing an output that was checked before any work: a folder on its way (or our temp file beside it)
+    was removed or renamed meanwhile, by someone else. The machine changed under us: not bad input (it was checked), not a
+    bug, so exit 74 as ddt-run's write_atomic does. Raised only by the writers (files.atomic_write, build.staging), which
+    know the ENOENT is about their own path: any other FileNotFoundError stays a bug."""
+
+
+def _machine(e: BaseException) -> bool:
+    """`e` is the machine's failure, not a bug."""
+    return isinstance(e, OSError) and (e.errno in IO_ERRNOS or isinstance(e, PathVanished))
+
+
 def os_failure(e: BaseException) -> OSError | None:
-    """The operating-system failure (an OSError of IO_ERRNOS) behind `e`, itself or anywhere in its chain, or None."""
+    """The operating-system failure (an OSError of IO_ERRNOS, or PathVanished) behind `e`, itself or anywhere in its
+    chain, or None."""
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in IO_ERRNOS:
+        if _machine(e):
             return e
         e = e.__cause__ or e.__context__
     return None
@@ -39,7 +53,7 @@ def io_failure(e: BaseException) -> str | None:
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in IO_ERRNOS:
+        if _machine(e):
             where = " ".join(str(f) for f in (e.filename, e.filename2) if f is not None) or "a file"
             return f"{where}: {e.strerror or os.strerror(e.errno)}; nothing half-written was kept (free space or fix the path, then run again)"
         if isinstance(e, OSError) is False and "No space left on device" in str(e):  # libraries that wrap ENOSPC in their own type

@@ -1,4 +1,5 @@
-"""Files on disk: hashes, atomic writes under unique temp names, output paths checked before work, build-folder locks.
+"""Files on disk: hashes, atomic writes under unique temp names, JSON read in one-line errors, output paths checked before
+work, build-folder locks.
 
 Many processes may read, calibrate and rebuild one build folder at once. Each build folder
 `DIR` has a lock file beside it, `.DIR.lock` (beside, not inside: a rebuild replaces the
@@ -10,6 +11,7 @@ are left in place: removing one while another process waits on it would split th
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -21,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import DDTError
+from .errors import DDTError, PathVanished
 
 
 def user_cache() -> Path:
@@ -49,21 +51,34 @@ def atomic_write(path: Path, write: Callable) -> None:
     """Write through a uniquely named temp file in the same folder, then rename: readers see the old file or the
     whole new one, concurrent writers never share a temp file, and a failure leaves nothing."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it owner-only; a plain open would not
         os.replace(tmp, path)
     except OSError as e:
+        if e.errno == errno.ENOENT and _on_the_way(e.filename, path):  # removed under us (writing to an open file never is)
+            raise PathVanished(errno.ENOENT, f"{e.strerror} (its folder was removed or renamed while this ran)", str(path)) from e
         if e.filename is None:  # a full disk mid-write names no file: name the one being written
             raise OSError(e.errno, e.strerror, str(path)) from e
         raise
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _on_the_way(name, path: Path) -> bool:
+    """`name` (an OSError's filename) is `path`, a folder above it, or a file beside it (atomic_write's temp file), compared
+    as absolute paths (mkstemp names its file absolutely); or the working folder itself is gone."""
+    try:
+        here = path.absolute()
+        name = None if name is None else Path(os.path.abspath(os.fsdecode(name)))
+    except FileNotFoundError:  # os.getcwd(): the working folder was removed, and every relative path with it
+        return True
+    return name is not None and (name == here or name.parent == here.parent or name in here.parents)
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -109,6 +124,55 @@ def load_npy(path: Path, what: str, max_elements: int | None = None):
             return np.load(f, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
         raise DDTError(f"cannot read {what} {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}; save it with numpy.save") from None
+
+
+# ----------------------------------------------------------------------------- JSON we are given or find
+
+MAX_JSON_BYTES = 64 << 20  # a manifest is kilobytes; anything this large is not one of ours, nor worth parsing
+MAX_JSON_DEPTH = 64  # our manifests nest 6 levels, a names list 2; deeper is not ours, and fails by a rule, not by the stack
+
+
+def read_json(path: str | Path, kind: str, fix: str, max_bytes: int = MAX_JSON_BYTES) -> object:
+    """A JSON file (a build's manifest, a sampling job's record) as data, or one DDTError naming the file and `fix`: not a
+    regular file (a FIFO would block), too big, unreadable, not UTF-8, or what parse_json refuses. `kind` is what it should
+    be ("a ddt-export manifest")."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise DDTError(f"{path} is not a regular file, so not {kind}; {fix}")
+        if st.st_size > max_bytes:
+            raise DDTError(f"{path} is {st.st_size:,} bytes, not {kind}; {fix}")
+        data = path.read_bytes()
+    except OSError as e:
+        raise DDTError(f"cannot read {path} ({e.strerror}); check its permissions") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DDTError(f"{path} is not UTF-8 text, so not {kind}; {fix}") from None
+    return parse_json(text, str(path), kind, fix)
+
+
+def parse_json(text: str, where: str, kind: str, fix: str) -> object:
+    """JSON text as data, or one DDTError naming `where`: every way json.loads fails, not only JSONDecodeError (a number of
+    more than 4,300 digits is a plain ValueError, 200,000 '[' a RecursionError), and nesting deeper than MAX_JSON_DEPTH
+    (what json.loads takes just below the stack's limit, the next reader's recursion may not)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DDTError(f"{where} is not valid JSON ({e.msg} at line {e.lineno}); {fix}") from None
+    except ValueError as e:  # "Exceeds the limit (4300 digits) for integer string conversion: ..."
+        raise DDTError(f"{where} is not {kind} ({str(e).split(':')[0][:100]}); {fix}") from None
+    except RecursionError:
+        raise DDTError(f"{where} is nested too deeply to be {kind}; {fix}") from None
+    todo = [(data, 1)]
+    while todo:  # iterative: the check must not itself recurse
+        value, depth = todo.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise DDTError(f"{where} is nested too deeply (more than {MAX_JSON_DEPTH} levels) to be {kind}; {fix}")
+            todo.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return data
 
 
 def _umask() -> int:
@@ -161,11 +225,11 @@ def build_folder_above(path: Path) -> Path | None:
     `build` and `calibrate`, under its lock: any other file there fails the build's hash check or `build`'s own-files check."""
     for folder in resolved(path, "").parents:
         manifest = folder / BUILD_MANIFEST
+        if not manifest.is_file():
+            continue
         try:
-            if not manifest.is_file() or manifest.stat().st_size > 64 << 20:
-                continue
-            data = json.loads(manifest.read_text())
-        except (OSError, ValueError):
+            data = read_json(manifest, "a ddt-export manifest", "")
+        except DDTError:  # unreadable, not JSON, or nested too deeply: not a build (as ddt-run's output_path.cpp decides)
             continue
         if isinstance(data, dict) and "graphs" in data and "files" in data:
             return folder

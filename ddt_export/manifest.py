@@ -25,13 +25,12 @@ from pydantic import ValidationError
 from .class_names import ClassNames, check_names
 from .config import DDTConfig
 from .errors import DDTError, first_problem
-from .files import file_entry, locked, sha256, write_json_atomic
+from .files import file_entry, locked, read_json, sha256, write_json_atomic
 from .graphs import GraphSpec, decoder_spec, encoder_spec
 from .manifest_schema import FORMAT, CalibrationEntry, FileEntry, ManifestDoc
 from .sampler import SamplerSettings
 
 NAME = "manifest.json"
-MAX_BYTES = 64 << 20  # a manifest is kilobytes; anything this large is not one of ours
 
 
 @dataclass
@@ -131,20 +130,6 @@ def read(root: str | Path, verify: bool = True) -> Manifest:
     return Manifest(root, doc)
 
 
-def _load_json(path: Path) -> dict:
-    try:
-        if path.stat().st_size > MAX_BYTES:
-            raise DDTError(f"{path} is {path.stat().st_size:,} bytes, not a ddt-export manifest; rebuild the folder")
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DDTError(f"{path} is not valid JSON ({e}); rebuild the folder") from None
-    except RecursionError:
-        raise DDTError(f"{path} is nested too deeply to be a ddt-export manifest; rebuild the folder") from None
-    except OSError as e:
-        raise DDTError(f"cannot read {path} ({e.strerror}); check its permissions") from None
-    return data
-
-
 def migrate(data: object, path: Path) -> dict:
     """The manifest in the current format, or one error naming the format it has (older formats are converted here)."""
     found = data.get("format") if isinstance(data, dict) else None
@@ -155,7 +140,7 @@ def migrate(data: object, path: Path) -> dict:
 
 
 def _parse(path: Path) -> ManifestDoc:
-    data = migrate(_load_json(path), path)
+    data = migrate(read_json(path, "a ddt-export manifest", "rebuild the folder"), path)  # every parse failure is one line
     try:
         doc = ManifestDoc.model_validate(data)
     except ValidationError as e:

@@ -96,6 +96,8 @@ def read_config(path: str | Path) -> ModelSource:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise DDTError(f"{path}: not valid YAML{where} ({getattr(e, 'problem', None) or type(e).__name__}); is the file complete?") from None
+    except RecursionError:  # PyYAML composes nested collections recursively: a few hundred '[' exhaust the stack
+        raise DDTError(f"{path}: nested too deeply to be a training config; give the training YAML") from None
     if not isinstance(doc, dict):
         raise DDTError(f"{path}: expected a YAML mapping at the top level (an official DDT training config)")
     cfg = check_config(doc, path)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from ..files import atomic_write
 
 
 def latency_plot(res: dict, path: str | Path) -> Path:
@@ -40,9 +41,8 @@ def latency_plot(res: dict, path: str | Path) -> Path:
                  f"{res['machine']['cpu']} x{res['threads']} threads, load {load[0] if load else '?'}", fontsize=10)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:  # through files.atomic_write, as every output: a unique temp name, removed on failure, the machine's errors named
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    finally:
+        plt.close(fig)
     return path

@@ -11,7 +11,6 @@ run loses at most the shards in flight.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -25,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .. import schedules
 from ..backends import resolve_name
 from ..errors import DDTError
-from ..files import check_output_dir, sha256
+from ..files import check_output_dir, read_json, sha256
 from ..class_names import label_ids, resolve, split_labels
 from ..labels import check_seed
 from ..manifest import Manifest, read
@@ -225,7 +224,7 @@ def sample_many(req: SampleOptions, *, console: Console | None = None, show_prog
     store.check(job)
     manifest_sha = sha256(Path(job.build) / "manifest.json")
     if store.complete(job):
-        record = json.loads(store.manifest.read_text())
+        record = read_json(store.manifest, "a ddt-export sampling manifest", f"delete {store.manifest} and run again")
         return Summary(job.num_samples, len(job.shards()), len(job.shards()), 0, 0.0, 0.0, 0.0, store.samples, store.manifest, record, True)
 
     shards = job.shards()

@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DDTError
-from ..files import atomic_write
-from ..files import write_json_atomic
+from ..files import atomic_write, read_json, write_json_atomic
 from .shards import Job, Shard
 
 JOB_FILE = "job.json"
@@ -59,10 +58,11 @@ class Store:
         path = self.out / JOB_FILE
         if not path.is_file():
             return None
-        try:
-            return json.loads(path.read_text())["key"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise DDTError(f"{path} is not a ddt-export sampling record; use another --out") from None
+        fix = "use another --out"
+        data = read_json(path, "a ddt-export sampling record", fix)  # every parse failure is one line (200,000 '[' too)
+        if not isinstance(data, dict) or not isinstance(data.get("key"), dict):
+            raise DDTError(f"{path} is not a ddt-export sampling record; {fix}")
+        return data["key"]
 
     def check(self, job: Job, ignore: tuple[str, ...] = ()) -> None:
         """Refuse an --out that holds samples of another configuration (fields in `ignore` not compared)."""
@@ -101,10 +101,10 @@ class Store:
         if not (self.samples.is_file() and self.manifest.is_file()):
             return False
         try:
-            m = json.loads(self.manifest.read_text())
-        except json.JSONDecodeError:
+            m = read_json(self.manifest, "a ddt-export sampling manifest", "")
+        except DDTError:  # damaged: the job is not complete, and merging again rewrites it
             return False
-        return m.get("key_sha256") == job.key_hash() and m.get("bytes") == self.samples.stat().st_size
+        return isinstance(m, dict) and m.get("key_sha256") == job.key_hash() and m.get("bytes") == self.samples.stat().st_size
 
     # ------------------------------------------------------------------ shards
 

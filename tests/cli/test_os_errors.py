@@ -1,6 +1,7 @@
 """Operating-system failures are one clear line, not an internal error (issue 26, item 5): a full disk during build or
-generate exits 74 (errors.IO_ERROR, EX_IOERR) naming the path and leaves nothing half-written; over-long names and
-symlink loops given as outputs are refused up front with exit 2 (tests/cli/test_bad_input.py holds those rows too)."""
+generate, or an output's folder removed mid-run (ENOENT, as ddt-run), exits 74 (errors.IO_ERROR, EX_IOERR) naming the
+path and leaves nothing half-written; over-long names and symlink loops given as outputs are refused up front with exit 2
+(tests/cli/test_bad_input.py holds those rows too)."""
 
 from __future__ import annotations
 
@@ -109,3 +110,74 @@ def test_a_calibration_that_cannot_be_written_leaves_the_build_as_it_was(cli, bu
     io_error_line(r, str(build), "No space left on device", log_lines=True)
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in build.iterdir()} == before
     assert is_build(build) and read(build)
+
+
+def removed_while_saving(monkeypatch, folder):
+    """numpy.save writes its array, then `folder` is removed (someone's `rm -rf` mid-run), before the rename."""
+    import shutil
+
+    import numpy as np
+
+    real = np.save
+
+    def save(file, array, *args, **kwargs):
+        real(file, array, *args, **kwargs)
+        shutil.rmtree(folder)
+
+    monkeypatch.setattr(np, "save", save)
+
+
+def test_an_output_folder_removed_mid_write_is_an_os_failure(cli, built, tmp_path, monkeypatch):
+    """ENOENT while writing a checked output is the machine changing under us: exit 74 naming the file, as ddt-run's
+    write_atomic says; not an internal error, and nothing left behind."""
+    out = tmp_path / "out"
+    out.mkdir()
+    removed_while_saving(monkeypatch, out)
+    r = cli("generate", built, "--labels", "1", "--steps", 2, "--save-latents", out / "x.npy")
+    io_error_line(r, f"{out / 'x.npy'}: No such file or directory (its folder was removed or renamed while this ran)", log_lines=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_build_removed_while_calibrating_is_an_os_failure(cli, built, tmp_path, monkeypatch):
+    import shutil
+
+    build = tmp_path / "b"
+    shutil.copytree(built, build)
+    removed_while_saving(monkeypatch, build)
+    r = cli("calibrate", build, "--steps", 3, "--samples", 1)
+    io_error_line(r, str(build), "No such file or directory", log_lines=True)
+    assert [p.name for p in tmp_path.iterdir()] == [".b.lock"]  # the lock beside the folder stays, by design (files.py)
+
+
+def test_a_staging_folder_removed_mid_build_is_an_os_failure(cli, official, tmp_path, monkeypatch):
+    """Whatever the exporter makes of its folder vanishing (FileNotFoundError or its own error type), the build says the
+    machine failed: exit 74, the build named, nothing left."""
+    import shutil
+
+    import ddt_export.build as build
+
+    real = build.export_graph
+
+    def export(*args, **kwargs):
+        for staging in tmp_path.glob(".b.*"):
+            shutil.rmtree(staging)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build, "export_graph", export)
+    r = cli("build", "--config", official.config, "--ckpt", official.ckpt, "--out", tmp_path / "b")
+    io_error_line(r, f"writing the build {tmp_path / 'b'}: No such file or directory", "was removed while building", log_lines=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_file_that_is_not_the_output_is_still_a_bug(cli, built, tmp_path, monkeypatch):
+    """Only ENOENT about the path being written (its folder, its temp file) is the machine's: our code failing to find
+    some other file while writing is a bug and says so."""
+    import numpy as np
+
+    def save(file, array, *args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "/nonexistent/internal")
+
+    monkeypatch.setattr(np, "save", save)
+    r = cli("generate", built, "--labels", "1", "--steps", 2, "--save-latents", tmp_path / "x.npy")
+    assert r.code == 1 and "internal error" in r.err, (r.code, r.err)
+    assert list(tmp_path.iterdir()) == []
