@@ -211,6 +211,8 @@ class QuantSite(Section):
     error_alone: float
     max_rel_error_alone: Optional[float] = None
     is_float: bool = Field(alias="float")  # the manifest's key; stayed float (not quantised)
+    scheme: Optional[Literal["static", "per_token", "float"]] = None  # builds before 0.3: static unless float
+    per_token_error_alone: Optional[float] = None
 
 
 class QuantGraph(Section):
@@ -218,13 +220,26 @@ class QuantGraph(Section):
     float_sites: dict[str, str]  # site -> why it stayed float
     error: float
     max_rel_error: Optional[float] = None
-    quantized_nodes: Annotated[int, Field(ge=0)]
+    quantized_nodes: Annotated[int, Field(ge=0)]  # static int8 (Q/DQ on both inputs)
     matmul_nodes: Annotated[int, Field(ge=0)]
+    # builds with per-token sites (0.3 on): site -> why (int8 weights, activations per token at run time)
+    per_token_sites: Optional[dict[str, str]] = None
+    per_token_nodes: Optional[Annotated[int, Field(ge=0)]] = None
+    errors_by_runtime: Optional[dict[str, dict[str, float]]] = None  # runtime -> {"error", "max_rel_error"} of the saved graph
     seconds: dict[str, float] = {}
+
+
+class PerTokenScheme(Section):
+    """quant/per_token.py: int8 weights in the graph, activations quantised per token and channel group at run time."""
+
+    group_size: Annotated[int, Field(strict=True, ge=1)]  # OpenVINO's DYNAMIC_QUANTIZATION_GROUP_SIZE
+    weights: str
+    activations: dict[str, str]  # runtime -> how it runs these sites
 
 
 class QuantScheme(Section):
     element_type: Literal["int8", "float8e4m3fn"] = "int8"  # ONNX's element type names
+    per_token: Optional[PerTokenScheme] = None
 
 
 class Smoothing(Section):

@@ -6,6 +6,8 @@ bf16 autocast does; on other CPUs it runs fp32. Each runner compiles the graphs 
 static CFG batch (OpenVINO plans memory and kernels per shape) and binds numpy buffers
 as the requests' tensors, so the loop's writes are the graphs' inputs and `s` is one buffer
 shared by the encoder's output and the decoder's input, as in the onnxruntime backend.
+An int8 build's per-token sites (int8 weights, quant/per_token.py) get their activations quantised
+per token at run time: the manifest's group size is the plugin's DYNAMIC_QUANTIZATION_GROUP_SIZE.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ from ..manifest import Manifest
 from .buffers import HostRunner, Roles, Rows, host_buffers, row_sets
 
 INFERENCE_PRECISION = {"bf16": "bf16", "fp32": "f32"}  # ours -> OpenVINO's INFERENCE_PRECISION_HINT
+
+
+def per_token_group(manifest: Manifest) -> int | None:
+    """The channel group of the build's per-token int8 sites (quant/per_token.py), None when it has none."""
+    q = manifest.doc.quantization
+    return q.scheme.per_token.group_size if q is not None and q.scheme.per_token is not None else None
 
 
 def bf16_supported(core) -> bool:
@@ -75,6 +83,9 @@ class OpenVinoBackend:
         self.config = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[precision], "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
+        group = per_token_group(manifest)
+        if group is not None:  # the build's per-token int8 sites: activations quantised per token in groups of this
+            self.config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = group
         self._models = {name: self._read(name) for name in ("encoder", "decoder")}
         self._compiled: dict[int, tuple] = {}
 

@@ -21,7 +21,10 @@ from the build's fp32 graphs, because activation ranges move with t. A second, h
 (other seeds and classes) measures each quantisable site's sensitivity (sites.py): the graph's
 error against fp32 with only that site quantised. Sites far more sensitive than the median site
 stay in float, then more go float while the graph's max error is too large (`sites.choose_sites`);
-the manifest records every number (record.py). Each site's variant is derived from the one
+the manifest records every number (record.py). A float site can still go int8 per token
+(per_token.py): int8 weights per output channel (NNCF's compress_weights) with activations
+quantised per token and channel group at run time by OpenVINO, where one per-tensor scale fails;
+onnxruntime runs those matmuls in fp32 over the same int8-rounded weights. Each site's variant is derived from the one
 all-sites graph (graph.Graph.only) instead of a quantiser pass per site; the saved graph is written
 by the quantiser itself. run.py takes these steps in order; plan.py holds what they are run with.
 

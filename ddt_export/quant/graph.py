@@ -194,26 +194,45 @@ class Graph:
         """Relative L2 error of the graph's output against fp32 over the held-out trajectory inputs."""
         return self.errors(model)[0]
 
-    def errors(self, model: onnx.ModelProto) -> tuple[float, float]:
-        """(relative L2 error over the held-out trajectory inputs, max |q - f| / max |f| over them and the probes)."""
-        import onnxruntime as ort
+    def errors(self, model: onnx.ModelProto, openvino_group: int | None = None) -> tuple[float, float]:
+        """(relative L2 error over the held-out trajectory inputs, max |q - f| / max |f| over them and the probes).
 
+        Run by onnxruntime; `openvino_group` given: by OpenVINO (f32, activations of int8-compressed weights
+        quantised per token in groups of that many channels: the per-token scheme, per_token.py).
+        """
         path = self.work / f"{self.name}-eval.onnx"
         save(model, path)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        run = _openvino_run(path, openvino_group) if openvino_group else _onnxruntime_run(path)
         num = den = 0.0
         worst = 0.0
         for feeds, want in zip(self.heldout, self.reference):
-            got = session.run(None, feeds)[0].astype(np.float64)
+            got = run(feeds).astype(np.float64)
             num += float(((got - want) ** 2).sum())
             den += float((want.astype(np.float64) ** 2).sum())
             worst = max(worst, float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)))
         for feeds, want in zip(self.probes, self.probe_reference):
-            got = session.run(None, feeds)[0]
+            got = run(feeds)
             worst = max(worst, float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)))
-        del session
+        del run
         for p in (path, path.with_name(path.name + ".data")):
             p.unlink(missing_ok=True)
         return math.sqrt(num / max(den, 1e-30)), worst
+
+
+def _onnxruntime_run(path: Path):
+    """feeds -> the graph's first output, by an onnxruntime CPU session of `path`."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return lambda feeds: session.run(None, feeds)[0]
+
+
+def _openvino_run(path: Path, group: int):
+    """feeds -> the graph's first output, by OpenVINO's CPU plugin in f32 with per-token dynamic quantisation of `group`."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": group})
+    request = compiled.create_infer_request()
+    return lambda feeds: request.infer(feeds)[compiled.output(0)].copy()

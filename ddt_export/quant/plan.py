@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .sites import SiteRules
+from .per_token import GROUP_SIZE
 from .smoothing import ALPHA
 
 
@@ -22,6 +23,7 @@ class QuantPlan:
     float_sites: tuple[str, ...] | None = None  # given: these stay float whatever the sensitivity (experiments)
     max_rel: float = 0.1  # then more sites go float, largest max error first, until max |q - f| / max |f| <= this
     alpha: float | None = ALPHA  # int8: SmoothQuant's migration strength (smoothing.py); None: no smoothing
+    per_token_group: int | None = GROUP_SIZE  # int8: float sites may go per-token in groups of this (per_token.py); None: off
 
     @classmethod
     def for_model(cls, cfg) -> "QuantPlan":

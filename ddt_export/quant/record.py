@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import per_token
 from .plan import QuantPlan
 from .sites import QUANTISED_OPS, SITES, SiteChoice, median_error
 from .trajectories import Trajectories
@@ -41,7 +42,7 @@ def header(precision: str, plan: QuantPlan, source, data: Trajectories) -> dict:
         "quantizer": QUANTIZER,
         "quantizer_version": onnxruntime.__version__,
         "why": WHY,
-        "scheme": scheme(precision),
+        "scheme": scheme(precision) | ({"per_token": per_token_scheme(plan)} if precision == "int8" and plan.per_token_group else {}),
         "ranges": range_data(plan, source, data),  # the activation-range data (builds before 0.2 call it "calibration")
         "sensitivity": sensitivity(plan, plan.steps_for(source)),
         "graphs": {},
@@ -102,6 +103,32 @@ def smoothing(alpha: float, linears: list[str], spread: tuple[float, float]) -> 
 
 
 @dataclass(frozen=True)
+class PerTokenResult:
+    """What the per-token step measured and chose for one graph (per_token.py), errors as OpenVINO runs the graph."""
+
+    alone: dict[str, float]  # candidate site -> relative L2 error with only it per-token
+    alone_max: dict[str, float]
+    chosen: list[str]
+    guarded: list[dict]
+    error: float  # the saved graph's relative L2 error run by OpenVINO (f32, per-token groups)
+    max_rel_error: float
+
+
+def per_token_scheme(plan: QuantPlan) -> dict:
+    """The record's scheme["per_token"]: what the per-token sites are and how each runtime runs them."""
+    import nncf
+
+    group = plan.per_token_group
+    return {
+        "weights": per_token.WEIGHTS,
+        "activations": {rt: text.format(group=group) for rt, text in per_token.RUNTIMES.items()},
+        "group_size": group,
+        "library": f"nncf {nncf.__version__}",
+        "rule": per_token.RULE.format(group=group, threshold=plan.threshold, max_rel=plan.max_rel),
+    }
+
+
+@dataclass(frozen=True)
 class GraphResult:
     """What quantising one graph measured and chose: the record's graphs[name]."""
 
@@ -116,17 +143,25 @@ class GraphResult:
     range_tensors: int | None
     ranges_seconds: float
     total_seconds: float
+    per_token: PerTokenResult | None = None
+
+    def scheme_of(self, site: str) -> str:
+        if self.per_token is not None and site in self.per_token.chosen:
+            return "per_token"
+        return "float" if site in self.choice.float_sites else "static"
 
     def to_record(self) -> dict:
         median = median_error(self.alone)
-        float_sites = self.choice.float_sites
-        return {
+        float_sites = [s for s in self.choice.float_sites if self.scheme_of(s) == "float"]
+        out = {
             "sites": {s: {"nodes": len(n), "what": SITES[s], "error_alone": self.alone[s], "max_rel_error_alone": self.alone_max[s],
-                          "float": s in float_sites} for s, n in self.sites.items()},
+                          "float": s in float_sites, "scheme": self.scheme_of(s), **self._per_token_alone(s)}
+                      for s, n in self.sites.items()},
             "error_all_sites_quantised": self.every,
             "median_site_error": median,
             "float_sites": {s: f"quantised alone: {self.alone[s]:.2e}, {self.alone[s] / median:.1f}x the median site"
-                            + ("; kept float by the max-error guard" if self.choice.by_guard(s) else "") for s in float_sites},
+                            + ("; kept float by the max-error guard" if self.choice.by_guard(s) else "")
+                            + self._per_token_why_not(s, median) for s in float_sites},
             "error": self.error,
             "max_rel_error": self.max_rel_error,
             "max_rel_guard": self.choice.guarded,
@@ -136,6 +171,30 @@ class GraphResult:
             "calibrated_tensors": self.range_tensors,  # the on-disk key: tensors with a measured activation range
             "seconds": {"ranges": round(self.ranges_seconds, 1), "total": round(self.total_seconds, 1)},
         }
+        if self.per_token is not None:
+            pt = self.per_token
+            out["per_token_sites"] = {s: f"static alone: {self.alone[s]:.2e} ({self.alone[s] / median:.1f}x the median site); "
+                                         f"per-token alone: {pt.alone[s]:.2e}" for s in pt.chosen}
+            out["per_token_nodes"] = sum(len(self.sites[s]) for s in pt.chosen)
+            out["per_token_guard"] = pt.guarded
+            out["errors_by_runtime"] = {  # the saved graph as each runtime runs it (onnxruntime: per-token sites in float)
+                "onnxruntime": {"error": self.error, "max_rel_error": self.max_rel_error},
+                "openvino": {"error": pt.error, "max_rel_error": pt.max_rel_error},
+            }
+        return out
+
+    def _per_token_alone(self, site: str) -> dict:
+        if self.per_token is None or site not in self.per_token.alone:
+            return {}
+        return {"per_token_error_alone": self.per_token.alone[site], "per_token_max_rel_error_alone": self.per_token.alone_max[site]}
+
+    def _per_token_why_not(self, site: str, median: float) -> str:
+        pt = self.per_token
+        if pt is None or site not in pt.alone:
+            return ""
+        if any(g["site"] == site for g in pt.guarded):
+            return "; per-token too: kept float by the max-error guard"
+        return f"; per-token alone: {pt.alone[site]:.2e} ({pt.alone[site] / median:.1f}x the median site)"
 
 
 def summary(record) -> str:
@@ -156,5 +215,11 @@ def summary(record) -> str:
     for name, g in record["graphs"].items():
         lines.append(f"  {name}: ranges {g['seconds']['ranges']:.0f} s, sensitivity and final graph "
                      f"{g['seconds']['total'] - g['seconds']['ranges']:.0f} s; {g['quantized_nodes']} of {g['matmul_nodes']} matmuls "
-                     f"{kind}, float: {', '.join(g['float_sites']) or 'none'}; error vs fp32 {g['error']:.1e}")
+                     f"{kind}{per_token_part(g)}, float: {', '.join(g['float_sites']) or 'none'}; error vs fp32 {g['error']:.1e}"
+                     + (f" (OpenVINO {g['errors_by_runtime']['openvino']['error']:.1e})" if g.get("errors_by_runtime") else ""))
     return "\n".join(lines)
+
+
+def per_token_part(graph: dict) -> str:
+    sites = graph.get("per_token_sites") or {}
+    return f", per-token: {', '.join(sites)}" if sites else ""

@@ -4,7 +4,8 @@
 place and returns the manifest's "quantization" record (record.py). Per graph: one quantiser pass
 over every site measures the activation ranges (cached for every later pass), each site's
 variant derived from that graph gives its sensitivity, `sites.choose_sites` picks the float sites,
-and a last quantiser pass writes the saved graph.
+a last quantiser pass writes the saved graph, and (int8) the float sites that pass per_token's rule
+get int8 weights with per-token activations (per_token.py).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import Callable
 import onnx
 
 from ..graphs import DEFAULT_OPSET
-from . import record, trajectories
-from .graph import Graph, op_counts, save
+from . import per_token, record, trajectories
+from .graph import Graph, load, op_counts, save
 from .plan import QuantPlan
-from .sites import SiteChoice, choose_sites
+from .sites import SiteChoice, choose_sites, median_error
 from .trajectories import Trajectories
 
 
@@ -93,11 +94,35 @@ def quantise_graph(run: Run, name: str, graphs_from: Path, work: Path, data: Tra
     del every_model
     run.say(f"quantising {name} ({len(choice.quantised)} of {len(g.sites)} sites)")
     final = g.quantised(choice.quantised)  # the saved graph, as the quantiser writes it; its own errors are recorded
+    tokens = None
+    if run.precision == "int8" and run.plan.per_token_group:
+        final, tokens = per_token_sites(run, g, final, choice.float_sites, median_error(alone))
     error, max_rel = g.errors(final)
     ops = op_counts(final)
     save(final, run.tmp / f"{name}.onnx")
     return record.GraphResult(g.sites, alone, alone_max, every, choice, error, max_rel, ops, g.range_tensors(), ranges_s,
-                              time.perf_counter() - t0)
+                              time.perf_counter() - t0, tokens)
+
+
+def per_token_sites(run: Run, g: Graph, final: onnx.ModelProto, float_sites: list[str],
+                    static_median: float) -> tuple[onnx.ModelProto, record.PerTokenResult]:
+    """`final` with the float sites that pass per_token's rule given int8 weights (activations per token at run time)."""
+    group, plan = run.plan.per_token_group, run.plan
+    matmuls = [n for nodes in g.sites.values() for n in nodes]
+    nodes = lambda sites: [n for s in sites for n in g.sites[s]]
+    fp32 = load(g.fp32)
+    alone, alone_max = {}, {}
+    for site in per_token.candidates(float_sites):
+        run.say(f"{g.name} per-token sensitivity of {site}")
+        alone[site], alone_max[site] = g.errors(per_token.compress(fp32, nodes([site]), matmuls), openvino_group=group)
+    del fp32
+    chosen, guarded = per_token.choose(
+        list(alone), alone, alone_max, static_median, plan.threshold, plan.max_rel,
+        max_error=lambda sites: g.errors(per_token.compress(final, nodes(sites), matmuls), openvino_group=group)[1],
+        on_guard=lambda site, error: run.say(f"{g.name} per-token max error {error:.2e} > {plan.max_rel:g}: {site} stays float"))
+    saved = per_token.compress(final, nodes(chosen), matmuls)
+    error, max_rel = g.errors(saved, openvino_group=group)
+    return saved, record.PerTokenResult(alone, alone_max, chosen, guarded, error, max_rel)
 
 
 def fp32_copy(graphs_from: Path, work: Path, name: str) -> Path:

@@ -35,14 +35,16 @@ def test_int8_build_records_its_range_data_and_its_choice(built_int8):
     for name in ("encoder", "decoder"):
         g = q["graphs"][name]
         alone = {s: v["error_alone"] for s, v in g["sites"].items()}
-        # the recorded choice is the rule applied to the recorded numbers, then the max-error guard's additions
+        # the recorded choice is the rule applied to the recorded numbers, then the max-error guard's additions;
+        # of those, the ones per_token's rule passed are per-token sites (tests/quant/test_per_token.py), the rest float
         guarded = [x["site"] for x in g["max_rel_guard"]]
-        assert sorted(g["float_sites"]) == sorted(choose_float_sites(alone, q["sensitivity"]["threshold"]) + guarded)
+        static_rejects = sorted([*g["float_sites"], *(g.get("per_token_sites") or {})])
+        assert static_rejects == sorted(choose_float_sites(alone, q["sensitivity"]["threshold"]) + guarded)
         max_alone = {s: v["max_rel_error_alone"] for s, v in g["sites"].items()}
         assert guarded == sorted(guarded, key=max_alone.get, reverse=True)  # largest max error alone first
         assert g["max_rel_error"] <= QuantPlan().max_rel or not g["quantized_nodes"]
         assert [s for s, v in g["sites"].items() if v["float"]] == sorted(g["float_sites"], key=list(g["sites"]).index)
-        assert g["quantized_nodes"] == sum(v["nodes"] for v in g["sites"].values() if not v["float"])
+        assert g["quantized_nodes"] == sum(v["nodes"] for v in g["sites"].values() if v["scheme"] == "static")
         assert 0 < g["quantized_nodes"] < g["matmul_nodes"] or not g["float_sites"]
         assert m["graphs"][name]["check"]["max_rel_error"] <= m["graphs"][name]["check"]["tolerance"]
 
@@ -79,8 +81,11 @@ def test_float_sites_really_stay_float_and_the_rest_are_int8_on_both_inputs(buil
         assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
         for site, nodes in sites.items():
             for node in nodes:
-                if q["graphs"][name]["sites"][site]["float"]:
+                scheme = q["graphs"][name]["sites"][site]["scheme"]
+                if scheme == "float":
                     assert "DequantizeLinear" not in inputs[node], (site, node)
+                elif scheme == "per_token":  # int8 weight, float activation (quantised at run time by OpenVINO)
+                    assert inputs[node][0] != "DequantizeLinear" and inputs[node][1] == "DequantizeLinear", (site, node)
                 else:
                     assert inputs[node] == ["DequantizeLinear", "DequantizeLinear"], (site, node)
         zero_points = [numpy_helper.to_array(t) for t in model.graph.initializer if t.name.endswith("zero_point")]
@@ -95,13 +100,14 @@ def test_quantised_matmuls_run_as_int8_kernels_on_onnxruntime(built_int8, monkey
 
     from ddt_export.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-    written = {}
+    written = []  # the optimised graphs of the backend's sessions, in the order it opens them (encoder, decoder)
     real = ort.InferenceSession
 
-    def recording(path, opts=None, *args, **kwargs):  # the backend's own session, its optimised graph written out
+    def recording(path_or_bytes, opts=None, *args, **kwargs):  # bytes: a graph with per-token weights folded
         if opts is not None:
-            opts.optimized_model_filepath = written.setdefault(str(path), str(tmp_path / f"opt-{len(written)}.onnx"))
-        return real(path, opts, *args, **kwargs)
+            written.append(str(tmp_path / f"opt-{len(written)}.onnx"))
+            opts.optimized_model_filepath = written[-1]
+        return real(path_or_bytes, opts, *args, **kwargs)
 
     monkeypatch.setattr(ort, "InferenceSession", recording)
     m = read(built_int8)
@@ -121,7 +127,7 @@ def test_quantised_matmuls_run_as_int8_kernels_on_onnxruntime(built_int8, monkey
                 assert consumers[n.output[0]] == 1, n.name  # one pair per consumer
         quantised = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and producers.get(n.input[0]) == "DequantizeLinear"]
         assert len(quantised) == m.doc.quantization.model_dump(mode="json", by_alias=True)["graphs"][name]["quantized_nodes"] > 0
-        optimised = onnx.load(written[str(built_int8 / f"{name}.onnx")])
+        optimised = onnx.load(written[("encoder", "decoder").index(name)])
         ops = [n.op_type for n in optimised.graph.node]
         # onnxruntime has no float-output int8 Gemm: the timestep embedder's two Gemms (batch rows only) stay DQ + Gemm
         assert ops.count("MatMulIntegerToFloat") + ops.count("QLinearMatMul") == sum(n.op_type == "MatMul" for n in quantised), name
