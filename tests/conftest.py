@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import os
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -22,6 +24,10 @@ LATENT = [4, 8, 8]
 SAMPLER = dict(num_steps=12, guidance=3.0, interval_min=0.3, interval_max=0.9, timeshift=1.5, last_step=0.05)
 
 torch.set_num_threads(2)
+
+# The user cache (TensorRT timing caches, --backend auto's int8 probe) of this test session, not the user's own;
+# CLI subprocesses inherit it. Tests that need their own set it with monkeypatch.
+os.environ.setdefault("DDT_EXPORT_CACHE", tempfile.mkdtemp(prefix="ddt-test-cache-"))
 
 
 @dataclass

@@ -9,6 +9,7 @@ imported only when chosen. Each backend class declares the options it takes in `
 
 from __future__ import annotations
 
+import sys
 from typing import ClassVar, Protocol
 
 from ..errors import DDTError
@@ -34,7 +35,8 @@ def tensorrt_available() -> bool:
 
 
 def resolve_name(name: str, manifest: Manifest | None) -> str:
-    """`auto`: TensorRT engines where built and usable, else onnxruntime for a build, else torch."""
+    """`auto`: TensorRT engines where built and usable; else, for an int8 build, the CPU runtime measured faster on this
+    host (probe.py); else onnxruntime for a build; else torch."""
     if name != "auto":
         if name not in NAMES:
             raise DDTError(f"unknown backend {name!r}; choose auto, {', '.join(NAMES)}")
@@ -43,6 +45,10 @@ def resolve_name(name: str, manifest: Manifest | None) -> str:
         return "torch"
     if manifest.doc.engines is not None and tensorrt_available():
         return "tensorrt"
+    if manifest.precision == "int8":  # the fastest int8 runtime depends on the CPU: measured once per host (probe.py)
+        from .probe import fastest
+
+        return fastest(manifest, say=lambda m: print(m, file=sys.stderr))
     return "onnxruntime"
 
 
