@@ -20,6 +20,10 @@ The manifest records this per runtime (`RUNTIMES`).
 A float site goes per-token when, quantised alone this way (measured in OpenVINO, the runtime that
 runs it), its error is within the static rule's bound (threshold x the median static site's error);
 then the max-error guard of the static scheme applies to the saved graph, measured the same way.
+Last, speed: whether per-token pays depends on the CPU (on an AMX Intel Xeon, OpenVINO's bf16 runs the
+B/2 decoder's float sites faster than per-token int8; on an AMD Zen 4 per-token ran 1.3-1.5x bf16;
+benchmarks/int8_per_token.md), so a graph keeps its per-token sites only where OpenVINO on the build's
+CPU runs it faster with them (`timed`, `pays`; $DDT_EXPORT_PER_TOKEN overrides, `speed_rule`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import statistics
+import time
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+
+from ..backends.probe import cpu_model
+from ..errors import DDTError
 
 if TYPE_CHECKING:  # plan.py reads GROUP_SIZE without loading onnx
     import onnx
@@ -46,6 +56,50 @@ RUNTIMES = {
 RULE = ("a site kept float by the static rule goes per-token when, quantised alone this way and run by OpenVINO "
         "(inference precision f32, group {group}), its error is < {threshold:g} x the median static site's error; then the "
         "max-error guard (<= {max_rel:g}) on the saved graph, measured the same way, sends sites back to float")
+
+
+def speed_rule() -> str:
+    """$DDT_EXPORT_PER_TOKEN: "auto" (default: keep a graph's per-token sites only where OpenVINO on the build's CPU runs it
+    faster with them), "always" (keep them whatever the speed: experiments, and the tests' small models), "never"."""
+    rule = os.environ.get("DDT_EXPORT_PER_TOKEN", "auto")
+    if rule not in ("auto", "always", "never"):
+        raise DDTError(f"DDT_EXPORT_PER_TOKEN={rule!r}; use auto, always or never (or unset it)")
+    return rule
+
+
+def timed(g, static: onnx.ModelProto, per_token: onnx.ModelProto, group: int, rounds: int = 5) -> dict:
+    """Median ms per call of the graph without and with its per-token sites, OpenVINO as the backend compiles it by
+    default on this CPU (bf16 where it has bf16), the first held-out batch, interleaved rounds after a warm-up."""
+    import openvino as ov
+
+    from ..backends.openvino_backend import bf16_supported
+    from .graph import save
+
+    core = ov.Core()
+    hint = "bf16" if bf16_supported(core) else "f32"
+    feeds = g.heldout[0]
+    runs = {}
+    for name, model in (("static", static), ("per_token", per_token)):
+        path = g.work / f"{g.name}-timing-{name}.onnx"
+        save(model, path)
+        compiled = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
+                                                         "DYNAMIC_QUANTIZATION_GROUP_SIZE": group})
+        runs[name] = compiled.create_infer_request()
+        runs[name].infer(feeds)
+    times = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, req in runs.items():
+            t0 = time.perf_counter()
+            req.infer(feeds)
+            times[name].append(time.perf_counter() - t0)
+    return {"static_ms": 1e3 * statistics.median(times["static"]), "per_token_ms": 1e3 * statistics.median(times["per_token"]),
+            "inference_precision": hint, "rows": int(next(iter(feeds.values())).shape[0]), "rounds": rounds,
+            "cpu": cpu_model()}
+
+
+def pays(speed: dict) -> bool:
+    """Per-token is kept when it is faster than static-with-float-sites on the build's CPU."""
+    return speed["per_token_ms"] < speed["static_ms"]
 
 
 def candidates(sites: Sequence[str]) -> list[str]:

@@ -112,6 +112,7 @@ class PerTokenResult:
     guarded: list[dict]
     error: float  # the saved graph's relative L2 error run by OpenVINO (f32, per-token groups)
     max_rel_error: float
+    speed: dict | None = None  # per_token.timed's measurement on the build's CPU, when the speed rule ran
 
 
 def per_token_scheme(plan: QuantPlan) -> dict:
@@ -177,6 +178,8 @@ class GraphResult:
                                          f"per-token alone: {pt.alone[s]:.2e}" for s in pt.chosen}
             out["per_token_nodes"] = sum(len(self.sites[s]) for s in pt.chosen)
             out["per_token_guard"] = pt.guarded
+            if pt.speed is not None:
+                out["per_token_speed"] = pt.speed | {"kept": bool(pt.chosen)}
             out["errors_by_runtime"] = {  # the saved graph as each runtime runs it (onnxruntime: per-token sites in float)
                 "onnxruntime": {"error": self.error, "max_rel_error": self.max_rel_error},
                 "openvino": {"error": pt.error, "max_rel_error": pt.max_rel_error},
@@ -194,6 +197,9 @@ class GraphResult:
             return ""
         if any(g["site"] == site for g in pt.guarded):
             return "; per-token too: kept float by the max-error guard"
+        if pt.speed is not None and not pt.chosen:
+            return (f"; per-token passed ({pt.alone[site]:.2e}) but OpenVINO ran the graph slower with it on this CPU "
+                    f"({pt.speed['per_token_ms']:.1f} vs {pt.speed['static_ms']:.1f} ms)")
         return f"; per-token alone: {pt.alone[site]:.2e} ({pt.alone[site] / median:.1f}x the median site)"
 
 

@@ -121,8 +121,14 @@ def per_token_sites(run: Run, g: Graph, final: onnx.ModelProto, float_sites: lis
         max_error=lambda sites: g.errors(per_token.compress(final, nodes(sites), matmuls), openvino_group=group)[1],
         on_guard=lambda site, error: run.say(f"{g.name} per-token max error {error:.2e} > {plan.max_rel:g}: {site} stays float"))
     saved = per_token.compress(final, nodes(chosen), matmuls)
+    speed = None
+    if chosen and per_token.speed_rule() == "auto":
+        run.say(f"{g.name} timing per-token against static on this CPU (OpenVINO)")
+        speed = per_token.timed(g, final, saved, group)
+        if not per_token.pays(speed):
+            saved, chosen = final, []
     error, max_rel = g.errors(saved, openvino_group=group)
-    return saved, record.PerTokenResult(alone, alone_max, chosen, guarded, error, max_rel)
+    return saved, record.PerTokenResult(alone, alone_max, chosen, guarded, error, max_rel, speed)
 
 
 def fp32_copy(graphs_from: Path, work: Path, name: str) -> Path:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import numpy_helper
 
+from ddt_export.errors import DDTError
 from ddt_export.manifest import read
 from ddt_export.pipeline import Pipeline
 from ddt_export.quant import per_token
@@ -150,3 +152,60 @@ def test_per_token_runs_stay_close_to_fp32_on_every_runtime_that_claims_them(bui
     for runtime, got in runs.items():
         assert np.isfinite(got).all(), runtime
         assert float(np.abs(got - want).max() / np.abs(want).max()) < 0.10, runtime  # as the static int8 bound
+
+
+# ----------------------------------------------------------------------------- the speed rule
+
+
+def test_per_token_is_kept_only_where_it_is_faster(monkeypatch):
+    assert per_token.pays({"static_ms": 10.0, "per_token_ms": 9.0})
+    assert not per_token.pays({"static_ms": 10.0, "per_token_ms": 10.0})
+    for rule in ("auto", "always", "never"):
+        monkeypatch.setenv("DDT_EXPORT_PER_TOKEN", rule)
+        assert per_token.speed_rule() == rule
+    monkeypatch.delenv("DDT_EXPORT_PER_TOKEN")
+    assert per_token.speed_rule() == "auto"
+    monkeypatch.setenv("DDT_EXPORT_PER_TOKEN", "sometimes")
+    with pytest.raises(DDTError, match="DDT_EXPORT_PER_TOKEN='sometimes'; use auto, always or never"):
+        per_token.speed_rule()
+
+
+def test_a_build_where_per_token_is_slower_keeps_those_sites_float_and_says_why(official, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ddt_export.cli import app
+
+    monkeypatch.setenv("DDT_EXPORT_PER_TOKEN", "auto")
+    timed = []
+
+    def slower(g, static, per, group, rounds=5):
+        timed.append(g.name)
+        return {"static_ms": 1.0, "per_token_ms": 2.0, "inference_precision": "bf16", "rows": 2, "rounds": rounds, "cpu": "test"}
+
+    monkeypatch.setattr(per_token, "timed", slower)
+    out = tmp_path / "int8"
+    result = CliRunner().invoke(app, ["build", "--config", str(official.config), "--ckpt", str(official.ckpt), "--precision", "int8",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    q = read(out).doc.quantization.model_dump(mode="json", by_alias=True)
+    assert timed  # the rule ran for a graph that had per-token candidates
+    for name in timed:
+        g = q["graphs"][name]
+        assert g["per_token_sites"] == {} and g["per_token_speed"]["kept"] is False
+        assert per_token.compressed_matmuls(onnx.load(str(out / f"{name}.onnx"))) == set()
+        assert any("OpenVINO ran the graph slower with it on this CPU (2.0 vs 1.0 ms)" in why for why in g["float_sites"].values())
+
+
+def test_timing_runs_both_graphs_on_openvino(built, tmp_path):
+    import math
+    from types import SimpleNamespace
+
+    m = read(built)
+    model = onnx.load(str(built / "decoder.onnx"))
+    sites = site_nodes(model, m.arch.num_encoder_blocks)
+    per = per_token.compress(model, sites["decoder_adaln"], [n for v in sites.values() for n in v])
+    rng = np.random.default_rng(0)
+    feeds = {t.name: rng.standard_normal(t.concrete(2)).astype(np.float32) for t in m.graph("decoder").inputs}
+    speed = per_token.timed(SimpleNamespace(name="decoder", work=tmp_path, heldout=[feeds]), model, per, 64, rounds=2)
+    assert speed["rows"] == 2 and speed["rounds"] == 2 and speed["inference_precision"] in ("bf16", "f32")
+    assert all(math.isfinite(speed[k]) and speed[k] > 0 for k in ("static_ms", "per_token_ms"))
