@@ -199,6 +199,7 @@ def run(fp32_dir: str | Path, int8_dir: str | Path, opts: Options, progress: Cal
     return {
         "model": m32.name, "arch": arch.to_dict(), "fp32_build": str(fp32_dir), "int8_build": str(int8_dir),
         "float_sites": {g: sorted(v.float_sites) for g, v in quant.items()},
+        "per_token_sites": {g: sorted(v.per_token_sites or {}) for g, v in quant.items()},
         "steps": N, "batch": B, "cfg_batch": 2 * B, "schedule": "uniform", "encoder_calls": {f"{r:g}": len(rec) for r, rec in inputs.plans},
         "repeat": opts.repeat, "threads": threads, "rows": rows, "ceilings": ceil,
         "machine": machine.describe(), "load_average": {"start": load_start, "end": machine.load_average()},
@@ -225,6 +226,7 @@ def table(res: dict):
     c, load = res["ceilings"], res["load_average"]
     lines = [f"ceilings measured now (GFLOP/s): fp32 {c['fp32']:.0f}, bf16 {c['bf16']:.0f}, int8 {c['int8']['int8']:.0f} "
              f"({', '.join(f'{k} {v}' for k, v in c['int8']['sources_gops'].items())})",
-             "float sites of the int8 build: " + "; ".join(f"{g}: {', '.join(s) or 'none'}" for g, s in res["float_sites"].items()),
+             "float sites of the int8 build: " + "; ".join(f"{g}: {', '.join(s) or 'none'}" for g, s in res["float_sites"].items())
+             + "; per-token: " + "; ".join(f"{g}: {', '.join(s) or 'none'}" for g, s in res.get("per_token_sites", {}).items()),
              f"load average {load['start'][0] if load['start'] else '?'} -> {load['end'][0] if load['end'] else '?'}"]
     return Group(t, Text("\n".join(lines)))
