@@ -1,6 +1,6 @@
 // Reads and checks manifest.json: format, every file's size and sha256, the tensors' roles,
-// dtypes and shapes, the sampler defaults (Euler or Adams); finds calibrations by their sampler
-// settings, sampler and order included.
+// dtypes and shapes, the sampler defaults (Euler or Adams), an int8 build's per-token group;
+// finds calibrations by their sampler settings, sampler and order included.
 
 #include "manifest.h"
 
@@ -327,6 +327,12 @@ std::string value_repr(const json& v) {
   return v.dump();
 }
 
+/// A value manifest.py's schema refuses, in its words (errors.first_problem): `file: where: problem (got value); ...`.
+Error damaged(const fs::path& file, const std::string& where, const std::string& problem, const json& got) {
+  return Error(file.string() + ": " + where + ": " + problem + " (got " + value_repr(got) +
+               "); the manifest is damaged or was edited, rebuild the folder");
+}
+
 /// model.class_names (optional; absent or null: ids only): a list of strings, one per class of
 /// model.num_classes, each line obeying class_names.py's rules N1-N2, checked as manifest.py does on every
 /// read (before the files are hashed) with its messages.
@@ -335,8 +341,7 @@ std::optional<ClassNames> read_class_names(const json& d, const fs::path& file) 
   if (!model.is_object() || !model.contains("class_names") || model.at("class_names").is_null()) return std::nullopt;
   const json& names = model.at("class_names");
   const auto damaged = [&](const std::string& where, const char* want, const json& got) {
-    return Error(file.string() + ": " + where + ": Input should be a valid " + want + " (got " + value_repr(got) +
-                 "); the manifest is damaged or was edited, rebuild the folder");
+    return detail::damaged(file, where, std::string("Input should be a valid ") + want, got);
   };
   if (!names.is_array()) throw damaged("model.class_names", "list", names);
   std::vector<std::string> lines;
@@ -347,6 +352,34 @@ std::optional<ClassNames> read_class_names(const json& d, const fs::path& file) 
   const int64_t num_classes = require(model, "num_classes", "manifest model").get<int64_t>();
   check_class_names(lines, num_classes, file.string() + ": model.class_names");
   return ClassNames(std::move(lines));
+}
+
+/// An object of the schema at `where` (model `type` in its message), or an Error as manifest.py words it.
+const json& object_at(const json& parent, const char* key, const std::string& where, const char* type, const fs::path& file) {
+  const json& obj = parent.at(key);
+  if (!obj.is_object()) throw damaged(file, where, std::string("Input should be a valid dictionary or instance of ") + type, obj);
+  return obj;
+}
+
+/// quantization.scheme.per_token.group_size: the channel group OpenVINO quantises the activations of an int8 build's
+/// per-token sites in (DYNAMIC_QUANTIZATION_GROUP_SIZE). Absent (fp32 builds; int8 builds made before per-token
+/// sites) where quantization or its per_token is absent or null; else a strict integer >= 1, checked as manifest.py
+/// does (quantization.scheme and per_token.group_size required) with its messages.
+std::optional<uint64_t> read_per_token_group(const json& d, const fs::path& file) {
+  if (!d.contains("quantization") || d.at("quantization").is_null()) return std::nullopt;
+  const json& q = object_at(d, "quantization", "quantization", "Quantization", file);
+  if (!q.contains("scheme")) throw damaged(file, "quantization.scheme", "Field required", q);
+  const json& scheme = object_at(q, "scheme", "quantization.scheme", "QuantScheme", file);
+  if (!scheme.contains("per_token") || scheme.at("per_token").is_null()) return std::nullopt;
+  const std::string where = "quantization.scheme.per_token";
+  const json& per_token = object_at(scheme, "per_token", where, "PerTokenScheme", file);
+  if (!per_token.contains("group_size")) throw damaged(file, where + ".group_size", "Field required", per_token);
+  const json& group = per_token.at("group_size");
+  if (!group.is_number_integer()) throw damaged(file, where + ".group_size", "Input should be a valid integer", group);
+  if (!group.is_number_unsigned() || group.get<uint64_t>() < 1) {
+    throw damaged(file, where + ".group_size", "Input should be greater than or equal to 1", group);
+  }
+  return group.get<uint64_t>();
 }
 
 /// manifest sampler.order: a whole number (the schema's strict integer), within int.
@@ -405,6 +438,7 @@ Manifest read_manifest(const fs::path& root, bool verify) {
   try {
     check_paths(m.data, file);
     m.class_names = read_class_names(m.data, file);
+    m.per_token_group = read_per_token_group(m.data, file);
   } catch (const json::exception& e) {
     throw Error(file.string() + " has a value of the wrong type (" + e.what() + "); rebuild the folder");
   }

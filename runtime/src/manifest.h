@@ -54,6 +54,10 @@ struct Manifest {
   SamplerSettings sampler;
   GraphSpec encoder, decoder;
   std::optional<ClassNames> class_names;  // model.class_names; empty for a build without them (ids only)
+  /// quantization.scheme.per_token.group_size: an int8 build's per-token sites (int8 weights) have their activations
+  /// quantised per token in groups of this many channels at run time (OpenVINO's DYNAMIC_QUANTIZATION_GROUP_SIZE);
+  /// empty for fp32 builds and int8 builds without per-token sites.
+  std::optional<uint64_t> per_token_group;
 
   Roles roles() const;
   std::filesystem::path path(const std::string& file) const { return root / file; }

@@ -1,10 +1,12 @@
 // OpenVINO backend: the build's own encoder.onnx / decoder.onnx (fp32, or int8 QDQ) on the CPU,
 // as ddt_export/backends/openvino_backend.py runs them: read once, compiled per static CFG
-// batch with INFERENCE_PRECISION_HINT (bf16 where the CPU has bf16 hardware, else f32) and
-// PERFORMANCE_HINT LATENCY. Each runner allocates x, t, y, s, v once and binds them once: x to
-// both graphs, s as the encoder's output and the decoder's input (one buffer, never copied).
-// Where guidance is off the loop runs the conditional half alone: a second pair of requests,
-// compiled at batch B, bound to tensors over the same memory from row B on (views, never copies).
+// batch with INFERENCE_PRECISION_HINT (bf16 where the CPU has bf16 hardware, else f32),
+// PERFORMANCE_HINT LATENCY and, for an int8 build's per-token sites, DYNAMIC_QUANTIZATION_GROUP_SIZE
+// from the manifest (quantization.scheme.per_token.group_size). Each runner allocates x, t, y, s, v
+// once and binds them once: x to both graphs, s as the encoder's output and the decoder's input
+// (one buffer, never copied). Where guidance is off the loop runs the conditional half alone: a
+// second pair of requests, compiled at batch B, bound to tensors over the same memory from row B on
+// (views, never copies).
 
 #include <openvino/frontend/manager.hpp>
 #include <openvino/openvino.hpp>
@@ -147,6 +149,9 @@ class OpenVinoBackend final : public Backend {
       config_[ov::hint::inference_precision.name()] = precision_ == "bf16" ? ov::element::bf16 : ov::element::f32;
       config_[ov::hint::performance_mode.name()] = ov::hint::PerformanceMode::LATENCY;
       if (options.threads > 0) config_[ov::inference_num_threads.name()] = static_cast<int32_t>(options.threads);
+      // an int8 build's per-token sites: activations quantised per token in the build's channel groups (the plugin's
+      // default, 32, is not what the build chose and measured)
+      if (m.per_token_group) config_[ov::hint::dynamic_quantization_group_size.name()] = *m.per_token_group;
       encoder_ = read("encoder", m.encoder);
       decoder_ = read("decoder", m.decoder);
     } catch (const Error&) {

@@ -453,6 +453,40 @@ void test_manifest_errors() {
   expect_error([&] { ddt::detail::read_manifest(root); }, "its sampler defaults are invalid (timeshift must be > 0");
 }
 
+/// quantization.scheme.per_token.group_size (OpenVINO's DYNAMIC_QUANTIZATION_GROUP_SIZE for the per-token sites): read
+/// where present, absent where quantization or per_token is absent or null, and checked as manifest.py checks it (a
+/// strict integer >= 1) with its messages (tests/runtime/test_cpp_per_token.py holds them to Python's, edit for edit).
+void test_manifest_reads_per_token_group() {
+  const fs::path dir = temp_dir("per_token");
+  const auto read_with = [&](const std::string& quantization) {
+    write_text(dir / "manifest.json", build_text(dir, quantization.empty() ? "" : ", \"quantization\": " + quantization));
+    return ddt::detail::read_manifest(dir).per_token_group;
+  };
+  const auto scheme = [](const std::string& per_token) {
+    return R"({"graphs": {}, "scheme": {"element_type": "int8", "per_token": )" + per_token + "}}";
+  };
+  const auto group = [&](const std::string& value) {
+    return scheme(R"({"weights": "int8", "activations": {}, "group_size": )" + value + "}");
+  };
+  CHECK(!read_with("") && !read_with("null") && !read_with(R"({"graphs": {}, "scheme": {"element_type": "int8"}})"));
+  CHECK(!read_with(scheme("null")));
+  CHECK(read_with(group("64")) == 64u && read_with(group("1")) == 1u);
+  CHECK(read_with(group("18446744073709551615")) == std::numeric_limits<uint64_t>::max());  // Python's int has no bound; OpenVINO's is uint64
+  const std::string at = "quantization.scheme.per_token.group_size: ";
+  expect_error([&] { read_with(group("0")); }, at + "Input should be greater than or equal to 1 (got 0); the manifest is damaged");
+  expect_error([&] { read_with(group("-64")); }, at + "Input should be greater than or equal to 1 (got -64)");
+  for (const char* v : {"64.0", "\"64\"", "true", "null", "[64]"}) {
+    expect_error([&] { read_with(group(v)); }, at + "Input should be a valid integer (got ");
+  }
+  expect_error([&] { read_with(group("64.0")); }, "(got 64.0);");
+  expect_error([&] { read_with(group("true")); }, "(got True);");
+  expect_error([&] { read_with(scheme(R"({"weights": "int8"})")); }, at + "Field required (got dict)");
+  expect_error([&] { read_with(scheme("7")); }, "quantization.scheme.per_token: Input should be a valid dictionary or instance of PerTokenScheme (got 7)");
+  expect_error([&] { read_with(R"({"graphs": {}})"); }, "quantization.scheme: Field required (got dict)");
+  expect_error([&] { read_with(R"({"graphs": {}, "scheme": "int8"})"); }, "quantization.scheme: Input should be a valid dictionary or instance of QuantScheme (got 'int8')");
+  expect_error([&] { read_with("\"int8\""); }, "quantization: Input should be a valid dictionary or instance of Quantization (got 'int8')");
+}
+
 // ---------------------------------------------------------------- the loop
 
 /// A fake backend: s is (t, label) per row; v = 0.5 x + s.t - 0.01 s.label, so every step's
@@ -933,6 +967,10 @@ const ReaderKey kReaderKeys[] = {
     {"libtorch.encoder.file", ""},
     {"libtorch.decoder.inputs", ""},
     {"libtorch.decoder.file", ""},
+    {"quantization", "only int8/fp8 builds write it (null or absent otherwise): no per-token sites, the plugin's own group"},
+    {"quantization.scheme", ""},  // required there; the openvino backend reads per_token from it
+    {"quantization.scheme.per_token", "only int8 builds with per-token sites write it; absent or null: no group to set"},
+    {"quantization.scheme.per_token.group_size", ""},  // the openvino backend's DYNAMIC_QUANTIZATION_GROUP_SIZE
     {"engines", "only TensorRT builds (`ddt-export engines`) write it; the tensorrt backend refuses a build without it"},
     {"engines.tensorrt", ""},
     // A gap in the schema, not in the readers: ManifestDoc declares Engines.compute_capability as
@@ -1053,6 +1091,7 @@ int main(int argc, char** argv) {
   run("output_paths", test_output_paths);
   run("manifest_reads_defaults_and_roles", test_manifest_reads_defaults_and_roles);
   run("manifest_errors", test_manifest_errors);
+  run("manifest_reads_per_token_group", test_manifest_reads_per_token_group);
   run("loop_protocol_and_update", test_loop_protocol_and_update);
   run("loop_reuses_a_state_across_the_interval_edge", test_loop_reuses_a_state_across_the_interval_edge);
   run("adams_loop", test_adams_loop);
