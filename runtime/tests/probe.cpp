@@ -14,6 +14,8 @@
 //                            the same, then finite.h's check_representable (float32 can hold them)
 //   whole_list TEXT          ddt::whole_list(TEXT, "--labels"): ok and the numbers, comma-separated, or error: <message>
 //   seed TEXT                ddt::check_seed(TEXT): ok N, or error: <message>; TEXT as SAMPLER above
+//   decimal WHAT EXAMPLE TEXT ddt::decimal(TEXT, WHAT, EXAMPLE): ok and the double's 64 bits (16 hex digits), or
+//                            error: <message>; WHAT, EXAMPLE and TEXT as SAMPLER above
 //   labels NAMES TEXT        ddt::resolve_labels(ddt::split_labels(TEXT, "--labels"), names, "--labels"): ok and the
 //                            ids, comma-separated, or error: <message>; NAMES is the path (hex, as TEXT) of a JSON
 //                            list of lines, or none (a build without names)
@@ -223,6 +225,14 @@ int main() {
         double v;
         std::memcpy(&v, &bits, sizeof v);
         std::cout << ddt::detail::float_repr(v) << "\n";
+      } else if (cmd == "decimal") {
+        const std::string what = hex_text(in), example = hex_text(in);
+        const double v = ddt::decimal(hex_text(in), what, example);
+        uint64_t bits;
+        std::memcpy(&bits, &v, sizeof bits);
+        char buf[24];
+        std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(bits));
+        std::cout << "ok " << buf << "\n";
       } else if (cmd == "seed") {
         const uint64_t seed = ddt::check_seed(hex_text(in));
         std::cout << "ok " << seed << "\n";

@@ -3,8 +3,10 @@
 // gets one line on stderr, `error: <problem and the fix>`, exit status 2, and nothing written.
 // A result that is not finite is refused the same way, naming the setting that blew it up. The
 // machine failing (a full disk, a read-only file system) is one line too, exit status 74
-// (EX_IOERR, as ddt-export), and no partial file is left.
+// (EX_IOERR, as ddt-export), and no partial file is left. Ctrl-C or SIGTERM is one line and exit
+// status 130, as ddt-export, with no temporary file left.
 
+#include <pthread.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -20,14 +22,17 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "ddt/runtime.h"
+#include "text.h"  // string_repr: Python's repr of an argument in a message
 
 namespace fs = std::filesystem;
 
@@ -68,6 +73,7 @@ Sample latents with the Euler or Adams loop, CFG in its interval, and the encode
 constexpr int kMaxThreads = 1024;
 constexpr int64_t kMaxNoiseValues = int64_t{1} << 28;  // cli.MAX_NOISE_VALUES: 1 GiB of float32, past 1,024 samples of the largest latent
 constexpr int kIoError = 74;  // sysexits.h EX_IOERR, as ddt_export.errors.IO_ERROR: the machine failed, not the input
+constexpr int kInterrupted = 130;  // ddt_export.errors.INTERRUPTED: Ctrl-C or SIGTERM
 
 struct Usage : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -104,17 +110,6 @@ void check_labels_text(const std::string& text) {
   const std::string most = std::to_string(ddt::kMaxBatch);
   if (entries > static_cast<size_t>(ddt::kMaxBatch)) throw ddt::Error("--labels has more than " + most + " entries; at most " + most);
   if (entries == 0) throw ddt::Error("give at least one label, e.g. --labels 1,7");
-}
-
-/// A finite decimal number.
-double parse_double(const std::string& raw, const std::string& what) {
-  const std::string text = trimmed(raw);
-  char* end = nullptr;
-  errno = 0;
-  const double v = text.empty() ? 0.0 : std::strtod(text.c_str(), &end);
-  if (text.empty() || end != text.c_str() + text.size()) throw Usage(what + " must be a number (got '" + raw + "')");
-  if (!std::isfinite(v) || errno == ERANGE) throw ddt::Error(what + " must be a finite number (got '" + raw + "')");
-  return v;
 }
 
 /// Comma-separated whole numbers in the grammar, each within [lo, hi], at most `max_items` of them.
@@ -211,18 +206,18 @@ void check_shape_of_command(const Args& args) {
 void parse_sampler(const Args& args, ddt::GenerateOptions& o) {
   if (args.has("--seed")) o.seed = ddt::check_seed(args.at("--seed"));
   if (args.has("--steps")) o.num_steps = static_cast<int>(parse_int(args.at("--steps"), "--steps", 1, ddt::kMaxSteps));
-  if (args.has("--cfg")) o.guidance = parse_double(args.at("--cfg"), "--cfg");
+  if (args.has("--cfg")) o.guidance = ddt::decimal(args.at("--cfg"), "--cfg", "4.0");
   if (args.has("--interval")) {
     const std::string& text = args.at("--interval");
     const size_t comma = text.find(',');
     if (comma == std::string::npos || text.find(',', comma + 1) != std::string::npos) {
-      throw ddt::Error("--interval takes LO,HI, e.g. 0.3,1.0 (got '" + text + "')");
+      throw ddt::Error("--interval takes LO,HI, e.g. 0.3,1.0 (got " + ddt::detail::string_repr(text) + ")");
     }
-    o.interval_min = parse_double(text.substr(0, comma), "--interval LO");
-    o.interval_max = parse_double(text.substr(comma + 1), "--interval HI");
+    o.interval_min = ddt::decimal(text.substr(0, comma), "--interval LO", "0.3");
+    o.interval_max = ddt::decimal(text.substr(comma + 1), "--interval HI", "1.0");
   }
-  if (args.has("--timeshift")) o.timeshift = parse_double(args.at("--timeshift"), "--timeshift");
-  if (args.has("--last-step")) o.last_step = parse_double(args.at("--last-step"), "--last-step");
+  if (args.has("--timeshift")) o.timeshift = ddt::decimal(args.at("--timeshift"), "--timeshift", "1.0");
+  if (args.has("--last-step")) o.last_step = ddt::decimal(args.at("--last-step"), "--last-step", "0.04");
   if (args.has("--sampler")) o.sampler = args.at("--sampler");
   if (args.has("--order")) o.order = parse_order(args.at("--order"));
 }
@@ -238,7 +233,7 @@ void parse_schedule(const Args& args, ddt::Schedule& schedule) {
     schedule.recompute = steps;
   }
   if (args.has("--sharing-ratio")) {
-    schedule.sharing_ratio = ddt::check_ratio(parse_double(args.at("--sharing-ratio"), "--sharing-ratio"));
+    schedule.sharing_ratio = ddt::check_ratio(ddt::decimal(args.at("--sharing-ratio"), "--sharing-ratio", "0.75"));
   }
   if (args.has("--schedule")) {
     schedule.method = args.at("--schedule");
@@ -302,6 +297,53 @@ Options validate(const Args& args) {
   return o;
 }
 
+// ---------------------------------------------------------------- Ctrl-C and SIGTERM
+
+// As ddt_export.errors.run: Ctrl-C or SIGTERM ends the run with one line and exit 130, leaving nothing
+// half-written. Both signals are blocked in every thread (the backends' threads inherit the mask) and
+// taken by one listener thread with sigwait, so nothing runs in a signal handler. The only file ddt-run
+// creates is write_npy's temporary file, which exists only while g_writing is held: the listener takes
+// g_writing first, so a write under way ends (renamed into place whole, or removed on failure) before
+// the process does; a run still sampling has nothing on disk and simply ends.
+
+std::mutex g_writing;      // held while the latents are written
+pthread_t g_listener;      // the thread that takes the signals
+bool g_on_tty = false;     // stderr is a terminal: clear the progress line first
+
+[[noreturn]] void listen_for_interrupts(sigset_t signals) {
+  int signum = 0;
+  while (sigwait(&signals, &signum) != 0) {
+  }
+  g_writing.lock();  // never released: the process ends here
+  const char kLine[] = "interrupted; nothing half-written was left behind\n";
+  if (g_on_tty) (void)!::write(STDERR_FILENO, "\r\033[K", 4);
+  (void)!::write(STDERR_FILENO, kLine, sizeof kLine - 1);
+  ::_exit(kInterrupted);
+}
+
+/// A thread started before main (none is expected) has the signals unblocked: hand them to the listener.
+void forward_interrupt(int signum) { ::pthread_kill(g_listener, signum); }
+
+/// SIGINT (unless the shell started us with it ignored, as Python keeps it) and SIGTERM, to the listener.
+void handle_interrupts() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  struct sigaction before {};
+  if (::sigaction(SIGINT, nullptr, &before) == 0 && before.sa_handler != SIG_IGN) sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  g_on_tty = isatty(STDERR_FILENO);
+  std::thread listener(listen_for_interrupts, signals);
+  g_listener = listener.native_handle();
+  listener.detach();
+  struct sigaction forward {};
+  forward.sa_handler = forward_interrupt;
+  sigemptyset(&forward.sa_mask);
+  for (int signum : {SIGINT, SIGTERM}) {
+    if (sigismember(&signals, signum)) ::sigaction(signum, &forward, nullptr);
+  }
+}
+
 // ---------------------------------------------------------------- open, generate, write outputs
 
 /// The build opened with the chosen backend, and how long that took.
@@ -362,7 +404,10 @@ nlohmann::ordered_json summary(const ddt::Pipeline& pipe, const Options& o, cons
 
 /// The latents file (atomically), the two-line report on stderr, the JSON summary on stdout.
 void write_outputs(const ddt::Pipeline& pipe, const Options& o, const ddt::Result& r, double open_seconds) {
-  if (o.latents_file) ddt::write_npy(*o.latents_file, r.latents);
+  if (o.latents_file) {
+    const std::lock_guard<std::mutex> hold(g_writing);  // an interrupt waits until the file is whole or removed
+    ddt::write_npy(*o.latents_file, r.latents);
+  }
   const std::string solver = r.settings.sampler == "euler" ? "" : " (adams, order " + std::to_string(r.settings.order) + ")";
   std::cerr << o.labels.size() << " samples, " << r.settings.num_steps << " steps" << solver << ", encoder ran " << r.recompute.size()
             << " times (sharing ratio " << std::fixed << std::setprecision(2) << r.sharing_ratio() << "), " << pipe.backend()
@@ -404,6 +449,7 @@ bool machine_failure(const std::system_error& e) {
 int main(int argc, char** argv) {
   std::signal(SIGXFSZ, SIG_IGN);  // past a file size limit, write() fails with EFBIG (one line, exit 74), as in Python
   try {
+    handle_interrupts();
     return run(argc, argv);
   } catch (const Usage& e) {
     std::cerr << "error: " << e.what() << " (see `ddt-run --help`)\n";

@@ -103,7 +103,7 @@ CASES = [
     ("cfg-nan", [B, *LABELS, "--cfg", "nan"], "--cfg must be a finite number (got 'nan')"),
     ("cfg-inf", [B, *LABELS, "--cfg", "inf"], "--cfg must be a finite number (got 'inf')"),
     ("cfg-overflow", [B, *LABELS, "--cfg", "1e999"], "--cfg must be a finite number"),
-    ("cfg-word", [B, *LABELS, "--cfg", "strong"], "--cfg must be a number (got 'strong')"),
+    ("cfg-word", [B, *LABELS, "--cfg", "strong"], "--cfg must be a decimal number of ASCII digits, e.g. 4.0 (got 'strong')"),
     ("timeshift-nan", [B, *LABELS, "--timeshift", "nan"], "--timeshift must be a finite number"),
     ("timeshift-zero", [B, *LABELS, "--timeshift", "0"], "timeshift must be > 0 (got 0.0)"),
     ("interval-nan", [B, *LABELS, "--interval", "nan,1"], "--interval LO must be a finite number"),

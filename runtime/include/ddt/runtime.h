@@ -79,6 +79,11 @@ std::vector<std::string> whole_list(const std::string& text, const std::string& 
 std::optional<int64_t> to_int64(const std::string& number);
 /// A seed in that grammar, 0 to 2^64 - 1 (torch would read -1 as 2^64 - 1: refused, not wrapped).
 uint64_t check_seed(const std::string& text, const std::string& what = "--seed");
+/// The float side of that grammar (ddt_export/decimals.py): ASCII, an optional '-', digits with an optional
+/// fraction ("0.75", "1.", ".5") and exponent ("1e-3", "1E+30"), spaces or tabs around; no '+', '_', hex or
+/// other scripts' digits. inf, nan and values past float64 ("1e400") are refused as not finite; one below
+/// its range ("1e-400") reads as 0, as float() reads it. Throws an Error naming `what` with decimals.py's words.
+double decimal(const std::string& text, const std::string& what, const std::string& example = "0.5");
 
 /// A build's class names (manifest `model.class_names`), ready for look-ups: one line per class 0 .. K-1,
 /// "display name, synonym, ...". The rules are ddt_export/class_names.py's (its docstring is the contract both
