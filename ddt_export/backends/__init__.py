@@ -46,9 +46,9 @@ def resolve_name(name: str, manifest: Manifest | None) -> str:
     if manifest.doc.engines is not None and tensorrt_available():
         return "tensorrt"
     if manifest.precision == "int8":  # the fastest int8 runtime depends on the CPU: measured once per host (probe.py)
-        from .probe import fastest
+        from .probe import fastest, time_calls
 
-        return fastest(manifest, say=lambda m: print(m, file=sys.stderr))
+        return fastest(manifest, lambda n, m: time_calls(backend_class(n)(m)), say=lambda m: print(m, file=sys.stderr))
     return "onnxruntime"
 
 

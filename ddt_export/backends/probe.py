@@ -11,28 +11,18 @@ versions, so the probe runs once per build and host; a cache entry that cannot b
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Callable
 
+from ..bench.machine import cpu_name
 from ..files import atomic_write, user_cache
 from ..manifest import Manifest
 
 CANDIDATES = ("onnxruntime", "openvino")
 PROBE_CALLS = 3
 CACHE_FILE = "backend-probe.json"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def host_key(manifest: Manifest) -> str:
@@ -43,14 +33,12 @@ def host_key(manifest: Manifest) -> str:
     from ..manifest import digest
 
     build = manifest.doc.digest or digest(manifest.doc.dump())
-    return f"{build}|{cpu_model()}|onnxruntime {onnxruntime.__version__}|openvino {openvino.__version__}"
+    return f"{build}|{cpu_name()}|onnxruntime {onnxruntime.__version__}|openvino {openvino.__version__}"
 
 
-def time_backend(name: str, manifest: Manifest) -> float:
-    """Median seconds of one encoder + decoder call pair of backend `name` on the build, CFG batch 2."""
-    from . import backend_class
-
-    runner = backend_class(name)(manifest).runner(2)
+def time_calls(backend) -> float:
+    """Median seconds of one encoder + decoder call pair of an opened backend, CFG batch 2."""
+    runner = backend.runner(2)
     runner.encode()
     runner.decode()
     times = []
@@ -62,9 +50,9 @@ def time_backend(name: str, manifest: Manifest) -> float:
     return statistics.median(times)
 
 
-def fastest(manifest: Manifest, measure: Callable[[str, Manifest], float] = time_backend,
-            say: Callable[[str], None] = lambda m: None) -> str:
-    """The candidate runtime with the smallest measured call time on this host (cached per build, CPU and versions)."""
+def fastest(manifest: Manifest, measure: Callable[[str, Manifest], float], say: Callable[[str], None] = lambda m: None) -> str:
+    """The candidate runtime with the smallest `measure(name, manifest)` on this host (cached per build, CPU and versions);
+    backends/__init__.py measures with `time_calls` on each backend opened."""
     path, key = user_cache() / CACHE_FILE, host_key(manifest)
     cached = _read(path)
     if key in cached and cached[key].get("backend") in CANDIDATES:

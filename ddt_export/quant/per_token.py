@@ -36,7 +36,7 @@ import statistics
 import time
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
-from ..backends.probe import cpu_model
+from ..bench.machine import cpu_name
 from ..errors import DDTError
 
 if TYPE_CHECKING:  # plan.py reads GROUP_SIZE without loading onnx
@@ -72,11 +72,10 @@ def timed(g, static: onnx.ModelProto, per_token: onnx.ModelProto, group: int, ro
     default on this CPU (bf16 where it has bf16), the first held-out batch, interleaved rounds after a warm-up."""
     import openvino as ov
 
-    from ..backends.openvino_backend import bf16_supported
     from .graph import save
 
     core = ov.Core()
-    hint = "bf16" if bf16_supported(core) else "f32"
+    hint = "bf16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32"  # the backend's default
     feeds = g.heldout[0]
     runs = {}
     for name, model in (("static", static), ("per_token", per_token)):
@@ -94,7 +93,7 @@ def timed(g, static: onnx.ModelProto, per_token: onnx.ModelProto, group: int, ro
             times[name].append(time.perf_counter() - t0)
     return {"static_ms": 1e3 * statistics.median(times["static"]), "per_token_ms": 1e3 * statistics.median(times["per_token"]),
             "inference_precision": hint, "rows": int(next(iter(feeds.values())).shape[0]), "rounds": rounds,
-            "cpu": cpu_model()}
+            "cpu": cpu_name()}
 
 
 def pays(speed: dict) -> bool:
