@@ -49,11 +49,12 @@ def unpatchify(x: torch.Tensor, p: int, C: int, H: int, W: int) -> torch.Tensor:
 
 
 def rope_tables(head_dim: int, grid: int, theta: float = 10000.0, scale: float = 16.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin, each (N, d/2), of the official 2-D RoPE on a grid x grid token map.
+    """cos and signed sin, each (N, d), of the official 2-D RoPE on a grid x grid token map, one value per feature.
 
     Positions span [0, scale] whatever the grid; rotation pair j uses the x position for even j
     and the y position for odd j, both at frequency freqs[j // 2]. Computed in fp32 with the
-    same operations as the official complex table, so the angles are bit-identical.
+    same operations as the official complex table, so the angles are bit-identical. Feature 2j and
+    2j+1 share pair j's angle: cos is (c_j, c_j), sin carries the rotation's signs (-s_j, +s_j).
     """
     pos = torch.linspace(0, scale, grid)
     y_pos, x_pos = torch.meshgrid(pos, pos, indexing="ij")
@@ -62,17 +63,26 @@ def rope_tables(head_dim: int, grid: int, theta: float = 10000.0, scale: float =
     x_ang = torch.outer(x_pos, freqs).float()  # N d/4
     y_ang = torch.outer(y_pos, freqs).float()  # N d/4
     angles = torch.stack([x_ang, y_ang], dim=-1).reshape(x_pos.numel(), -1)  # N d/2: x0 y0 x1 y1 ...
-    return angles.cos(), angles.sin()
+    cos, sin = angles.cos(), angles.sin()  # N d/2
+    signs = torch.tensor([-1.0, 1.0])
+    return cos.repeat_interleave(2, dim=-1), (sin[..., None] * signs).reshape(x_pos.numel(), -1)  # N d each
+
+
+PAIR_SWAP = [1, 0]  # x0 x1 -> x1 x0 within each rotation pair
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent feature pairs of (B, N, G, d) by the per-token angles, in fp32."""
+    """Rotate adjacent feature pairs of (B, N, G, d) by the per-token angles, in fp32: x cos + swap(x) sin.
+
+    With rope_tables' tables, feature 2j gets a c - b s and 2j+1 gets b c + a s, bit for bit the complex
+    product. No stack of the two rotated halves: OpenVINO ran that Concat on its reference kernels, 15-27% of
+    an int8 call (benchmarks/int8_per_token.md); the pair swap is a Gather.
+    """
     B, N, G, d = x.shape
-    xf = x.float().reshape(B, N, G, d // 2, 2)  # B N G d/2 2
-    a, b = xf[..., 0], xf[..., 1]  # B N G d/2 each
-    c, s = cos[None, :, None, :], sin[None, :, None, :]  # 1 N 1 d/2
-    out = torch.stack([a * c - b * s, a * s + b * c], dim=-1)  # B N G d/2 2
-    return out.reshape(B, N, G, d).to(x.dtype)
+    xf = x.float()  # B N G d
+    swap = torch.tensor(PAIR_SWAP, device=x.device)  # a constant of the graph: index_select exports as Gather
+    swapped = xf.reshape(B, N, G, d // 2, 2).index_select(-1, swap).reshape(B, N, G, d)  # B N G d
+    return (xf * cos[None, :, None, :] + swapped * sin[None, :, None, :]).to(x.dtype)  # B N G d
 
 
 class RMSNorm(nn.Module):
@@ -212,8 +222,8 @@ class DDT(nn.Module):
         self.final_layer = FinalLayer(D, C * p * p)
         cos, sin = rope_tables(cfg.head_dim, cfg.latent_size // p)
         # Not in the state dict: derived from the config, as in the official fetch_pos.
-        self.register_buffer("rope_cos", cos, persistent=False)  # N d/2
-        self.register_buffer("rope_sin", sin, persistent=False)  # N d/2
+        self.register_buffer("rope_cos", cos, persistent=False)  # N d
+        self.register_buffer("rope_sin", sin, persistent=False)  # N d (signed per pair)
 
     def encode(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Condition encoder: latent (B,C,H,W), time (B,), label (B,) -> self-condition s (B,N,D)."""

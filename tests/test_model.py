@@ -27,6 +27,18 @@ def test_real_rope_equals_complex_rope():
     torch.testing.assert_close(apply_rope(k, cos, sin), want_k, rtol=0, atol=1e-6)
 
 
+def test_rope_without_a_stack_is_bit_identical_to_the_pairwise_rotation():
+    """apply_rope's x cos + swap(x) sin against the pairwise form it replaced (stack of a c - b s, a s + b c), fp32."""
+    d, grid = 16, 4
+    x = torch.randn(2, grid * grid, 3, d) * 10
+    cos, sin = rope_tables(d, grid)
+    c, s = cos[:, 0::2], -sin[:, 0::2]  # pair j's cos and sin
+    assert torch.equal(cos[:, 1::2], c) and torch.equal(sin[:, 1::2], s)
+    a, b = x[..., 0::2], x[..., 1::2]
+    want = torch.stack([a * c[None, :, None] - b * s[None, :, None], a * s[None, :, None] + b * c[None, :, None]], -1)
+    assert torch.equal(apply_rope(x, cos, sin), want.reshape(x.shape))
+
+
 @pytest.mark.parametrize("latent", [8, 12])
 def test_forward_matches_official_with_official_weights(latent):
     ref = random_official_weights(OfficialDDT(**ARCH), seed=3).eval()
