@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -28,12 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
+from ddt_export.bench.machine import cpu_name
 
 
 def inputs(manifest, batch: int, seed: int = 0) -> dict:

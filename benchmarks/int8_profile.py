@@ -13,18 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
+from ddt_export.bench.machine import cpu_name
 
 
 def kind(layer_type: str, exec_type: str) -> str:

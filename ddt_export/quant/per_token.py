@@ -55,7 +55,9 @@ RUNTIMES = {
 }
 RULE = ("a site kept float by the static rule goes per-token when, quantised alone this way and run by OpenVINO "
         "(inference precision f32, group {group}), its error is < {threshold:g} x the median static site's error; then the "
-        "max-error guard (<= {max_rel:g}) on the saved graph, measured the same way, sends sites back to float")
+        "max-error guard (<= {max_rel:g}) on the saved graph, measured the same way, sends sites back to float; last, a graph "
+        "keeps its per-token sites only where OpenVINO on the build's CPU runs it faster with them (per_token_speed; "
+        "$DDT_EXPORT_PER_TOKEN=always|never overrides)")
 
 
 def speed_rule() -> str:
