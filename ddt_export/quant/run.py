@@ -51,6 +51,7 @@ def quantize_graphs(tmp: Path, model, source, precision: str, progress: Callable
     """
     if precision not in ("int8", "fp8"):
         raise ValueError(f"quantize_graphs quantises to int8 or fp8, not {precision!r}")
+    per_token.speed_rule()  # a bad $DDT_EXPORT_PER_TOKEN fails now, not after the trajectories
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # the quantiser's advice is for other models
     run = Run(Path(tmp), source, precision, plan or QuantPlan.for_model(source.arch), progress)
     started = time.perf_counter()
@@ -95,7 +96,7 @@ def quantise_graph(run: Run, name: str, graphs_from: Path, work: Path, data: Tra
     run.say(f"quantising {name} ({len(choice.quantised)} of {len(g.sites)} sites)")
     final = g.quantised(choice.quantised)  # the saved graph, as the quantiser writes it; its own errors are recorded
     tokens = None
-    if run.precision == "int8" and run.plan.per_token_group:
+    if run.precision == "int8" and run.plan.per_token_group and per_token.speed_rule() != "never":
         final, tokens = per_token_sites(run, g, final, choice.float_sites, median_error(alone))
     error, max_rel = g.errors(final)
     ops = op_counts(final)

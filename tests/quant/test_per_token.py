@@ -209,3 +209,19 @@ def test_timing_runs_both_graphs_on_openvino(built, tmp_path):
     speed = per_token.timed(SimpleNamespace(name="decoder", work=tmp_path, heldout=[feeds]), model, per, 64, rounds=2)
     assert speed["rows"] == 2 and speed["rounds"] == 2 and speed["inference_precision"] in ("bf16", "f32")
     assert all(math.isfinite(speed[k]) and speed[k] > 0 for k in ("static_ms", "per_token_ms"))
+
+
+def test_never_keeps_every_float_site_float(official, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ddt_export.cli import app
+
+    monkeypatch.setenv("DDT_EXPORT_PER_TOKEN", "never")
+    out = tmp_path / "int8"
+    result = CliRunner().invoke(app, ["build", "--config", str(official.config), "--ckpt", str(official.ckpt), "--precision", "int8",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    q = read(out).doc.quantization.model_dump(mode="json", by_alias=True)
+    for name, g in q["graphs"].items():
+        assert not g.get("per_token_sites") and all(v["scheme"] != "per_token" for v in g["sites"].values())
+        assert per_token.compressed_matmuls(onnx.load(str(out / f"{name}.onnx"))) == set()
