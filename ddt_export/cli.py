@@ -116,8 +116,8 @@ def build(
     opset: int = typer.Option(DEFAULT_OPSET, parser=whole_parser("--opset", str(DEFAULT_OPSET)), help="ONNX opset, 17 to 20."),
     vae: Optional[Path] = typer.Option(None, help="Local diffusers AutoencoderKL folder; exports its decoder too."),
     backend: str = typer.Option("onnx", help="onnx (graphs only), tensorrt (also engines; needs a GPU), or auto."),
-    max_batch: int = typer.Option(DEFAULT_PROFILE_BATCH, parser=whole_parser("--max-batch", str(DEFAULT_PROFILE_BATCH)), help="Largest user batch the TensorRT engines accept (the CFG batch is twice it)."),
-    opt_level: int = typer.Option(OPT_LEVEL, parser=whole_parser("--opt-level", str(OPT_LEVEL)), help="TensorRT builder optimisation level, 0 to 5."),
+    max_batch: Optional[int] = typer.Option(None, parser=whole_parser("--max-batch", str(DEFAULT_PROFILE_BATCH)), help=f"Largest user batch the TensorRT engines accept (the CFG batch is twice it) [default: {DEFAULT_PROFILE_BATCH}]."),
+    opt_level: Optional[int] = typer.Option(None, parser=whole_parser("--opt-level", str(OPT_LEVEL)), help=f"TensorRT builder optimisation level, 0 to 5 [default: {OPT_LEVEL}]."),
     libtorch: bool = typer.Option(False, "--libtorch", help="Also export encoder and decoder for the C++ LibTorch runtime."),
     class_names: Optional[Path] = typer.Option(None, "--class-names", help="Text file, one class a line \"name, synonym, ...\", or JSON "
                                                "list [default: the config's; ImageNet-1k's for 1000 classes; else ids only]."),
@@ -135,27 +135,27 @@ def build(
         raise DDTError(f"unknown build backend {backend!r}; choose onnx, tensorrt or auto")
     check_precision(precision)
     check_opset(opset)
-    if out is not None:
-        out = build_out(out)
+    if backend == "onnx" and (max_batch, opt_level) != (None, None):  # they shape engines; --backend onnx builds none
+        raise DDTError("--max-batch and --opt-level shape TensorRT engines, which --backend onnx does not build; use --backend tensorrt or auto, or leave them out")
+    out = build_out(out) if out is not None else None
     engines = None
     if backend != "onnx":  # before anything is read or written: a missing TensorRT fails fast
         from .backends.tensorrt.engines import engines_extra
 
-        engines = engines_extra(precision=precision, max_batch=max_batch, opt_level=opt_level, required=backend == "tensorrt")
+        engines = engines_extra(precision=precision, max_batch=DEFAULT_PROFILE_BATCH if max_batch is None else max_batch,
+                                opt_level=OPT_LEVEL if opt_level is None else opt_level, required=backend == "tensorrt")
         if engines is None:
             console.print("TensorRT or a GPU is not available here: building the ONNX graphs only, engines skipped")
     src, load = sources.resolve(preset_name=preset, res=res, config=config, ckpt=ckpt, random_weights=random_weights,
                                 ema=not raw_weights, trust=trust_checkpoint)
     names = build_names(src.arch.num_classes, class_names, src.extra.get("class_names"))
-    if out is None:
-        out = build_out(Path("engines") / src.name)
+    out = out if out is not None else build_out(Path("engines") / src.name)
     extras = []
     if vae is not None:
         from .vae import vae_extra
 
         extras.append(vae_extra(vae, opset))
-    if engines is not None:
-        extras.append(engines)
+    extras += [engines] if engines is not None else []
     if libtorch:
         from .libtorch import libtorch_extra
 

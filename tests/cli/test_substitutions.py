@@ -63,3 +63,15 @@ def test_a_reader_of_the_old_manifest_finds_the_replaced_calibration(cli, built,
     assert cli("calibrate", build, "--steps", 4, "--samples", 3).code == 0
     (entry,) = entries(build)
     np.testing.assert_array_equal(m.similarity(settings), np.load(build / entry["file"]))
+
+
+@pytest.mark.parametrize("flags", [["--max-batch", "8"], ["--opt-level", "3"], ["--max-batch", "4", "--opt-level", "3"]])
+def test_engine_options_without_engines_are_refused_before_anything_is_written(cli, tmp_path, flags):
+    """--max-batch/--opt-level shape TensorRT engines; `--backend onnx` builds none, so they would be silently ignored."""
+    out = tmp_path / "o"
+    r = cli("build", "--backend", "onnx", *flags, "--out", out)
+    assert r.code == 2, r.err
+    assert r.err.strip().splitlines() == [
+        "error: --max-batch and --opt-level shape TensorRT engines, which --backend onnx does not build; use --backend tensorrt "
+        "or auto, or leave them out"]
+    assert list(tmp_path.iterdir()) == []
