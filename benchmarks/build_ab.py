@@ -43,6 +43,18 @@ def onnxruntime_call(manifest, name: str, feeds: dict):
     return lambda: s.run(None, feeds)
 
 
+def interleaved(runs: dict, rounds: int, say=lambda r: None) -> dict:
+    """{key: [seconds per round]}: each round calls every run once, in order, so load changes hit every row alike."""
+    times = {k: [] for k in runs}
+    for r in range(rounds):
+        for k, call in runs.items():
+            t0 = time.perf_counter()
+            call()
+            times[k].append(time.perf_counter() - t0)
+        say(r)
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("builds", nargs="+", help="LABEL=BUILD_FOLDER")
@@ -70,12 +82,7 @@ def main() -> None:
             for hint in ("bf16", "f32") if args.f32 else ("bf16",):
                 runs[(name, label, f"openvino {hint}")] = openvino_call(core, path, feeds, hint, group)
             runs[(name, label, "onnxruntime")] = onnxruntime_call(m, name, feeds)
-    times = {k: [] for k in runs}
-    for _ in range(args.rounds):
-        for k, call in runs.items():
-            t0 = time.perf_counter()
-            call()
-            times[k].append(time.perf_counter() - t0)
+    times = interleaved(runs, args.rounds)
     result = {"cpu": cpu_name(), "cores": os.cpu_count(), "openvino": ov.__version__, "load_average": os.getloadavg(),
               "rounds": args.rounds, "builds": {label: str(m.root) for label, m in builds.items()},
               "rows": [{"graph": k[0], "build": k[1], "runtime": k[2], "ms": 1e3 * statistics.median(v), "ms_all": [1e3 * x for x in v]}

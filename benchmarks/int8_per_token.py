@@ -22,11 +22,11 @@ import json
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from build_ab import interleaved  # benchmarks/ is on sys.path when a script here runs
 from ddt_export.bench.machine import cpu_name
 
 
@@ -125,13 +125,7 @@ def main() -> None:
             out = run()
             run()  # warm-up
             errors[key] = float(np.linalg.norm(out - reference[key[0]]) / np.linalg.norm(reference[key[0]]))
-        times = {key: [] for key in rows}
-        for r in range(args.rounds):
-            for key, run in rows.items():
-                t0 = time.perf_counter()
-                run()
-                times[key].append(time.perf_counter() - t0)
-            print(f"round {r + 1}/{args.rounds}", flush=True)
+        times = interleaved(rows, args.rounds, say=lambda r: print(f"round {r + 1}/{args.rounds}", flush=True))
 
     result = {
         "cpu": cpu_name(), "cores": os.cpu_count(), "openvino": ov.__version__, "onnxruntime": ort.__version__,
